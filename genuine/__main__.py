@@ -1,0 +1,3 @@
+from genuine.cli import main
+
+raise SystemExit(main())

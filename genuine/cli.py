@@ -1,0 +1,112 @@
+"""The `genuine` command line: one tool, one subcommand per job of the pipeline.
+
+    genuine synth datasets/synthpack --products 8 --difficulty medium
+    genuine data check datasets/synthpack
+    genuine data split datasets/my-photos --item-pattern 'item_(\\d+)_'
+
+Parsers are defined here and import nothing heavy; each handler imports its module
+only when it runs, so `--help` is instant and the base install (no torch) works for
+everything that does not train.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from genuine import __version__
+
+EXTRAS = {"train": ["torch", "torchvision", "albumentations", "onnx", "sklearn", "matplotlib", "imagehash", "tqdm"]}
+
+
+def require_extra(extra: str, command: str, modules: list[str] | None = None) -> None:
+    """Exit with an actionable message when an optional extra is not installed."""
+    missing = []
+    for m in modules or EXTRAS[extra]:
+        try:
+            importlib.import_module(m)
+        except ImportError:
+            missing.append(m)
+    if missing:
+        sys.exit(f"genuine {command} needs the '{extra}' extra (missing: {', '.join(missing)}).\n"
+                 f"Install it with:  pip install 'genuine[{extra}]'   (from a clone: pip install -e '.[{extra}]')")
+
+
+def _synth(args) -> int:
+    from train.synthpack.generate import main as synth_main
+
+    return synth_main(args)
+
+
+def _data_check(args) -> int:
+    require_extra("train", "data check", ["imagehash"])
+    from train.check import main as check_main
+
+    return check_main(args)
+
+
+def _data_split(args) -> int:
+    from train.split import main as split_main
+
+    return split_main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="genuine", description="Tell genuine goods from counterfeits by their photos.")
+    p.add_argument("--version", action="version", version=f"genuine {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    s = sub.add_parser("synth", help="generate SynthPack, the synthetic packaging benchmark",
+                       description="Generate SynthPack: packaging designs, physical items with genuine variation, "
+                                   "counterfeits with defect families, photographed as on a handheld.")
+    s.add_argument("out", help="output folder (OUT/<product>/<genuine|counterfeit>/*.jpg + manifest.csv)")
+    s.add_argument("--products", type=int, default=8, help="number of product designs (default 8)")
+    s.add_argument("--items-per-class", type=int, default=24, help="genuine and counterfeit items per product (default 24)")
+    s.add_argument("--photos-per-item", type=int, default=3, help="photos of each item (default 3)")
+    s.add_argument("--size", type=int, default=384, help="long side of each photo in px (default 384; 4032 = 12 MP phone photos)")
+    s.add_argument("--difficulty", choices=["easy", "medium", "hard"], default="medium", help="counterfeit severity (default medium)")
+    s.add_argument("--holdout-defects", default="", metavar="FAMILY,...",
+                   help="defect families that appear in the test split only (to measure generalisation)")
+    s.add_argument("--splits", default="0.7,0.15,0.15", help="train,val,test fractions of items (default 0.7,0.15,0.15)")
+    s.add_argument("--seed", type=int, default=0, help="random seed; same arguments give byte-identical files (default 0)")
+    s.add_argument("--workers", type=int, default=0, help="worker processes (default: all cores)")
+    s.add_argument("--force", action="store_true", help="write into a non-empty OUT")
+    s.set_defaults(func=_synth)
+
+    d = sub.add_parser("data", help="check or split a dataset",
+                       description="Dataset tools for ROOT/<product>/<genuine|counterfeit>/* or ROOT/<genuine|counterfeit>/*.")
+    dsub = d.add_subparsers(dest="data_command", metavar="ACTION")
+    c = dsub.add_parser("check", help="validate a dataset: counts, unreadable files, duplicates and leakage across splits",
+                        description="Validate a dataset. Exits 1 when it finds leakage across splits or unreadable files.")
+    c.add_argument("root", help="dataset folder")
+    c.add_argument("--near-threshold", type=int, default=4,
+                   help="perceptual-hash Hamming distance (of 64 bits) that counts as a near duplicate (default 4)")
+    c.add_argument("--workers", type=int, default=0, help="worker processes for decoding (default: all cores)")
+    c.add_argument("--json", metavar="FILE", help="also write the full report as JSON")
+    c.add_argument("--max-list", type=int, default=20, help="how many problem files to list per kind (default 20)")
+    c.set_defaults(func=_data_check)
+    sp = dsub.add_parser("split", help="write manifest.csv with an item-aware, stratified train/val/test split",
+                         description="Write ROOT/manifest.csv with a split that keeps each item's photos together and "
+                                     "stratifies by product and label.")
+    sp.add_argument("root", help="dataset folder")
+    sp.add_argument("--item-pattern", metavar="REGEX",
+                    help="regex on the file name whose group 1 is the item id, e.g. 'note_(\\d+)_'")
+    sp.add_argument("--ratios", default="0.7,0.15,0.15", help="train,val,test fractions (default 0.7,0.15,0.15)")
+    sp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    sp.add_argument("--force", action="store_true", help="overwrite the splits of an existing manifest.csv")
+    sp.set_defaults(func=_data_split)
+    d.set_defaults(func=lambda a: (d.print_help(), 2)[1])
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

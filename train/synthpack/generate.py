@@ -1,0 +1,214 @@
+"""`genuine synth`: plan the benchmark (products, items, labels, splits), render it in parallel.
+
+Every item draws from its own seed ([seed, product, item]), so the output is
+byte-identical for the same arguments whatever the number of workers.
+
+    genuine synth datasets/synthpack --products 8 --items-per-class 24 --difficulty medium
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from train.layout import MANIFEST, read_manifest, write_manifest
+
+from .capture import photograph
+from .defects import FAMILIES, SEVERITY, counterfeit
+from .design import make_design
+from .render import Item, render
+
+VERSION = "1"  # bump when the same arguments would render different pixels
+ITEM_COLUMNS = ["path", "product", "label", "item_id", "split", "defect", "severity", "defect_detail",
+                "serial", "print_dx", "print_dy", "ink_density", "wear"]
+CAPTURE_COLUMNS = ["photo", "scale", "rotation", "perspective", "cx", "cy", "exposure", "wb_r", "wb_b",
+                   "gradient", "shadow", "glare", "defocus", "motion", "noise", "jpeg_quality"]
+
+
+@dataclass(frozen=True)
+class Plan:
+    seed: int
+    product: int
+    number: int          # item number within the product (ids do not reveal the label)
+    label: str
+    defect: str          # "" for genuine
+    severity: float
+    split: str
+    photos: int
+    size: int
+
+
+def _allocate(n: int, ratios: list[float]) -> list[int]:
+    """Largest-remainder split of n items; every non-zero split gets one when n allows."""
+    raw = [n * r for r in ratios]
+    counts = [int(x) for x in raw]
+    for i in sorted(range(len(raw)), key=lambda i: raw[i] - counts[i], reverse=True)[: n - sum(counts)]:
+        counts[i] += 1
+    for i, r in enumerate(ratios):
+        if r > 0 and counts[i] == 0 and n >= sum(1 for x in ratios if x > 0):
+            j = int(np.argmax(counts))
+            counts[j] -= 1
+            counts[i] += 1
+    return counts
+
+
+def plan(products: int, items_per_class: int, photos: int, size: int, difficulty: str,
+         holdout: list[str], ratios: list[float], seed: int) -> list[Plan]:
+    lo, hi = SEVERITY[difficulty]
+    plans = []
+    for p in range(products):
+        rng = np.random.default_rng([seed, 0x17E5, p])
+        numbers = rng.permutation(2 * items_per_class)
+        families = [FAMILIES[i % len(FAMILIES)] for i in range(items_per_class)]
+        families = [families[i] for i in rng.permutation(items_per_class)]
+        groups: dict[tuple, list[tuple[str, str, float]]] = {}
+        for k in range(items_per_class):
+            groups.setdefault(("genuine", ""), []).append(("genuine", "", 0.0))
+            fam = families[k]
+            groups.setdefault(("counterfeit", fam), []).append(("counterfeit", fam, float(rng.uniform(lo, hi))))
+        it = iter(numbers.tolist())
+        for (label, fam), members in groups.items():
+            if fam in holdout:
+                splits = ["test"] * len(members)
+            else:
+                c = _allocate(len(members), ratios)
+                splits = ["train"] * c[0] + ["val"] * c[1] + ["test"] * c[2]
+                splits = [splits[i] for i in rng.permutation(len(splits))]
+            for (lab, f, sev), split in zip(members, splits):
+                plans.append(Plan(seed, p, next(it), lab, f, round(sev, 4), split, photos, size))
+    return sorted(plans, key=lambda q: (q.product, q.number))
+
+
+_DESIGNS: dict = {}
+
+
+def _design(seed: int, p: int):
+    if (seed, p) not in _DESIGNS:
+        _DESIGNS[(seed, p)] = make_design(seed, p)
+    return _DESIGNS[(seed, p)]
+
+
+def render_item(q: Plan, out: str) -> list[dict]:
+    """Render one physical item and its photos; write the JPEGs; return manifest rows."""
+    d = _design(q.seed, q.product)
+    rng = np.random.default_rng([q.seed, q.product, q.number])
+    item = Item(serial=f"{int(rng.integers(0, 10**8)):08d}", lot=f"{d.lot_prefix}{int(rng.integers(10, 99))}",
+                offset=(float(rng.normal(0, 0.5)), float(rng.normal(0, 0.5))), ink=float(rng.normal(1.0, 0.04)),
+                wear=float(rng.beta(1.2, 4.0)), wear_seed=int(rng.integers(0, 2**31)))
+    width = int(round(q.size * 0.95))
+    design, fx, detail = d, None, ""
+    if q.label == "counterfeit":
+        design, fx, detail = counterfeit(d, q.defect, q.severity, rng, width)
+    pkg, _ = render(design, item, width, fx)
+    item_id = f"{d.slug}-{q.number:04d}"
+    folder = Path(out) / d.slug / q.label
+    folder.mkdir(parents=True, exist_ok=True)
+    base = {"product": d.slug, "label": q.label, "item_id": item_id, "split": q.split, "defect": q.defect,
+            "severity": q.severity, "defect_detail": detail, "serial": item.serial,
+            "print_dx": round(item.offset[0], 3), "print_dy": round(item.offset[1], 3),
+            "ink_density": round(item.ink, 4), "wear": round(item.wear, 4)}
+    rows = []
+    for k in range(q.photos):
+        data, params = photograph(pkg, np.random.default_rng([q.seed, q.product, q.number, k + 1]), q.size)
+        name = f"{item_id}-{k}.jpg"
+        (folder / name).write_bytes(data)
+        rows.append({"path": f"{d.slug}/{q.label}/{name}", **base, "photo": k, **params})
+    return rows
+
+
+def _render_star(args):
+    return render_item(*args)
+
+
+def _prepare_out(out: Path, force: bool) -> None:
+    if out.exists() and any(out.iterdir()):
+        if not force:
+            sys.exit(f"genuine synth: {out} is not empty; choose an empty folder or pass --force")
+        if not (out / "synthpack.json").exists():
+            sys.exit(f"genuine synth: {out} is not empty and holds no SynthPack (no synthpack.json); "
+                     "refusing to delete anything there")
+        # Remove exactly the previous SynthPack's files, nothing a user added beside them.
+        if (out / MANIFEST).exists():
+            for row in read_manifest(out / MANIFEST):
+                (out / row["path"]).unlink(missing_ok=True)
+        for d in sorted(out.glob("*/*"), reverse=True) + sorted(out.glob("*")):
+            if d.is_dir() and not any(d.iterdir()):
+                d.rmdir()
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def generate(out, products=8, items_per_class=24, photos_per_item=3, size=384, difficulty="medium",
+             holdout=(), ratios=(0.7, 0.15, 0.15), seed=0, workers=0, force=False, progress=True) -> dict:
+    out = Path(out)
+    holdout = [h for h in holdout if h]
+    bad = [h for h in holdout if h not in FAMILIES]
+    if bad:
+        raise ValueError(f"unknown defect famil{'y' if len(bad) == 1 else 'ies'} {', '.join(bad)}; "
+                         f"choose from {', '.join(FAMILIES)}")
+    if difficulty not in SEVERITY:
+        raise ValueError(f"difficulty must be one of {', '.join(SEVERITY)}")
+    if len(ratios) != 3 or min(ratios) < 0 or abs(sum(ratios) - 1) > 1e-6:
+        raise ValueError(f"split ratios must be three non-negative numbers summing to 1, got {ratios}")
+    if min(products, items_per_class, photos_per_item) < 1 or size < 64:
+        raise ValueError("products, items-per-class and photos-per-item must be >= 1, size >= 64")
+    _prepare_out(out, force)
+    plans = plan(products, items_per_class, photos_per_item, size, difficulty, holdout, list(ratios), seed)
+    workers = workers or os.cpu_count() or 1
+    t0 = time.perf_counter()
+    rows: list[dict] = []
+    tasks = [(q, str(out)) for q in plans]
+    bar = _progress(len(plans) * photos_per_item, progress)
+    if workers == 1:
+        for t in tasks:
+            rows += _render_star(t)
+            bar(photos_per_item)
+    else:
+        with ProcessPoolExecutor(workers) as ex:
+            for r in ex.map(_render_star, tasks, chunksize=2):
+                rows += r
+                bar(photos_per_item)
+    secs = time.perf_counter() - t0
+    write_manifest(out / MANIFEST, rows, ITEM_COLUMNS + CAPTURE_COLUMNS)
+    info = {"synthpack_version": VERSION, "products": products, "items_per_class": items_per_class,
+            "photos_per_item": photos_per_item, "size": size, "difficulty": difficulty,
+            "holdout_defects": holdout, "splits": list(ratios), "seed": seed, "families": list(FAMILIES),
+            "photos": len(rows), "product_names": sorted({r["product"] for r in rows})}
+    (out / "synthpack.json").write_text(json.dumps(info, indent=2) + "\n")
+    return {**info, "seconds": secs, "photos_per_second": len(rows) / max(secs, 1e-9)}
+
+
+def _progress(total: int, enabled: bool):
+    done = [0]
+    t0 = time.perf_counter()
+
+    def step(n: int):
+        done[0] += n
+        if enabled and sys.stderr.isatty() or enabled and done[0] == total:
+            rate = done[0] / max(time.perf_counter() - t0, 1e-9)
+            eta = (total - done[0]) / max(rate, 1e-9)
+            print(f"\rsynth {done[0]}/{total} photos  {rate:.1f}/s  ETA {eta:.0f}s", end="" if done[0] < total else "\n",
+                  file=sys.stderr, flush=True)
+    return step
+
+
+def main(args) -> int:
+    try:
+        ratios = [float(x) for x in args.splits.split(",")]
+        info = generate(args.out, args.products, args.items_per_class, args.photos_per_item, args.size,
+                        args.difficulty, [h.strip() for h in args.holdout_defects.split(",")], ratios,
+                        args.seed, args.workers, args.force)
+    except ValueError as e:
+        print(f"genuine synth: {e}", file=sys.stderr)
+        return 2
+    print(f"SynthPack: {info['photos']} photos of {info['products']} products "
+          f"({info['difficulty']}, {info['photos_per_second']:.1f} photos/s)")
+    print(f"Results saved to {args.out} (manifest.csv, synthpack.json)")
+    print(f"Next: genuine data check {args.out}")
+    return 0
