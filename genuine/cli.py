@@ -39,7 +39,7 @@ def _synth(args) -> int:
 
 
 def _data_check(args) -> int:
-    require_extra("train", "data check", ["imagehash"])
+    require_extra("train", "data check", ["imagehash", "sklearn"] if args.audit_shortcuts else ["imagehash"])
     from train.check import main as check_main
 
     return check_main(args)
@@ -70,7 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--splits", default="0.7,0.15,0.15", help="train,val,test fractions of items (default 0.7,0.15,0.15)")
     s.add_argument("--seed", type=int, default=0, help="random seed; same arguments give byte-identical files (default 0)")
     s.add_argument("--workers", type=int, default=0, help="worker processes (default: all cores)")
-    s.add_argument("--force", action="store_true", help="write into a non-empty OUT")
+    s.add_argument("--force", action="store_true", help="replace a previous SynthPack in OUT")
+    s.add_argument("--contact-sheet", metavar="PNG", help="also write a contact sheet: one genuine item beside "
+                                                          "one counterfeit of each defect family, with crops")
     s.set_defaults(func=_synth)
 
     d = sub.add_parser("data", help="check or split a dataset",
@@ -84,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--workers", type=int, default=0, help="worker processes for decoding (default: all cores)")
     c.add_argument("--json", metavar="FILE", help="also write the full report as JSON")
     c.add_argument("--max-list", type=int, default=20, help="how many problem files to list per kind (default 20)")
+    c.add_argument("--audit-shortcuts", action="store_true",
+                   help="also test whether global photo statistics (colour, sharpness, file size) predict the "
+                        "label: a capture shortcut a model would learn instead of the product")
     c.set_defaults(func=_data_check)
     sp = dsub.add_parser("split", help="write manifest.csv with an item-aware, stratified train/val/test split",
                          description="Write ROOT/manifest.csv with a split that keeps each item's photos together and "

@@ -33,6 +33,8 @@ try:  # HEIC (iPhone) only when the optional extra is installed
     PHOTO_FORMATS.append("HEIF")
 except ImportError:  # pragma: no cover - depends on the extra
     pillow_heif = None
+Image.init()
+PHOTO_FORMATS = [f for f in PHOTO_FORMATS if f in Image.OPEN]  # MPO folded into JPEG in recent Pillow
 
 
 class PhotoError(ValueError):

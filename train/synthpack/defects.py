@@ -53,7 +53,11 @@ def _misspell_line(line: str, rng) -> str:
     words = line.split(" ")
     idx = [i for i, w in enumerate(words) if len(w.strip(".")) >= 4] or [0]
     i = int(rng.choice(idx))
-    words[i] = _misspell(words[i], rng)
+    for _ in range(8):  # transposing "ee" changes nothing: draw again
+        wrong = _misspell(words[i], rng)
+        if wrong != words[i]:
+            break
+    words[i] = wrong
     return " ".join(words)
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from train.layout import MANIFEST, read_manifest, write_manifest
+from train.split import allocate
 
 from .capture import photograph
 from .defects import FAMILIES, SEVERITY, counterfeit
@@ -45,18 +46,14 @@ class Plan:
     size: int
 
 
-def _allocate(n: int, ratios: list[float]) -> list[int]:
-    """Largest-remainder split of n items; every non-zero split gets one when n allows."""
-    raw = [n * r for r in ratios]
-    counts = [int(x) for x in raw]
-    for i in sorted(range(len(raw)), key=lambda i: raw[i] - counts[i], reverse=True)[: n - sum(counts)]:
-        counts[i] += 1
-    for i, r in enumerate(ratios):
-        if r > 0 and counts[i] == 0 and n >= sum(1 for x in ratios if x > 0):
-            j = int(np.argmax(counts))
-            counts[j] -= 1
-            counts[i] += 1
-    return counts
+def _interleave(counts: list[int]) -> list[str]:
+    """Split names in an evenly mixed order (train, train, val, train, test, ...) for these counts."""
+    n, done, out = sum(counts), [0, 0, 0], []
+    for i in range(n):
+        k = max(range(3), key=lambda j: (counts[j] * (i + 1) / max(n, 1) - done[j], -j))
+        done[k] += 1
+        out.append(("train", "val", "test")[k])
+    return out
 
 
 def plan(products: int, items_per_class: int, photos: int, size: int, difficulty: str,
@@ -68,19 +65,14 @@ def plan(products: int, items_per_class: int, photos: int, size: int, difficulty
         numbers = rng.permutation(2 * items_per_class)
         families = [FAMILIES[i % len(FAMILIES)] for i in range(items_per_class)]
         families = [families[i] for i in rng.permutation(items_per_class)]
-        groups: dict[tuple, list[tuple[str, str, float]]] = {}
-        for k in range(items_per_class):
-            groups.setdefault(("genuine", ""), []).append(("genuine", "", 0.0))
-            fam = families[k]
-            groups.setdefault(("counterfeit", fam), []).append(("counterfeit", fam, float(rng.uniform(lo, hi))))
+        genuine = [("genuine", "", 0.0)] * items_per_class
+        fakes = sorted((("counterfeit", f, float(rng.uniform(lo, hi))) for f in families), key=lambda m: families.index(m[1]))
+        held = [m for m in fakes if m[1] in holdout]
+        kept = [m for m in fakes if m[1] not in holdout]
         it = iter(numbers.tolist())
-        for (label, fam), members in groups.items():
-            if fam in holdout:
-                splits = ["test"] * len(members)
-            else:
-                c = _allocate(len(members), ratios)
-                splits = ["train"] * c[0] + ["val"] * c[1] + ["test"] * c[2]
-                splits = [splits[i] for i in rng.permutation(len(splits))]
+        # Members are ordered by family, splits interleaved: each family spreads over train/val/test.
+        for members, splits in ((genuine, _interleave(allocate(len(genuine), ratios))),
+                                (kept, _interleave(allocate(len(kept), ratios))), (held, ["test"] * len(held))):
             for (lab, f, sev), split in zip(members, splits):
                 plans.append(Plan(seed, p, next(it), lab, f, round(sev, 4), split, photos, size))
     return sorted(plans, key=lambda q: (q.product, q.number))
@@ -210,5 +202,10 @@ def main(args) -> int:
     print(f"SynthPack: {info['photos']} photos of {info['products']} products "
           f"({info['difficulty']}, {info['photos_per_second']:.1f} photos/s)")
     print(f"Results saved to {args.out} (manifest.csv, synthpack.json)")
+    if args.contact_sheet:
+        from .contact import contact_sheet
+
+        contact_sheet(args.contact_sheet, seed=args.seed, difficulty=args.difficulty)
+        print(f"Contact sheet saved to {args.contact_sheet}")
     print(f"Next: genuine data check {args.out}")
     return 0

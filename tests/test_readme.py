@@ -1,0 +1,23 @@
+"""The README's commands are the ones CI and newcomers actually run."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _bash_blocks() -> list[str]:
+    return re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    test_cmd = _bash_blocks()[1].strip()
+    assert "pytest" in test_cmd and "\n" not in test_cmd
+    ci_lines = [ln.strip() for ln in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert test_cmd in ci_lines
+
+
+def test_readme_first_command_generates_and_checks():
+    first = _bash_blocks()[0].strip()
+    assert "\n" not in first and "genuine synth" in first and "genuine data check" in first
