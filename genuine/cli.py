@@ -51,6 +51,30 @@ def _data_split(args) -> int:
     return split_main(args)
 
 
+def _train(args) -> int:
+    require_extra("train", "train")
+    from train.model import WeightsError
+    from train.train import main as train_main
+
+    try:
+        return train_main(args)
+    except WeightsError as e:
+        print(f"genuine train: {e}", file=sys.stderr)
+        return 2
+
+
+def _evaluate(args) -> int:
+    require_extra("train", "evaluate")
+    from train.checkpoint import CheckpointError
+    from train.evaluate import main as evaluate_main
+
+    try:
+        return evaluate_main(args)
+    except CheckpointError as e:
+        print(f"genuine evaluate: {e}", file=sys.stderr)
+        return 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="genuine", description="Tell genuine goods from counterfeits by their photos.")
     p.add_argument("--version", action="version", version=f"genuine {__version__}")
@@ -101,6 +125,41 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--force", action="store_true", help="overwrite the splits of an existing manifest.csv")
     sp.set_defaults(func=_data_split)
     d.set_defaults(func=lambda a: (d.print_help(), 2)[1])
+
+    t = sub.add_parser("train", help="train a model (needs the train extra)",
+                       description="Train a CNN on DATA's train split, early-stop on val AUROC, calibrate on val "
+                                   "and write OUT/best.pt (model + metadata) and OUT/last.pt (resume state).")
+    t.add_argument("data", help="dataset folder with train/val splits (see genuine data split)")
+    t.add_argument("--out", required=True, help="run folder, e.g. checkpoints/synthpack")
+    t.add_argument("--backbone", default="mobilenet_v3_large",
+                   choices=["mobilenet_v3_large", "mobilenet_v3_small", "efficientnet_b0", "resnet50"],
+                   help="torchvision backbone (default mobilenet_v3_large: runs on a handheld)")
+    t.add_argument("--size", type=int, default=320, help="input size in px (default 320: fine print survives)")
+    t.add_argument("--epochs", type=int, default=15, help="maximum epochs (default 15)")
+    t.add_argument("--batch", type=int, default=32, help="batch size (default 32)")
+    t.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
+    t.add_argument("--patience", type=int, default=5, help="stop after this many epochs without a better val AUROC")
+    t.add_argument("--weights", default="auto",
+                   help="auto (ImageNet from the torch cache if present, else from scratch, loudly), imagenet "
+                        "(fail if not cached), none, or PATH to a torchvision state dict; never downloads")
+    t.add_argument("--resume", action="store_true", help="continue OUT/last.pt exactly where it stopped")
+    t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    t.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cpu or cuda (bf16 autocast on cuda)")
+    t.add_argument("--max-fpr", type=float, default=0.01,
+                   help="operating point: at most this share of genuine photos flagged SUSPECT (default 0.01)")
+    t.add_argument("--max-miss", type=float, default=0.05,
+                   help="at most this share of counterfeits called GENUINE; between the two: INCONCLUSIVE (default 0.05)")
+    t.set_defaults(func=_train)
+
+    e = sub.add_parser("evaluate", help="evaluate a checkpoint: AUROC, TPR at fixed FPR, calibration, coverage",
+                       description="Evaluate a checkpoint on a split: report.json and plots (ROC, score histograms, "
+                                   "reliability, accuracy against coverage), per product and per defect family.")
+    e.add_argument("checkpoint", help="a best.pt written by genuine train")
+    e.add_argument("data", help="dataset folder")
+    e.add_argument("--split", default="test", choices=["train", "val", "test"], help="split to evaluate (default test)")
+    e.add_argument("--out", help="folder for report.json and plots (default: next to the checkpoint, eval-SPLIT/)")
+    e.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    e.set_defaults(func=_evaluate)
     return p
 
 

@@ -1,0 +1,68 @@
+"""Checkpoints: plain dicts of tensors and JSON-able metadata, written atomically, loaded safely.
+
+    save(path, {"model": net.state_dict(), "meta": meta, ...})
+    ckpt = load(path)          # torch.load(weights_only=True): no pickle code ever runs
+    net = build_from(ckpt)     # GenuineNet with the checkpoint's weights, in eval mode
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+FORMAT = "genuine-checkpoint/1"
+
+
+class CheckpointError(ValueError):
+    """Not a genuine checkpoint, or an unsafe/corrupt file; the message names the file."""
+
+
+def save(path, state: dict) -> None:
+    """Write to a temp file in the same folder, fsync, then rename: a crash leaves the old file intact."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Metadata as plain JSON types: numpy scalars or TorchVersion would not load with weights_only=True.
+    state = {**state, "meta": json.loads(json.dumps(state["meta"], default=_plain))}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(state, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _plain(x):
+    if hasattr(x, "item"):
+        return x.item()
+    if hasattr(x, "tolist"):
+        return x.tolist()
+    return str(x)
+
+
+def load(path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # unpickling refused, truncated zip, not a torch file at all
+        raise CheckpointError(f"{path}: not a loadable genuine checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("meta", {}).get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a genuine checkpoint (no '{FORMAT}' metadata)")
+    return ckpt
+
+
+def build_from(ckpt: dict):
+    from train.model import GenuineNet
+
+    meta = ckpt["meta"]
+    net = GenuineNet(meta["backbone"], n_products=max(1, len(meta["products"])))
+    net.load_state_dict(ckpt["model"])
+    return net.eval()

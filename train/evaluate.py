@@ -1,0 +1,122 @@
+"""`genuine evaluate`: honest numbers for a checkpoint on a split, overall, per product, per defect family.
+
+    genuine evaluate checkpoints/synthpack/best.pt datasets/synthpack --split test
+"""
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from infer.preprocess import RESIZE
+from infer.verdict import VERDICTS, decide
+from train import checkpoint
+from train.calibrate import rates, sigmoid
+from train.data import PhotoSet, fingerprint, select
+from train.layout import discover
+from train.metrics import accuracy_coverage, binary_metrics
+from train.plots import save_plots
+from train.train import predict
+
+WORST = 25  # most confident mistakes listed in the report
+
+
+def breakdown(records, y, p, th, key) -> dict:
+    """Metrics per group: per product (both labels) or per defect family (its fakes vs all genuine)."""
+    out = {}
+    genuine = [i for i, r in enumerate(records) if r.label == "genuine"]
+    groups = defaultdict(list)
+    for i, r in enumerate(records):
+        k = key(r)
+        if k:
+            groups[k].append(i)
+    for k, idx in sorted(groups.items()):
+        if key.__name__ == "family":
+            idx = idx + genuine
+        yy, pp = y[idx], p[idx]
+        m = binary_metrics(yy, pp)
+        r = rates(pp, yy, th["threshold_genuine"], th["threshold_suspect"])
+        out[k] = {"photos": int(len(idx)), "auroc": m["auroc"], "tpr_at_fpr_1pct": m["tpr_at_fpr_1pct"],
+                  "detected": float((pp[yy == 1] >= th["threshold_suspect"]).mean()) if (yy == 1).any() else None,
+                  "missed": r["miss_rate"], "false_alarms": r["false_alarm_rate"], "coverage": r["coverage"]}
+    return out
+
+
+def family(r):
+    return r.extra.get("defect") or None
+
+
+def product(r):
+    return r.product
+
+
+def evaluate(ckpt_path, data, split="test", device="cpu") -> tuple[dict, np.ndarray, np.ndarray]:
+    ckpt = checkpoint.load(ckpt_path)
+    meta = ckpt["meta"]
+    if meta["preprocess"]["resize"] != RESIZE:
+        raise checkpoint.CheckpointError(f"{ckpt_path}: preprocessing {meta['preprocess']['resize']!r} is not "
+                                         f"this version's {RESIZE!r}")
+    if "thresholds" not in meta:
+        raise checkpoint.CheckpointError(f"{ckpt_path}: not calibrated (training did not finish); "
+                                         f"run genuine train --resume")
+    net = checkpoint.build_from(ckpt).to(torch.device(device))
+    ds = discover(data)
+    recs = select(ds, split)
+    if not recs:
+        raise SystemExit(f"{ds.root}: no photos in the {split} split")
+    photos = PhotoSet(recs, meta["preprocess"]["size"], meta["products"])
+    pred = predict(net, photos, torch.device(device))
+    y = photos.labels.numpy().astype(int)
+    p = sigmoid(pred["logit"] / meta["calibration"]["temperature"])
+    th = meta["thresholds"]
+    verdicts = [decide(float(x), th) for x in p]
+    confusion = {lab: {v: sum(1 for vv, yy in zip(verdicts, y) if vv == v and yy == (lab == "counterfeit"))
+                       for v in VERDICTS} for lab in ("genuine", "counterfeit")}
+    same_data = fingerprint([r for r in ds.records if r.split in ("train", "val")]) == meta["data"]["fingerprint"]
+    caveat = None
+    if same_data and split in ("train", "val"):
+        caveat = f"the {split} split was used for {'training' if split == 'train' else 'early stopping and calibration'}: optimistic"
+    wrong = [i for i in range(len(y)) if (verdicts[i] == "SUSPECT") != bool(y[i]) and verdicts[i] != "INCONCLUSIVE"]
+    wrong.sort(key=lambda i: -abs(p[i] - 0.5))
+    report = {
+        "checkpoint": str(ckpt_path), "data": str(ds.root), "split": split, "caveat": caveat,
+        "same_data_as_training": same_data, "unreadable": photos.bad,
+        "metrics": binary_metrics(y, p), "thresholds": th, "operating_point": rates(p, y, th["threshold_genuine"], th["threshold_suspect"]),
+        "confusion": confusion, "accuracy_coverage": accuracy_coverage(y, p),
+        "per_product": breakdown(photos.records, y, p, th, product),
+        "per_defect": breakdown(photos.records, y, p, th, family),
+        "worst_mistakes": [{"path": photos.records[i].rel, "label": photos.records[i].label, "p_counterfeit": float(p[i]),
+                            "verdict": verdicts[i], "defect": photos.records[i].extra.get("defect", "")} for i in wrong[:WORST]],
+    }
+    if pred["product_prob"] is not None:
+        report["product_accuracy"] = float((pred["product_prob"].argmax(1) == photos.products.numpy()).mean())
+    return report, y, p
+
+
+def main(args) -> int:
+    report, y, p = evaluate(args.checkpoint, args.data, args.split, args.device)
+    out = Path(args.out) if args.out else Path(args.checkpoint).parent / f"eval-{args.split}"
+    out.mkdir(parents=True, exist_ok=True)
+    report["plots"] = save_plots(y, p, report, out)
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    m, op = report["metrics"], report["operating_point"]
+    print(f"{args.split}: {m['n']} photos ({m['n_genuine']} genuine, {m['n_counterfeit']} counterfeit)")
+    if report["caveat"]:
+        print(f"CAVEAT: {report['caveat']}")
+    auroc = f"{m['auroc']:.4f}" if m["auroc"] is not None else "n/a (one label only)"
+    print(f"AUROC {auroc}  TPR@1%FPR {m['tpr_at_fpr_1pct']}  TPR@5%FPR {m['tpr_at_fpr_5pct']}  "
+          f"ECE {m['ece']:.4f}  Brier {m['brier']:.4f}  accuracy@0.5 {m['accuracy']:.4f}")
+    print(f"operating point: coverage {op['coverage']:.3f}, false alarms {op['false_alarm_rate']}, "
+          f"missed {op['miss_rate']}, accuracy when decided {op['accuracy_when_decided']}")
+    for lab, row in report["confusion"].items():
+        print(f"  {lab:<12}" + "  ".join(f"{v} {n}" for v, n in row.items()))
+    if report["per_defect"]:
+        print("per defect family (its counterfeits vs all genuine):")
+        for fam, r in report["per_defect"].items():
+            print(f"  {fam:<16} AUROC {r['auroc']:.4f}  detected {r['detected']:.3f}  missed {r['missed']:.3f}")
+    print(f"Results saved to {out / 'report.json'} (+ {len(report['plots'])} plots)")
+    return 0

@@ -1,0 +1,209 @@
+"""`genuine train`: train, early-stop on validation AUROC, calibrate, save a self-describing checkpoint.
+
+    genuine train datasets/synthpack --out checkpoints/synthpack --epochs 15
+    genuine train datasets/synthpack --out checkpoints/synthpack --resume     # after a crash
+
+Every random draw of epoch e is a function of (seed, e): the photo order, the augmentation
+of each photo and torch's own RNG. So --resume from last.pt continues exactly.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from infer.preprocess import spec
+from train import checkpoint
+from train.calibrate import fit_temperature, operating_point, sigmoid
+from train.data import PhotoSet, fingerprint, select
+from train.layout import discover
+from train.metrics import binary_metrics
+from train.model import GenuineNet, resolve_weights
+
+AUX_WEIGHT = 0.2     # product and embedding heads: helpers, not the goal
+EMBED_SCALE = 16.0   # cosine-softmax temperature for the embedding's (product, label) proxies
+
+
+def versions() -> dict:
+    import albumentations
+    import torchvision
+
+    from genuine import __version__
+
+    return {"genuine": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "albumentations": albumentations.__version__}
+
+
+def losses(net, out, y, prod, pos_weight):
+    loss = F.binary_cross_entropy_with_logits(out["logit"], y, pos_weight=pos_weight)
+    if "product_logits" in out:
+        loss = loss + AUX_WEIGHT * F.cross_entropy(out["product_logits"], prod)
+    # Embedding: cosine softmax over (product, label) proxies, so references of one product's
+    # genuine units cluster together, apart from its counterfeits and from other products.
+    cls = prod.clamp(min=0) * 2 + y.long()
+    cos = out["embedding"] @ F.normalize(net.proxies, dim=1).T
+    return loss + AUX_WEIGHT * F.cross_entropy(EMBED_SCALE * cos, cls)
+
+
+def train_one_epoch(net, data, opt, sched, epoch, args, pos_weight, device):
+    net.train()
+    data.epoch = epoch
+    torch.manual_seed(args.seed * 100_003 + epoch)
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(args.seed * 7919 + epoch))
+    steps = math.ceil(len(order) / args.batch)
+    bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch", leave=False,
+               disable=not sys.stderr.isatty())
+    total, seen, t0 = 0.0, 0, time.perf_counter()
+    for s in bar:
+        idx = order[s * args.batch:(s + 1) * args.batch].tolist()
+        if len(idx) < 2:  # batch norm needs two samples
+            continue
+        items = [data[i] for i in idx]
+        x, y, prod = (torch.stack([it[k] for it in items]).to(device) for k in range(3))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            out = net(x)
+        loss = losses(net, {k: v.float() for k, v in out.items()}, y, prod, pos_weight)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+        opt.step()
+        sched.step()
+        total += loss.item() * len(idx)
+        seen += len(idx)
+        bar.set_postfix(loss=f"{total / seen:.4f}", img_s=f"{seen / (time.perf_counter() - t0):.1f}")
+    return {"train_loss": total / max(seen, 1), "photos_per_s": seen / (time.perf_counter() - t0)}
+
+
+@torch.no_grad()
+def predict(net, data, device, batch: int = 64) -> dict:
+    """Raw logits, embeddings and product probabilities for every photo of a (non-augmented) set."""
+    net.eval()
+    logits, prods, embs = [], [], []
+    for s in range(0, len(data), batch):
+        x = torch.from_numpy(data.images[s:s + batch]).to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            out = net(x)
+        logits.append(out["logit"].float().cpu())
+        embs.append(out["embedding"].float().cpu())
+        if "product_logits" in out:
+            prods.append(out["product_logits"].float().softmax(1).cpu())
+    return {"logit": torch.cat(logits).numpy(), "embedding": torch.cat(embs).numpy(),
+            "product_prob": torch.cat(prods).numpy() if prods else None}
+
+
+def _log(out_dir: Path, row: dict) -> None:
+    with open(out_dir / "log.jsonl", "a") as fh:
+        fh.write(json.dumps(row) + "\n")
+
+
+def main(args) -> int:
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        sys.exit("genuine train: --device cuda but no CUDA device is visible")
+    out_dir = Path(args.out)
+    torch.manual_seed(args.seed)
+    ds = discover(args.data)
+    train_recs, val_recs = select(ds, "train"), select(ds, "val")
+    if not val_recs:
+        sys.exit(f"{ds.root}: the val split is empty; calibration and early stopping need it")
+    products = ds.products
+    fp = fingerprint(train_recs + val_recs)
+    resume = checkpoint.load(out_dir / "last.pt") if args.resume else None
+    if resume is not None:
+        old = resume["meta"]
+        if old["data"]["fingerprint"] != fp or old["backbone"] != args.backbone or old["preprocess"]["size"] != args.size:
+            sys.exit(f"genuine train --resume: {out_dir / 'last.pt'} was trained on other data, backbone or size")
+        weights = old["weights"]
+    elif (out_dir / "last.pt").exists():
+        sys.exit(f"genuine train: {out_dir} already holds a run; pass --resume to continue it or choose another --out")
+    else:
+        weights = resolve_weights(args.backbone, args.weights)
+
+    net = GenuineNet(args.backbone, n_products=max(1, len(products)))
+    if resume is None and weights["source"] != "none":
+        net.load_backbone(weights["path"])
+    print(f"backbone {args.backbone}, weights: {weights['source']}"
+          f"{' (' + weights['path'] + ')' if 'path' in weights else ' (random init)'}", file=sys.stderr)
+    train_set = PhotoSet(train_recs, args.size, products, augment=True, seed=args.seed)
+    val_set = PhotoSet(val_recs, args.size, products)
+    for b in train_set.bad + val_set.bad:
+        print(f"skipped unreadable photo: {b}", file=sys.stderr)
+    net.to(device)
+    n_pos = float(train_set.labels.sum())
+    pos_weight = torch.tensor((len(train_set) - n_pos) / max(n_pos, 1.0), device=device)  # balance the classes
+    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=0.05)
+    steps = math.ceil(len(train_set) / args.batch)
+    warm, total = steps, steps * args.epochs
+
+    def lr_at(step):  # linear warm-up for one epoch, then cosine to zero
+        return (step + 1) / warm if step < warm else 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    meta = {"format": checkpoint.FORMAT, "backbone": args.backbone, "preprocess": spec(args.size),
+            "labels": ["genuine", "counterfeit"], "score": "probability of counterfeit", "products": products,
+            "data": {"root": str(ds.root), "fingerprint": fp, "train_photos": len(train_set),
+                     "val_photos": len(val_set), "manifest": ds.manifest is not None},
+            "weights": weights, "versions": versions(),
+            "args": {k: v for k, v in vars(args).items() if k != "func"}}
+    start, best, history, stale = 0, {"auroc": -1.0, "epoch": -1}, [], 0
+    if resume is not None:
+        net.load_state_dict(resume["model"])
+        opt.load_state_dict(resume["optimizer"])
+        sched.load_state_dict(resume["scheduler"])
+        start, best, history, stale = resume["epoch"] + 1, resume["best"], resume["history"], resume["stale"]
+        print(f"resuming after epoch {start} (best val AUROC {best['auroc']:.4f} at epoch {best['epoch'] + 1})",
+              file=sys.stderr)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for epoch in range(start, args.epochs):
+        if stale >= args.patience:
+            break
+        t0 = time.perf_counter()
+        row = {"epoch": epoch + 1, **train_one_epoch(net, train_set, opt, sched, epoch, args, pos_weight, device)}
+        pred = predict(net, val_set, device)
+        m = binary_metrics(val_set.labels.numpy(), sigmoid(pred["logit"]))
+        row.update({"val_auroc": m["auroc"], "val_accuracy": m["accuracy"], "lr": opt.param_groups[0]["lr"],
+                    "seconds": round(time.perf_counter() - t0, 2)})
+        improved = (m["auroc"] or 0.0) > best["auroc"]
+        best, stale = ({"auroc": m["auroc"] or 0.0, "epoch": epoch}, 0) if improved else (best, stale + 1)
+        history.append(row)
+        _log(out_dir, row)
+        print(f"epoch {epoch + 1}/{args.epochs}  loss {row['train_loss']:.4f}  val AUROC {m['auroc']:.4f}  "
+              f"acc {m['accuracy']:.3f}  {row['photos_per_s']:.1f} photos/s  {row['seconds']:.0f}s"
+              f"{'  *best' if improved else ''}", file=sys.stderr)
+        if improved:
+            checkpoint.save(out_dir / "best.pt", {"model": net.state_dict(), "meta": {**meta, "epoch": epoch + 1}})
+        checkpoint.save(out_dir / "last.pt", {"model": net.state_dict(), "optimizer": opt.state_dict(),
+                                              "scheduler": sched.state_dict(), "epoch": epoch, "best": best,
+                                              "history": history, "stale": stale, "meta": meta})
+    return finish(out_dir, val_set, device, args, history)
+
+
+def finish(out_dir: Path, val_set, device, args, history) -> int:
+    """Calibrate the best model on validation data and store everything a deployment needs in best.pt."""
+    ckpt = checkpoint.load(out_dir / "best.pt")
+    net = checkpoint.build_from(ckpt).to(device)
+    pred = predict(net, val_set, device)
+    y = val_set.labels.numpy()
+    temp = fit_temperature(pred["logit"], y)
+    p = sigmoid(pred["logit"] / temp)
+    op = operating_point(p, y, max_fpr=args.max_fpr, max_miss=args.max_miss)
+    val = binary_metrics(y, p)
+    val["uncalibrated_ece"] = binary_metrics(y, sigmoid(pred["logit"]))["ece"]
+    if pred["product_prob"] is not None:
+        val["product_accuracy"] = float((pred["product_prob"].argmax(1) == val_set.products.numpy()).mean())
+    ckpt["meta"].update({"calibration": {"temperature": temp, "method": "temperature scaling on val"},
+                         "thresholds": op, "metrics": {"val": val}, "history": history,
+                         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    checkpoint.save(out_dir / "best.pt", ckpt)
+    print(f"val (calibrated, T={temp:.3f}): AUROC {val['auroc']:.4f}  TPR@1%FPR {val['tpr_at_fpr_1pct']:.3f}  "
+          f"ECE {val['ece']:.4f} (was {val['uncalibrated_ece']:.4f})  coverage {op['coverage']:.3f}")
+    print(f"Results saved to {out_dir / 'best.pt'} (log: {out_dir / 'log.jsonl'})")
+    print(f"Next: genuine evaluate {out_dir / 'best.pt'} {args.data} --split test")
+    return 0
