@@ -75,6 +75,24 @@ def _evaluate(args) -> int:
         return 2
 
 
+def _export(args) -> int:
+    require_extra("train", "export")
+    from train.checkpoint import CheckpointError
+    from train.export import ExportError, main as export_main
+
+    try:
+        return export_main(args)
+    except (CheckpointError, ExportError) as e:
+        print(f"genuine export: {e}", file=sys.stderr)
+        return 2
+
+
+def _inspect(args) -> int:
+    from infer.inspect_cli import main as inspect_main
+
+    return inspect_main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="genuine", description="Tell genuine goods from counterfeits by their photos.")
     p.add_argument("--version", action="version", version=f"genuine {__version__}")
@@ -160,6 +178,28 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", help="folder for report.json and plots (default: next to the checkpoint, eval-SPLIT/)")
     e.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     e.set_defaults(func=_evaluate)
+
+    x = sub.add_parser("export", help="export a checkpoint to one self-describing ONNX file (+ model card)",
+                       description="Export to ONNX (uint8 NHWC input; normalisation, temperature and metadata inside), "
+                                   "check onnxruntime against torch on real photos, optionally quantize to INT8.")
+    x.add_argument("checkpoint", help="a best.pt written by genuine train")
+    x.add_argument("--out", required=True, help="output .onnx path; a model card .md is written beside it")
+    x.add_argument("--int8", action="store_true", help="static INT8 (QDQ) quantization, kept only if it passes the "
+                                                        "accuracy gate (AUROC -0.005, 1%% verdict changes)")
+    x.add_argument("--calib", metavar="DATA", help="dataset for calibration and parity photos (default: the training data)")
+    x.set_defaults(func=_export)
+
+    i = sub.add_parser("inspect", help="inspect photos with an ONNX model: verdict, score, reason, heatmap",
+                       description="Inspect photos on the device (no torch). Exit codes: 0 all GENUINE, 1 any SUSPECT, "
+                                   "2 any INCONCLUSIVE (and none SUSPECT), 3 a photo could not be read, "
+                                   "4 the model could not be loaded.")
+    i.add_argument("model", help="an .onnx file written by genuine export")
+    i.add_argument("photos", nargs="+", help="photo files")
+    i.add_argument("--json", action="store_true", help="one JSON object per photo on stdout")
+    i.add_argument("--heatmap", metavar="PNG", help="write where the model looked (one photo: this file; several: "
+                                                    "PNG stem + -N suffix)")
+    i.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1)")
+    i.set_defaults(func=_inspect)
     return p
 
 

@@ -1,0 +1,62 @@
+"""`genuine inspect MODEL PHOTO...`: verdicts for an officer (colour on a terminal) or a machine (--json).
+
+Exit codes: 0 all GENUINE, 1 any SUSPECT, 2 any INCONCLUSIVE (none SUSPECT),
+3 a photo could not be read, 4 the model could not be loaded.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from infer.heatmap import overlay
+from infer.photo import PhotoError, load_photo
+from infer.runtime import ModelError
+
+EXIT = {"GENUINE": 0, "SUSPECT": 1, "INCONCLUSIVE": 2}
+PHOTO_ERROR, MODEL_ERROR = 3, 4
+COLOUR = {"GENUINE": "\033[1;32m", "SUSPECT": "\033[1;31m", "INCONCLUSIVE": "\033[1;33m"}
+
+
+def _heatmap_path(base: str, k: int, n: int) -> Path:
+    p = Path(base)
+    return p if n == 1 else p.with_name(f"{p.stem}-{k}{p.suffix or '.png'}")
+
+
+def main(args) -> int:
+    from infer.inspector import Inspector  # onnxruntime import kept off `genuine --help`
+
+    try:
+        insp = Inspector(args.model, threads=args.threads)
+    except ModelError as e:
+        print(f"genuine inspect: {e}", file=sys.stderr)
+        return MODEL_ERROR
+    tty = sys.stdout.isatty() and not args.json
+    codes = []
+    for k, path in enumerate(args.photos):
+        try:
+            r = insp.inspect(path)
+        except PhotoError as e:
+            codes.append(PHOTO_ERROR)
+            if args.json:
+                print(json.dumps({"source": path, "error": e.reason, "error_kind": e.kind,
+                                  "model_sha256": insp.model.sha256}))
+            else:
+                print(f"{path}: ERROR {e.reason}", file=sys.stderr)
+            continue
+        codes.append(EXIT[r.verdict])
+        if args.heatmap and r.heatmap is not None:
+            hp = _heatmap_path(args.heatmap, k, len(args.photos))
+            overlay(load_photo(path), r.heatmap, insp.size).save(hp)
+        if args.json:
+            print(json.dumps({**r.to_dict(), **({"heatmap_png": str(hp)} if args.heatmap else {})}))
+            continue
+        v = f"{COLOUR[r.verdict]}{r.verdict}\033[0m" if tty else r.verdict
+        prod = f"  product {r.product} ({r.product_confidence:.2f})" if r.product_confidence is not None else (
+            f"  product {r.product}" if r.product else "")
+        print(f"{path}: {v}  authenticity {r.authenticity:.3f}{prod}  {r.timing_ms['total']:.0f} ms")
+        print(f"  {r.reason}")
+        if args.heatmap:
+            print(f"  heatmap: {hp}")
+    errors = [c for c in codes if c >= PHOTO_ERROR]
+    return max(errors) if errors else (1 if 1 in codes else max(codes, default=0))

@@ -1,0 +1,87 @@
+"""ONNX model loading and inference with onnxruntime: single-file models only, metadata read back.
+
+    model = OnnxModel("model.onnx", threads=1)
+    model.meta["thresholds"], model.sha256
+    out = model.run(batch_uint8_nhwc)     # {"p_counterfeit": (N,), "embedding": ..., "heatmap": ..., ...}
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from infer.preprocess import RESIZE
+
+META_KEY = "genuine"
+SUPPORTED = ("genuine-onnx/1",)
+
+
+class ModelError(ValueError):
+    """A model file that cannot be used, with the file and the reason."""
+
+
+class OnnxModel:
+    def __init__(self, path: str | os.PathLike, threads: int = 0):
+        path = Path(path)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise ModelError(f"{path}: model file not found") from None
+        except OSError as e:
+            raise ModelError(f"{path}: cannot read model ({e.strerror or e})") from None
+        self._init(data, str(path), threads)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, threads: int = 0, name: str = "<bytes>") -> "OnnxModel":
+        self = cls.__new__(cls)
+        self._init(data, name, threads)
+        return self
+
+    def _init(self, data: bytes, name: str, threads: int) -> None:
+        self.name, self.size_bytes = name, len(data)
+        self.sha256 = hashlib.sha256(data).hexdigest()
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = int(threads)  # 0 = onnxruntime's default (all cores)
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        try:
+            # From bytes, an external-data reference has no folder to resolve against and fails:
+            # exactly the single-file rule (no side files, no paths escaping the model folder).
+            self.session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+        except Exception as e:
+            msg = str(e).splitlines()[0][:300]
+            hint = " (external data is not accepted: export a single-file model)" if "external" in msg.lower() else ""
+            raise ModelError(f"{name}: not a loadable ONNX model{hint} ({msg})") from None
+        raw = self.session.get_modelmeta().custom_metadata_map.get(META_KEY)
+        if raw is None:
+            raise ModelError(f"{name}: ONNX model without genuine metadata; export it with genuine export")
+        try:
+            self.meta = json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise ModelError(f"{name}: corrupt genuine metadata ({e})") from None
+        if self.meta.get("format") not in SUPPORTED:
+            raise ModelError(f"{name}: metadata format {self.meta.get('format')!r} is not one of {SUPPORTED}")
+        if self.meta["input"]["resize"] != RESIZE:
+            raise ModelError(f"{name}: model expects {self.meta['input']['resize']!r} preprocessing, "
+                             f"this runtime does {RESIZE!r}")
+        self.size = int(self.meta["input"]["size"])
+        self.outputs = [o.name for o in self.session.get_outputs()]
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        if inp.type != "tensor(uint8)" or list(inp.shape[1:]) != [self.size, self.size, 3]:
+            raise ModelError(f"{name}: input {inp.type} {inp.shape} does not match its metadata "
+                             f"(uint8, N x {self.size} x {self.size} x 3)")
+
+    @property
+    def products(self) -> list[str]:
+        return self.meta.get("products", [])
+
+    def run(self, images: np.ndarray) -> dict:
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (self.size, self.size, 3):
+            raise ValueError(f"expected uint8 (N, {self.size}, {self.size}, 3), got {images.dtype} {images.shape}")
+        res = self.session.run(None, {self.input_name: images})
+        return dict(zip(self.outputs, res))

@@ -1,0 +1,64 @@
+"""Model card written beside every exported model (Markdown)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _fmt(x, digits=4):
+    return "n/a" if x is None else (f"{x:.{digits}f}" if isinstance(x, float) else str(x))
+
+
+def model_card(path: Path, meta: dict, sha256: str, size: int, why_fp32: str | None) -> str:
+    val = meta["metrics"]["val"]
+    th = meta["thresholds"]
+    products = meta["products"]
+    gate = meta.get("int8_gate")
+    lines = [
+        f"# Model card: {path.name}",
+        "",
+        "## Intended use",
+        "Screening photos of packaged goods for signs of counterfeiting, on a handheld or in batch, as an aid to a "
+        "trained officer or analyst. A SUSPECT verdict is a reason to examine the item, not proof; GENUINE means no "
+        "sign was found at the validated false-alarm rate. Not for products outside the list below.",
+        "",
+        "## Model",
+        f"- file: `{path.name}`, {size / 1e6:.1f} MB, sha256 `{sha256}`",
+        f"- backbone: {meta['backbone']} ({'INT8 static QDQ' if meta['int8'] else 'FP32'}); pretrained weights: "
+        f"{meta['weights'].get('source')}",
+        f"- input: uint8 RGB {meta['input']['size']}x{meta['input']['size']}, {meta['input']['resize']} "
+        f"(pad {meta['input']['pad_value']}); normalisation and temperature ({meta['calibration']['temperature']:.3f}) "
+        f"are inside the graph",
+        f"- products ({len(products)}): {', '.join(products) if products else 'one'}",
+        f"- exported {meta['exported']} by genuine {meta['genuine_version']}",
+        "",
+        "## Data",
+        f"- trained on `{meta['data']['root']}`: {meta['data']['train_photos']} train and {meta['data']['val_photos']} "
+        f"validation photos, item-level splits; fingerprint `{meta['data']['fingerprint'][:16]}...`",
+        "",
+        "## Validation metrics (calibrated)",
+        f"| AUROC | TPR at 1% FPR | TPR at 5% FPR | ECE | Brier | accuracy at 0.5 |",
+        f"| --- | --- | --- | --- | --- | --- |",
+        f"| {_fmt(val['auroc'])} | {_fmt(val['tpr_at_fpr_1pct'], 3)} | {_fmt(val['tpr_at_fpr_5pct'], 3)} | "
+        f"{_fmt(val['ece'])} | {_fmt(val['brier'])} | {_fmt(val['accuracy'])} |",
+        "",
+        "## Operating point",
+        f"- SUSPECT when p(counterfeit) >= {th['threshold_suspect']:.4f} (target: at most {th['target_fpr']:.0%} of "
+        f"genuine photos flagged); GENUINE when p < {th['threshold_genuine']:.4f} (target: at most "
+        f"{th['target_miss']:.0%} of counterfeits passed); INCONCLUSIVE between.",
+        f"- on validation: coverage {_fmt(th['coverage'], 3)}, false alarms {_fmt(th['false_alarm_rate'], 3)}, "
+        f"missed {_fmt(th['miss_rate'], 3)}, accuracy when decided {_fmt(th['accuracy_when_decided'], 3)} ({th['note']})",
+        "",
+        "## Limitations",
+        "- Validation numbers come from the split used for early stopping and calibration; run `genuine evaluate` "
+        "on the test split for unbiased numbers.",
+        "- Defect types absent from training may go undetected; photos of products not listed above are refused "
+        f"as 'not covered' only when product confidence is below {meta['product_min_confidence']}.",
+        "- Poor photos (blur, darkness, glare, distance) are answered INCONCLUSIVE by the quality gate, not judged.",
+    ]
+    if gate:
+        lines += ["", "## INT8", f"- gate on {gate['val_photos']} val photos: AUROC {_fmt(gate['auroc_fp32'])} -> "
+                  f"{_fmt(gate['auroc_int8'])}, verdicts changed {gate['verdicts_changed']:.1%}, size "
+                  f"x{gate['size_ratio']:.2f}, latency {gate['latency_ms_fp32']:.1f} -> {gate['latency_ms_int8']:.1f} ms"]
+    if why_fp32:
+        lines += ["", "## INT8", f"- INT8 was requested and refused, FP32 kept: {why_fp32}"]
+    return "\n".join(lines) + "\n"
