@@ -93,6 +93,12 @@ def _inspect(args) -> int:
     return inspect_main(args)
 
 
+def _scan(args) -> int:
+    from infer.scan import main as scan_main
+
+    return scan_main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="genuine", description="Tell genuine goods from counterfeits by their photos.")
     p.add_argument("--version", action="version", version=f"genuine {__version__}")
@@ -200,6 +206,22 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "PNG stem + -N suffix)")
     i.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1)")
     i.set_defaults(func=_inspect)
+
+    sc = sub.add_parser("scan", help="batch-check photo folders, zip archives or path lists; resumable",
+                        description="Scan folders (recursive), zip archives (read in place) and path lists (@FILE, or - "
+                                    "for stdin). Appends every finished photo to RUN_DIR/results.jsonl; a rerun with the "
+                                    "same RUN_DIR skips what is done. Writes results.csv, summary.json and report.html. "
+                                    "Exit codes: 0 done; with --fail-on: 1 any SUSPECT, 2 any INCONCLUSIVE, 3 any bad "
+                                    "file; 4 the model could not be loaded.")
+    sc.add_argument("model", help="an .onnx file written by genuine export")
+    sc.add_argument("sources", nargs="+", help="folders, .zip archives, photo files, @list.txt or - (paths on stdin)")
+    sc.add_argument("--out", required=True, help="run folder (reuse it to resume)")
+    sc.add_argument("--workers", type=int, default=0, help="decoding processes (default: all cores)")
+    sc.add_argument("--batch", type=int, default=16, help="photos per inference batch (default 16)")
+    sc.add_argument("--threads", type=int, default=1, help="onnxruntime threads in the main process (default 1)")
+    sc.add_argument("--fail-on", metavar="suspect,inconclusive,error", default="",
+                    help="exit non-zero when any photo has this outcome (comma-separated)")
+    sc.set_defaults(func=_scan)
     return p
 
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from genuine.cli import main as cli
 from infer.inspector import Inspector
 from infer.photo import PhotoError
 from infer.quality import Quality
-from infer.runtime import META_KEY, ModelError, OnnxModel
+from infer.runtime import ModelError, OnnxModel
 
 
 @pytest.fixture(scope="session")

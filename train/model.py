@@ -83,6 +83,12 @@ class GenuineNet(nn.Module):
             raise ValueError(f"unknown backbone {backbone!r}; choose from {', '.join(BACKBONES)}")
         self.backbone_name = backbone
         self.features, c = _features(backbone)
+        for m in self.features.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                # torchvision's MobileNet/EfficientNet use momentum 0.01, tuned for long ImageNet runs. In a
+                # short fine-tune or from scratch the running statistics then lag the weights by hundreds of
+                # steps and every eval-mode prediction collapses to one class.
+                m.momentum = 0.1
         self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1) * 255.0)
         self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1) * 255.0)
         # A 1x1 conv scores every location: the map is the heatmap, and the logit pools its most

@@ -36,8 +36,8 @@ def model_card(path: Path, meta: dict, sha256: str, size: int, why_fp32: str | N
         f"validation photos, item-level splits; fingerprint `{meta['data']['fingerprint'][:16]}...`",
         "",
         "## Validation metrics (calibrated)",
-        f"| AUROC | TPR at 1% FPR | TPR at 5% FPR | ECE | Brier | accuracy at 0.5 |",
-        f"| --- | --- | --- | --- | --- | --- |",
+        "| AUROC | TPR at 1% FPR | TPR at 5% FPR | ECE | Brier | accuracy at 0.5 |",
+        "| --- | --- | --- | --- | --- | --- |",
         f"| {_fmt(val['auroc'])} | {_fmt(val['tpr_at_fpr_1pct'], 3)} | {_fmt(val['tpr_at_fpr_5pct'], 3)} | "
         f"{_fmt(val['ece'])} | {_fmt(val['brier'])} | {_fmt(val['accuracy'])} |",
         "",

@@ -1,0 +1,354 @@
+"""One self-contained, offline HTML report for a `genuine scan` run (stdlib + numpy only).
+
+    from infer.report import write_html
+    write_html(run_dir / "report.html", rows, summary, run_dir, embed_limit=2000)
+
+`rows` holds one dict per unique photo or bad file (keys: paths, sha256, verdict, authenticity,
+p_counterfeit, product, product_confidence, reason, quality{"issues"}, error_kind, thumb), `summary`
+the run's totals (read with .get, so missing keys only leave blanks). The page carries a header,
+an inline-SVG histogram of authenticity and a sortable, filterable, paginated table of EVERY row.
+It must open from a USB stick on an air-gapped laptop, hence: no external URL of any kind, inline
+CSS/JS only, data as a JSON block that a hostile file name cannot break out of, and a CSP that
+lets only our own script run. Heatmap thumbnails of the most suspicious `embed_limit` rows are
+embedded as data: URIs; the rest are linked relative to run_dir (works while the report stays there).
+"""
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import html
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from urllib.parse import quote
+
+import numpy as np
+
+ORDER = ("GENUINE", "SUSPECT", "INCONCLUSIVE", "ERROR")
+COLOURS = {"GENUINE": "#2e7d32", "SUSPECT": "#c62828", "INCONCLUSIVE": "#f0a000", "ERROR": "#757575"}
+_RANK = {"SUSPECT": 0, "INCONCLUSIVE": 1, "ERROR": 2, "GENUINE": 3}   # default table order
+_MAX_EMBED = 512 * 1024   # a "small JPEG" bigger than this is linked, not inlined into the page
+
+_SCRIPT = r"""
+"use strict";
+(function () {
+  var ROWS = JSON.parse(document.getElementById("rows").textContent), PAGE = 500;
+  var RANK = {SUSPECT: 0, INCONCLUSIVE: 1, ERROR: 2, GENUINE: 3}, $$ = document.querySelectorAll.bind(document);
+  var KEYS = {path: function (r) { return (r.p[0] || "").toLowerCase(); },
+              verdict: function (r) { return r.v in RANK ? RANK[r.v] : 9; },
+              auth: function (r) { return r.a; }, pconf: function (r) { return r.c; },
+              product: function (r) { return r.pr === null ? null : r.pr.toLowerCase(); },
+              issues: function (r) { return r.e ? "~" + r.e : r.q.join(", "); }};   /* errors sort after issues */
+  var q = document.getElementById("q"), tb = document.getElementById("tb");
+  var view = ROWS, page = 0, sortKey = null, sortDir = 1, timer = 0;
+  function el(tag, cls, text) {   /* all data goes in as text (textContent), never as markup */
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined && text !== null) e.textContent = text;
+    return e;
+  }
+  function fmt(x) { return x === null || x === undefined ? "" : x.toFixed(3); }
+  function hay(r) {
+    if (r._s === undefined) r._s = [r.p.join("\n"), r.pr || "", r.r, r.e || "", r.h || ""].join("\n").toLowerCase();
+    return r._s;
+  }
+  function apply() {
+    var text = q.value.trim().toLowerCase(), on = {};
+    $$("input.vf").forEach(function (b) { on[b.value] = b.checked; });
+    view = ROWS.filter(function (r) { return (!(r.v in on) || on[r.v]) && (!text || hay(r).indexOf(text) >= 0); });
+    if (sortKey) {   /* decorate-sort-undecorate; ties keep the suspicion order; blanks last either way */
+      var f = KEYS[sortKey], d = sortDir;
+      view = view.map(function (r, i) { return [f(r), i, r]; }).sort(function (x, y) {
+        var a = x[0], b = y[0];
+        if (a === b) return x[1] - y[1];
+        if (a === null || a === undefined) return 1;
+        if (b === null || b === undefined) return -1;
+        return (a < b ? -1 : 1) * d;
+      }).map(function (k) { return k[2]; });
+    }
+    page = 0;
+    render();
+  }
+  function row(r) {
+    var tr = el("tr"), td = tr.appendChild(el("td"));
+    if (r.t) {
+      var img = td.appendChild(el("img", "th"));
+      img.loading = "lazy"; img.alt = "heatmap"; img.src = r.t;
+      img.addEventListener("click", function () { img.classList.toggle("big"); });
+    }
+    td = tr.appendChild(el("td", "path"));
+    td.appendChild(el("div", null, r.p.length ? r.p[0] : "(no path)"));
+    if (r.p.length > 1) {   /* duplicates: tooltip for a glance, <details> for the full list */
+      var rest = r.p.slice(1), d = td.appendChild(el("details"));
+      d.appendChild(el("summary", "small", "+" + rest.length + " more")).title =
+        rest.slice(0, 50).join("\n") + (rest.length > 50 ? "\n..." : "");
+      rest.slice(0, 500).forEach(function (p) { d.appendChild(el("div", null, p)); });
+      if (rest.length > 500) d.appendChild(el("div", "small", "... and " + (rest.length - 500) + " more"));
+    }
+    tr.appendChild(el("td", "v " + (r.v in RANK ? r.v : "ERROR"), r.v)).title = r.r;
+    tr.appendChild(el("td", "num", fmt(r.a)));
+    tr.appendChild(el("td", null, r.pr));
+    tr.appendChild(el("td", "num", fmt(r.c)));
+    td = tr.appendChild(el("td"));
+    if (r.e) td.appendChild(el("div", "err", r.e));
+    else if (r.q.length) td.appendChild(el("div", null, r.q.join(", ")));
+    if (r.r) td.appendChild(el("div", "small", r.r));
+    return tr;
+  }
+  function render() {   /* only one page of DOM at a time keeps 10^5+ rows responsive */
+    var n = view.length, pages = Math.max(1, Math.ceil(n / PAGE));
+    page = Math.min(Math.max(page, 0), pages - 1);
+    var start = page * PAGE, end = Math.min(n, start + PAGE), frag = document.createDocumentFragment();
+    for (var i = start; i < end; i++) frag.appendChild(row(view[i]));
+    tb.textContent = "";
+    tb.appendChild(frag);
+    var info = (n ? "rows " + (start + 1).toLocaleString() + "-" + end.toLocaleString() + " of " + n.toLocaleString()
+                  : "no rows match")
+               + (n !== ROWS.length ? " (filtered from " + ROWS.length.toLocaleString() + ")" : "")
+               + ", page " + (page + 1) + " of " + pages;
+    $$(".pager").forEach(function (p) {
+      p.querySelector(".info").textContent = info;
+      p.querySelector(".prev").disabled = page === 0;
+      p.querySelector(".next").disabled = page >= pages - 1;
+    });
+  }
+  function go(delta) { page += delta; render(); document.getElementById("tbl").scrollIntoView(); }
+  $$(".pager .prev").forEach(function (b) { b.addEventListener("click", function () { go(-1); }); });
+  $$(".pager .next").forEach(function (b) { b.addEventListener("click", function () { go(1); }); });
+  $$("input.vf").forEach(function (b) { b.addEventListener("change", apply); });
+  q.addEventListener("input", function () {   /* debounce: filtering 10^6 rows per keystroke would stutter */
+    clearTimeout(timer);
+    timer = setTimeout(apply, ROWS.length > 20000 ? 300 : 50);
+  });
+  $$("th.s").forEach(function (th) {
+    th.addEventListener("click", function () {
+      var k = th.getAttribute("data-k");
+      if (sortKey === k) sortDir = -sortDir; else { sortKey = k; sortDir = 1; }
+      $$("th.s").forEach(function (h) { h.removeAttribute("aria-sort"); });
+      th.setAttribute("aria-sort", sortDir > 0 ? "ascending" : "descending");
+      apply();
+    });
+  });
+  apply();
+})();
+"""
+
+# 'unsafe-inline' is ignored by CSP2+ browsers once a hash is present; it only keeps CSP1 browsers working.
+_TEMPLATE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src '@@HASH@@' 'unsafe-inline'; \
+style-src 'unsafe-inline'; img-src * data: blob: file:; base-uri 'none'; form-action 'none'">
+<title>genuine scan report</title>
+<style>
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1400px;
+ padding:16px 24px;color:#222;background:#fafafa}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:16px;margin:24px 0 8px}
+.meta,.small{color:#666}.small{font-size:12px}.err{font-weight:600}
+dl.kv{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;margin:8px 0}
+dl.kv dt{color:#666}dl.kv dd{margin:0;word-break:break-all}
+.cards{display:flex;gap:12px;flex-wrap:wrap;margin:12px 0}.card{border-radius:6px;padding:8px 14px;min-width:120px}
+.card b{display:block;font-size:22px}
+.GENUINE{background:#2e7d32;color:#fff}.SUSPECT{background:#c62828;color:#fff}
+.INCONCLUSIVE{background:#f0a000;color:#222}.ERROR{background:#757575;color:#fff}
+table{border-collapse:collapse;background:#fff}
+th,td{border-bottom:1px solid #e3e3e3;padding:4px 8px;text-align:left;vertical-align:top}
+th{background:#f0f0f0;position:sticky;top:0}th.s{cursor:pointer;user-select:none;white-space:nowrap}
+th.s:hover{background:#e4e4e4}th[aria-sort=ascending]::after{content:" \\25B2"}
+th[aria-sort=descending]::after{content:" \\25BC"}
+td.num{text-align:right;font-variant-numeric:tabular-nums}td.v{font-weight:600;text-align:center}
+td.path{word-break:break-all;max-width:520px;font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
+img.th{height:64px;cursor:zoom-in;display:block}img.th.big{height:auto;max-width:480px;cursor:zoom-out}
+.controls,.pager{display:flex;gap:16px;align-items:center;flex-wrap:wrap;margin:8px 0}
+svg text{font:12px system-ui,sans-serif;fill:#333}
+</style></head><body>
+@@HEADER@@
+<h2>Authenticity histogram</h2>
+@@HISTOGRAM@@
+<h2 id="tbl">Photos</h2>
+<div class="controls"><input id="q" type="search" placeholder="filter path, product, reason" size="40">
+<label><input type="checkbox" class="vf" value="SUSPECT" checked> SUSPECT</label>
+<label><input type="checkbox" class="vf" value="INCONCLUSIVE" checked> INCONCLUSIVE</label>
+<label><input type="checkbox" class="vf" value="GENUINE" checked> GENUINE</label>
+<label><input type="checkbox" class="vf" value="ERROR" checked> ERROR</label></div>
+<div class="pager"><button class="prev" type="button">prev</button><span class="info"></span>
+<button class="next" type="button">next</button></div>
+<table><thead><tr><th>heatmap</th><th class="s" data-k="path">path</th><th class="s" data-k="verdict">verdict</th>
+<th class="s" data-k="auth">authenticity</th><th class="s" data-k="product">product</th>
+<th class="s" data-k="pconf">product confidence</th><th class="s" data-k="issues">issues / error</th></tr></thead>
+<tbody id="tb"></tbody></table>
+<div class="pager"><button class="prev" type="button">prev</button><span class="info"></span>
+<button class="next" type="button">next</button></div>
+<noscript><p>The table needs JavaScript; the data is in the JSON block of this file.</p></noscript>
+<script type="application/json" id="rows">@@DATA@@</script>
+<script>@@SCRIPT@@</script>
+</body></html>
+"""
+
+
+def _num(x):
+    """float or None: NaN/inf would make JSON.parse reject the whole page, numpy scalars json.dumps."""
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return None
+    return round(x, 4) if math.isfinite(x) else None
+
+
+def _str(x):
+    return None if x is None else os.fsdecode(x) if isinstance(x, (bytes, os.PathLike)) else str(x)
+
+
+def _priority(r: dict):
+    """SUSPECT by p_counterfeit desc, then INCONCLUSIVE, ERROR, GENUINE: the order an officer works in."""
+    p, a = _num(r.get("p_counterfeit")), _num(r.get("authenticity"))
+    return _RANK.get(r.get("verdict"), 2), -(p if p is not None else 1 - a if a is not None else 0.0)
+
+
+def _thumb_src(run_dir: Path, thumb: str, embed: bool) -> str:
+    rel = thumb.replace("\\", "/")
+    if embed:
+        try:
+            data = (run_dir / rel).read_bytes()
+            mime = "image/png" if data[:4] == b"\x89PNG" else "image/jpeg"
+            return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+        except OSError:
+            pass   # vanished since planning: link it rather than lose the row
+    # Percent-encoding turns any ':' into %3A, so a thumb value can never become a javascript:/http: URL.
+    return quote(rel, safe="/", errors="surrogateescape")
+
+
+def _row_json(r: dict, src) -> str:
+    paths, quality = r.get("paths") or [], r.get("quality")
+    paths = [paths] if isinstance(paths, (str, bytes, os.PathLike)) else paths
+    issues = (quality.get("issues") if isinstance(quality, dict) else None) or []
+    obj = {"p": [_str(p) for p in paths], "v": _str(r.get("verdict")) or "ERROR", "a": _num(r.get("authenticity")),
+           "pc": _num(r.get("p_counterfeit")), "pr": _str(r.get("product")), "c": _num(r.get("product_confidence")),
+           "r": _str(r.get("reason")) or "", "q": [_str(i) for i in issues], "e": _str(r.get("error_kind")),
+           "h": _str(r.get("sha256")), "t": src}
+    # ASCII-only JSON with every '<' as \u003c: no "</script>" or "<!--" can end or confuse the data block.
+    return json.dumps(obj, ensure_ascii=True, separators=(",", ":"), allow_nan=False).replace("<", "\\u003c")
+
+
+def _histogram_svg(rows: list[dict], thresholds) -> str:
+    """Stacked 20-bin histogram of authenticity per verdict, as inline SVG (no xmlns: inline SVG needs none)."""
+    edges, stack = np.linspace(0.0, 1.0, 21), ("GENUINE", "INCONCLUSIVE", "SUSPECT")
+    vals = {v: [] for v in stack}
+    for r in rows:
+        if r.get("verdict") in vals and _num(r.get("authenticity")) is not None:
+            vals[r["verdict"]].append(min(max(_num(r["authenticity"]), 0.0), 1.0))
+    counts = {v: np.histogram(np.asarray(vals[v], np.float64), bins=edges)[0] for v in stack}
+    peak = int(sum(counts.values()).max())
+    raw = max(peak, 1) / 5   # y ticks at a 1/2/5 x 10^k step, at most ~5 of them
+    mag = 10 ** math.floor(math.log10(raw)) if raw >= 1 else 1
+    step = next(int(f * mag) for f in (1, 2, 5, 10) if f * mag >= raw)
+    top = max(step, -(-peak // step) * step)
+    W, H, L, T, pw, ph = 720, 270, 64, 14, 476, 208
+    sx, sy = (lambda a: L + a * pw), (lambda n: T + ph - n * ph / top)
+    out = [f'<svg class="hist" width="{W}" height="{H}" viewBox="0 0 {W} {H}" role="img" '
+           'aria-label="histogram of authenticity per verdict">']
+    out += [f'<line x1="{L}" x2="{L + pw}" y1="{sy(n):.1f}" y2="{sy(n):.1f}" stroke="#e3e3e3"/>'
+            f'<text x="{L - 6}" y="{sy(n) + 4:.1f}" text-anchor="end">{n:,}</text>' for n in range(0, top + 1, step)]
+    for i in range(20):
+        base = 0
+        for v in stack:
+            if n := int(counts[v][i]):   # <title> gives exact counts on hover: small bars stay readable
+                out.append(f'<rect x="{sx(edges[i]) + 1:.1f}" y="{sy(base + n):.1f}" width="{pw / 20 - 2:.1f}" '
+                           f'height="{max(sy(base) - sy(base + n), 0.5):.1f}" fill="{COLOURS[v]}"><title>{v} '
+                           f'{edges[i]:.2f}-{edges[i + 1]:.2f}: {n:,}</title></rect>')
+                base += n
+    out.append(f'<path d="M{L} {T}V{T + ph}H{L + pw}" fill="none" stroke="#333"/>')
+    out += [f'<line x1="{sx(a):.1f}" x2="{sx(a):.1f}" y1="{T + ph}" y2="{T + ph + 5}" stroke="#333"/>'
+            f'<text x="{sx(a):.1f}" y="{T + ph + 18}" text-anchor="middle">{a:g}</text>' for a in (0, .25, .5, .75, 1)]
+    out.append(f'<text x="{L + pw / 2}" y="{H - 6}" text-anchor="middle">authenticity (probability genuine)</text>'
+               f'<text transform="translate(14 {T + ph / 2}) rotate(-90)" text-anchor="middle">photos</text>')
+    for key, dx, anchor in (("threshold_genuine", 3, "start"), ("threshold_suspect", -3, "end")):
+        t = _num((thresholds if isinstance(thresholds, dict) else {}).get(key))   # on p_counterfeit; axis is 1 - p
+        if t is not None and 0 <= t <= 1:   # each label sits on its verdict's side of the line
+            out.append(f'<line x1="{sx(1 - t):.1f}" x2="{sx(1 - t):.1f}" y1="{T}" y2="{T + ph}" stroke="#333" '
+                       f'stroke-dasharray="4 3"/><text x="{sx(1 - t) + dx:.1f}" y="{T + 10}" '
+                       f'text-anchor="{anchor}">{key[10:]}</text>')
+    for j, v in enumerate(reversed(stack)):
+        out.append(f'<rect x="{L + pw + 20}" y="{T + 8 + 22 * j}" width="14" height="14" fill="{COLOURS[v]}"/>'
+                   f'<text x="{L + pw + 40}" y="{T + 20 + 22 * j}">{v} ({len(vals[v]):,})</text>')
+    if not peak:
+        out.append(f'<text x="{L + pw / 2}" y="{T + ph / 2}" text-anchor="middle">no scored photos</text>')
+    return "".join(out + ["</svg>"])
+
+
+def _header(summary: dict, n_rows: int, embedded: int, linked: int) -> str:
+    def e(x):   # every summary value is untrusted text (paths, product names)
+        return html.escape(_str(x), quote=True)
+    g = summary.get if isinstance(summary, dict) else (lambda k: None)
+    counts, errors, per_product = (g(k) if isinstance(g(k), dict) else {} for k in ("counts", "errors", "per_product"))
+    total = lambda c: sum(int(x or 0) for x in c.values()) if isinstance(c, dict) else 0   # noqa: E731
+    el, pps, srcs = _num(g("elapsed_s")), _num(g("photos_per_s")), g("sources") or []
+    n_photos = g("total_photos") if g("total_photos") is not None else "?"
+    meta = [f'finished {e(g("finished") or "?")}', f"{e(n_photos)} photos", f"{n_rows:,} rows",
+            f'{e(g("duplicates") or 0)} duplicates'] + \
+        ([f"{el:,.1f} s"] if el is not None else []) + ([f"{pps:,.1f} photos/s"] if pps is not None else [])
+    out = ["<h1>genuine scan report</h1>", f'<p class="meta">{" &middot; ".join(meta)}</p>', '<div class="cards">']
+    for v in list(ORDER) + [k for k in counts if k not in ORDER]:
+        n = int(counts.get(v) or (total(errors) if v == "ERROR" else 0))
+        pct = 100 * n / (total(counts) or 1)
+        out.append(f'<div class="card {v if v in ORDER else "ERROR"}">{e(v)}<b>{n:,}</b>{pct:.1f}%</div>')
+    srcs = [srcs] if isinstance(srcs, str) else list(srcs)
+    kv = [("model sha256", e(g("model_sha256") or "?")),
+          ("sources", "<br>".join(map(e, srcs[:50])) + (f"<br>... and {len(srcs) - 50:,} more" * (len(srcs) > 50))),
+          ("errors", ", ".join(f"{e(k)}: {e(v)}" for k, v in sorted(errors.items(), key=str)) or "none"),
+          ("thumbnails", f"{embedded:,} embedded in this file" + (f", {linked:,} linked relative to this file "
+                         "(shown only while the report stays in its run folder)" if linked else ""))]
+    out += ["</div>", '<dl class="kv">'] + [f"<dt>{k}</dt><dd>{v}</dd>" for k, v in kv] + ["</dl>"]
+    if per_product:
+        out.append("<h2>Per product</h2><table><thead><tr><th>product</th>"
+                   + "".join(f"<th>{c}</th>" for c in ORDER) + "<th>total</th></tr></thead><tbody>")
+        for prod, c in sorted(per_product.items(), key=lambda kv: -total(kv[1])):
+            c = c if isinstance(c, dict) else {}
+            cells = "".join(f'<td class="num">{int(c.get(v) or 0):,}</td>' for v in ORDER)
+            out.append(f'<tr><td>{e(prod)}</td>{cells}<td class="num">{total(c):,}</td></tr>')
+        out.append("</tbody></table>")
+    return "\n".join(out)
+
+
+def write_html(path, rows: list[dict], summary: dict, run_dir, embed_limit: int = 2000) -> None:
+    path, run_dir = Path(path), Path(run_dir)
+    ordered = sorted(rows, key=_priority)
+    thumbs = [(i, _str(r["thumb"])) for i, r in enumerate(ordered) if r.get("thumb")]   # str or Path
+    # Plan the embedding first: the header states the count, and rows then stream to disk one JSON
+    # object at a time (10^6 rows would otherwise sit in memory twice). Missing files use no budget.
+    embed = set()
+    for i, t in thumbs:
+        try:
+            if len(embed) < embed_limit and (run_dir / t.replace("\\", "/")).stat().st_size <= _MAX_EMBED:
+                embed.add(i)
+        except OSError:
+            pass
+    head, tail = _TEMPLATE.split("@@DATA@@")
+    digest = base64.b64encode(hashlib.sha256(_SCRIPT.encode("utf-8")).digest()).decode("ascii")
+    svg = _histogram_svg(ordered, summary.get("thresholds") if isinstance(summary, dict) else None)
+    # The header (untrusted text) is substituted last so its content is never scanned for markers.
+    head = (head.replace("@@HASH@@", f"sha256-{digest}").replace("@@HISTOGRAM@@", svg)
+            .replace("@@HEADER@@", _header(summary, len(ordered), len(embed), len(thumbs) - len(embed))))
+
+    def enc(s: str) -> bytes:   # undecodable file names (lone surrogates) must not abort a 10^6-photo report
+        return s.encode("utf-8", "backslashreplace")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(enc(head) + b"[")
+            for i, r in enumerate(ordered):
+                src = _thumb_src(run_dir, _str(r["thumb"]), i in embed) if r.get("thumb") else None
+                f.write((b",\n" if i else b"") + enc(_row_json(r, src)))
+            f.write(b"]" + enc(tail.replace("@@SCRIPT@@", _SCRIPT)))
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)   # mkstemp's 0600 would hide the report from colleagues on a shared drive
+        os.replace(tmp, path)   # readers see the old report or the new one, never half a file
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,244 @@
+"""`genuine scan`: batch checks of seizure photo archives that lose nothing and count nothing twice.
+
+    genuine scan model.onnx /archive/case42 case43.zip --out runs/case42 --workers 2
+
+Worker processes read, hash and decode photos; the main process batches them through
+onnxruntime and appends one JSON line per finished photo to RUN_DIR/results.jsonl
+(fsynced every few records and at exit). Records are keyed by the photo's sha256 and the
+model's sha256: a rerun skips what is done (unchanged paths are not even re-read), a torn
+last line from a kill -9 is cut off, and identical photos under several paths are scored once.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from infer import quality
+from infer.photo import PhotoError, load_photo
+from infer.preprocess import decode_side, prepare
+from infer.sources import Entry, entries, looks_like_photo, read
+
+FSYNC_EVERY = 16
+THUMB_SIDE = 320
+_model_size = 0
+_quality_limits: dict | None = None
+
+
+def _init_worker(size: int, limits: dict | None) -> None:
+    global _model_size, _quality_limits
+    _model_size, _quality_limits = size, limits
+
+
+def decode(e: Entry) -> dict:
+    """Worker: bytes -> sha256 -> photo -> model input, quality and a thumbnail; errors become data."""
+    out = {"entry": e}
+    if e.refused:
+        return {**out, "error_kind": e.refused_kind, "error": e.refused}
+    if not looks_like_photo(e):
+        return {**out, "error_kind": "skipped", "error": f"not a photo file ({Path(e.member or e.path).suffix or 'no suffix'})"}
+    try:
+        data = read(e)
+    except (OSError, KeyError, RuntimeError, ValueError) as err:
+        return {**out, "error_kind": "unreadable", "error": f"cannot read ({err})"}
+    out["sha256"] = hashlib.sha256(data).hexdigest()
+    try:
+        img = load_photo(data, min_side=decode_side(_model_size))
+    except PhotoError as err:
+        return {**out, "error_kind": err.kind, "error": err.reason}
+    except Exception as err:  # one strange file must never stop a run of 10^6
+        return {**out, "error_kind": "unreadable", "error": f"cannot decode ({type(err).__name__}: {err})"}
+    thumb = img.copy()
+    thumb.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.BILINEAR)
+    return {**out, "x": prepare(img, _model_size), "quality": quality.assess(img, _model_size, _quality_limits),
+            "thumb": np.asarray(thumb)}
+
+
+class Journal:
+    """Append-only results.jsonl: the only state of a run, safe against kill -9 at any moment."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.records: list[dict] = []
+        if path.exists():
+            raw = path.read_bytes()
+            good = raw[: raw.rfind(b"\n") + 1]          # a torn last line is cut off, not parsed
+            if len(good) != len(raw):
+                with open(path, "r+b") as fh:
+                    fh.truncate(len(good))
+            self.records = [json.loads(line) for line in good.decode().splitlines() if line.strip()]
+        self.fh = open(path, "a", encoding="utf-8")
+        self.pending = 0
+
+    def append(self, rec: dict) -> None:
+        self.fh.write(json.dumps(rec) + "\n")
+        self.fh.flush()
+        self.pending += 1
+        if self.pending >= FSYNC_EVERY:
+            self.sync()
+
+    def sync(self) -> None:
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+        self.pending = 0
+
+    def close(self) -> None:
+        if not self.fh.closed:
+            self.sync()
+            self.fh.close()
+
+    def close_and_records(self) -> list[dict]:
+        self.close()
+        return self.records
+
+
+def _thumb_path(run_dir: Path, sha: str) -> str:
+    return f"thumbs/{sha[:20]}.jpg"
+
+
+class Scanner:
+    def __init__(self, inspector, run_dir: Path, batch: int = 16):
+        self.insp, self.run_dir, self.batch = inspector, run_dir, batch
+        self.model_sha = inspector.model.sha256
+        (run_dir / "thumbs").mkdir(parents=True, exist_ok=True)
+        self.journal = Journal(run_dir / "results.jsonl")
+        others = {r["model_sha256"] for r in self.journal.records if r.get("model_sha256") not in (None, self.model_sha)}
+        if others:
+            raise SystemExit(f"genuine scan: {run_dir} holds results of another model ({sorted(others)[0][:16]}...); "
+                             f"choose a new --out")
+        self.done_sha = {r["sha256"] for r in self.journal.records if r.get("sha256")}
+        self.done_key = {r["path"]: tuple(r["stamp"]) for r in self.journal.records}
+        self.queue: list[dict] = []
+        self.new = 0
+
+    def finished(self, e: Entry) -> bool:
+        return self.done_key.get(e.key) == e.stamp
+
+    def _record(self, rec: dict) -> None:
+        self.journal.append({**rec, "model_sha256": self.model_sha})
+        self.done_key[rec["path"]] = tuple(rec["stamp"])
+        if rec.get("sha256"):
+            self.done_sha.add(rec["sha256"])
+        self.new += 1
+
+    def add(self, item: dict) -> None:
+        e = item["entry"]
+        base = {"path": e.key, "stamp": list(e.stamp), "sha256": item.get("sha256")}
+        if "error" in item:
+            self._record({"type": "error", **base, "error_kind": item["error_kind"], "error": item["error"]})
+        elif item["sha256"] in self.done_sha or any(q["sha256"] == item["sha256"] for q in self.queue):
+            self.queue.append({**item, "duplicate": True})   # scored once; this path joins it
+        else:
+            self.queue.append(item)
+        if len([q for q in self.queue if not q.get("duplicate")]) >= self.batch:
+            self.flush()
+
+    def flush(self) -> None:
+        fresh = [q for q in self.queue if not q.get("duplicate")]
+        if fresh:
+            out = self.insp.model.run(np.stack([q["x"] for q in fresh]))
+            for k, q in enumerate(fresh):
+                r = self.insp.judge({n: v[k] for n, v in out.items()}, q["quality"], q["entry"].key)
+                thumb = None
+                if r.verdict != "GENUINE" and r.heatmap is not None:
+                    from infer.heatmap import overlay
+
+                    thumb = _thumb_path(self.run_dir, q["sha256"])
+                    overlay(Image.fromarray(q["thumb"]), r.heatmap, self.insp.size).save(self.run_dir / thumb, quality=85)
+                rec = {k2: v for k2, v in r.to_dict().items() if k2 not in ("source", "timing_ms", "model_sha256")}
+                self._record({"type": "photo", "path": q["entry"].key, "stamp": list(q["entry"].stamp),
+                              **rec, "sha256": q["sha256"], "thumb": thumb})
+        for q in self.queue:
+            if q.get("duplicate"):
+                self._record({"type": "path", "path": q["entry"].key, "stamp": list(q["entry"].stamp),
+                              "sha256": q["sha256"]})
+        self.queue = []
+
+
+def scan(inspector, sources: list[str], run_dir, workers: int = 0, batch: int = 16, progress: bool = True) -> dict:
+    run_dir = Path(run_dir)
+    t0 = time.perf_counter()
+    sc = Scanner(inspector, run_dir, batch)
+    listed = list(entries(sources))
+    todo = [e for e in listed if not sc.finished(e)]
+    bar = Progress(len(todo), progress)
+    workers = workers or os.cpu_count() or 1
+    ctx = get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    try:
+        with ctx.Pool(workers, _init_worker, (inspector.size, inspector.meta.get("quality"))) as pool:
+            for item in pool.imap_unordered(decode, todo, chunksize=4):
+                sc.add(item)
+                bar.step()
+        sc.flush()
+    finally:
+        sc.journal.close()
+        bar.close()
+    return {"listed": len(listed), "already_done": len(listed) - len(todo), "new": sc.new,
+            "seconds": time.perf_counter() - t0}
+
+
+class Progress:
+    """A one-line progress report (rate, ETA) on stderr; tqdm is not part of the handheld install."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.total, self.done, self.t0, self.last = total, 0, time.perf_counter(), 0.0
+        self.enabled = enabled and total > 0
+
+    def step(self) -> None:
+        self.done += 1
+        now = time.perf_counter()
+        every = 0.5 if sys.stderr.isatty() else 10.0  # a log file gets a line every 10 s, not a flood
+        if self.enabled and (now - self.last > every or self.done == self.total):
+            rate = self.done / max(now - self.t0, 1e-9)
+            eta = (self.total - self.done) / max(rate, 1e-9)
+            end = "\n" if not sys.stderr.isatty() else ""
+            print(f"\rscan {self.done}/{self.total}  {rate:.1f} photos/s  ETA {eta:.0f}s ", end=end, file=sys.stderr,
+                  flush=True)
+            self.last = now
+
+    def close(self) -> None:
+        if self.enabled and sys.stderr.isatty():
+            print(file=sys.stderr)
+
+
+FAIL_CODES = {"suspect": ("SUSPECT", 1), "inconclusive": ("INCONCLUSIVE", 2), "error": ("ERROR", 3)}
+
+
+def main(args) -> int:
+    """Exit codes: 0 done; with --fail-on: 1 any SUSPECT, 2 any INCONCLUSIVE, 3 any bad file; 4 model error."""
+    from infer.inspector import Inspector
+    from infer.runtime import ModelError
+    from infer.scan_outputs import write_outputs
+
+    try:
+        insp = Inspector(args.model, threads=args.threads)
+    except ModelError as e:
+        print(f"genuine scan: {e}", file=sys.stderr)
+        return 4
+    fail_on = [f.strip() for f in (args.fail_on or "").split(",") if f.strip()]
+    bad = [f for f in fail_on if f not in FAIL_CODES]
+    if bad:
+        print(f"genuine scan: --fail-on {','.join(bad)}: choose from {', '.join(FAIL_CODES)}", file=sys.stderr)
+        return 4
+    run_dir = Path(args.out)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    run = scan(insp, args.sources, run_dir, args.workers, args.batch)
+    summary = write_outputs(run_dir, Journal(run_dir / "results.jsonl").close_and_records(), {
+        "model": str(args.model), "model_sha256": insp.model.sha256, "sources": list(args.sources),
+        "thresholds": insp.meta["thresholds"],
+        "elapsed_s": round(run["seconds"], 2), "photos_per_s": round(run["new"] / max(run["seconds"], 1e-9), 2),
+        "this_run": run})
+    c = summary["counts"]
+    print(f"scan: {summary['total_photos']} photos ({summary['unique_photos']} unique, {summary['duplicates']} "
+          f"duplicate paths): " + ", ".join(f"{v} {c.get(v, 0)}" for v in ("GENUINE", "SUSPECT", "INCONCLUSIVE", "ERROR"))
+          + f"; {run['already_done']} already done, {run['new']} new records at {summary['photos_per_s']:.1f}/s")
+    print(f"Results saved to {run_dir} (results.csv, summary.json, report.html)")
+    codes = [FAIL_CODES[f][1] for f in fail_on if c.get(FAIL_CODES[f][0])]
+    return min(codes) if codes else 0

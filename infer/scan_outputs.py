@@ -1,0 +1,89 @@
+"""A scan's shareable outputs, rebuilt from results.jsonl: results.csv, summary.json, report.html.
+
+    rows = merge(records)                  # one row per unique photo (or bad file), all its paths
+    write_outputs(run_dir, records, info)  # -> summary dict
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import tempfile
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import onnxruntime
+
+CSV_COLUMNS = ["path", "verdict", "authenticity", "p_counterfeit", "product", "product_confidence", "quality_issues",
+               "reason", "error_kind", "sha256", "duplicate_paths"]
+
+
+def merge(records: list[dict]) -> list[dict]:
+    """Fold the journal into rows: photo records carry their duplicate paths; each bad file is a row."""
+    rows: dict[str, dict] = {}
+    extra = defaultdict(list)
+    for r in records:
+        if r["type"] == "photo":
+            rows.setdefault(r["sha256"], {**r, "paths": [r["path"]]})
+        elif r["type"] == "path":
+            extra[r["sha256"]].append(r["path"])
+        else:
+            rows.setdefault(f"error:{r['path']}", {**r, "verdict": "ERROR", "paths": [r["path"]], "reason": r["error"]})
+    for sha, paths in extra.items():
+        if sha in rows:
+            rows[sha]["paths"] += [p for p in paths if p not in rows[sha]["paths"]]
+    return sorted(rows.values(), key=lambda r: r["paths"][0])
+
+
+def _atomic_write(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    def write(fh):
+        w = csv.DictWriter(fh, fieldnames=CSV_COLUMNS, lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow({"path": r["paths"][0], "verdict": r["verdict"], "authenticity": r.get("authenticity"),
+                        "p_counterfeit": r.get("p_counterfeit"), "product": r.get("product"),
+                        "product_confidence": r.get("product_confidence"),
+                        "quality_issues": " ".join((r.get("quality") or {}).get("issues", [])),
+                        "reason": r.get("reason", ""), "error_kind": r.get("error_kind"), "sha256": r.get("sha256"),
+                        "duplicate_paths": " | ".join(r["paths"][1:])})
+    _atomic_write(path, write)
+
+
+def summarise(rows: list[dict], info: dict) -> dict:
+    from genuine import __version__
+
+    counts = Counter(r["verdict"] for r in rows)
+    per_product = defaultdict(Counter)
+    for r in rows:
+        if r["verdict"] != "ERROR":
+            per_product[r.get("product") or "-"][r["verdict"]] += 1
+    return {"total_photos": sum(len(r["paths"]) for r in rows), "unique_photos": sum(1 for r in rows if r["verdict"] != "ERROR"),
+            "duplicates": sum(len(r["paths"]) - 1 for r in rows), "counts": dict(counts),
+            "errors": dict(Counter(r["error_kind"] for r in rows if r["verdict"] == "ERROR")),
+            "per_product": {p: dict(c) for p, c in sorted(per_product.items())}, **info,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "versions": {"genuine": __version__, "onnxruntime": onnxruntime.__version__, "python": platform.python_version()}}
+
+
+def write_outputs(run_dir: Path, records: list[dict], info: dict) -> dict:
+    rows = merge(records)
+    write_csv(run_dir / "results.csv", rows)
+    summary = summarise(rows, info)
+    _atomic_write(run_dir / "summary.json", lambda fh: fh.write(json.dumps(summary, indent=2) + "\n"))
+    from infer.report import write_html
+
+    write_html(run_dir / "report.html", rows, summary, run_dir)
+    return summary
