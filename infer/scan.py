@@ -23,11 +23,10 @@ from PIL import Image
 
 from infer import quality
 from infer.photo import PhotoError, load_photo
-from infer.preprocess import decode_side, prepare
+from infer.preprocess import decode_side, letterbox_geometry, prepare
 from infer.sources import Entry, entries, looks_like_photo, read
 
 FSYNC_EVERY = 16
-THUMB_SIDE = 320
 _model_size = 0
 _quality_limits: dict | None = None
 
@@ -55,10 +54,9 @@ def decode(e: Entry) -> dict:
         return {**out, "error_kind": err.kind, "error": err.reason}
     except Exception as err:  # one strange file must never stop a run of 10^6
         return {**out, "error_kind": "unreadable", "error": f"cannot decode ({type(err).__name__}: {err})"}
-    thumb = img.copy()
-    thumb.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.BILINEAR)
+    # No separate thumbnail: the report's picture is cut from the model input when a photo is flagged.
     return {**out, "x": prepare(img, _model_size), "quality": quality.assess(img, _model_size, _quality_limits),
-            "thumb": np.asarray(thumb)}
+            "photo_size": img.size}
 
 
 class Journal:
@@ -151,7 +149,9 @@ class Scanner:
                     from infer.heatmap import overlay
 
                     thumb = _thumb_path(self.run_dir, q["sha256"])
-                    overlay(Image.fromarray(q["thumb"]), r.heatmap, self.insp.size).save(self.run_dir / thumb, quality=85)
+                    _, nw, nh, left, top = letterbox_geometry(*q["photo_size"], self.insp.size)
+                    picture = Image.fromarray(q["x"][top:top + nh, left:left + nw])
+                    overlay(picture, r.heatmap, self.insp.size).save(self.run_dir / thumb, quality=85)
                 rec = {k2: v for k2, v in r.to_dict().items() if k2 not in ("source", "timing_ms", "model_sha256")}
                 self._record({"type": "photo", "path": q["entry"].key, "stamp": list(q["entry"].stamp),
                               **rec, "sha256": q["sha256"], "thumb": thumb})
