@@ -55,7 +55,8 @@ class Inspector:
     def load(self, photo):
         """Decode and preprocess: (PIL photo, uint8 model input, quality); raises PhotoError."""
         img = load_photo(photo, min_side=decode_side(self.size))
-        return img, prepare(img, self.size), quality.assess(img, self.size, self.meta.get("quality"))
+        x = prepare(img, self.size)
+        return img, x, quality.assess(x, img.size, self.size, self.meta.get("quality"))
 
     def inspect(self, photo) -> Result:
         t0 = time.perf_counter()

@@ -55,8 +55,8 @@ def decode(e: Entry) -> dict:
     except Exception as err:  # one strange file must never stop a run of 10^6
         return {**out, "error_kind": "unreadable", "error": f"cannot decode ({type(err).__name__}: {err})"}
     # No separate thumbnail: the report's picture is cut from the model input when a photo is flagged.
-    return {**out, "x": prepare(img, _model_size), "quality": quality.assess(img, _model_size, _quality_limits),
-            "photo_size": img.size}
+    x = prepare(img, _model_size)
+    return {**out, "x": x, "quality": quality.assess(x, img.size, _model_size, _quality_limits), "photo_size": img.size}
 
 
 class Journal:

@@ -20,6 +20,7 @@ import onnx
 import torch
 import torch.nn as nn
 
+from infer.quality import DEFAULTS as QUALITY_LIMITS
 from infer.runtime import META_KEY, OnnxModel
 from train import checkpoint
 from train.data import PhotoSet, select
@@ -60,7 +61,8 @@ def metadata(meta: dict, int8: bool, parity: float) -> dict:
             "score": "p_counterfeit: calibrated probability of counterfeit (authenticity = 1 - p)",
             "thresholds": meta["thresholds"], "calibration": meta["calibration"], "backbone": meta["backbone"],
             "data": meta["data"], "metrics": meta["metrics"], "weights": meta["weights"],
-            "product_min_confidence": PRODUCT_MIN_CONFIDENCE, "int8": int8, "parity_max_abs_diff": parity,
+            "product_min_confidence": PRODUCT_MIN_CONFIDENCE, "quality": dict(QUALITY_LIMITS),
+            "int8": int8, "parity_max_abs_diff": parity,
             "exported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "genuine_version": __version__,
             "training_versions": meta["versions"]}
 
