@@ -93,6 +93,12 @@ def _inspect(args) -> int:
     return inspect_main(args)
 
 
+def _references(args) -> int:
+    from infer.references_cli import main as references_main
+
+    return references_main(args)
+
+
 def _scan(args) -> int:
     from infer.scan import main as scan_main
 
@@ -167,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto (ImageNet from the torch cache if present, else from scratch, loudly), imagenet "
                         "(fail if not cached), none, or PATH to a torchvision state dict; never downloads")
     t.add_argument("--resume", action="store_true", help="continue OUT/last.pt exactly where it stopped")
+    t.add_argument("--finetune", metavar="CHECKPOINT", help="start from a trained best.pt (new photos, new products): "
+                                                             "use a lower --lr (e.g. 3e-4) and fewer --epochs")
     t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     t.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cpu or cuda (bf16 autocast on cuda)")
     t.add_argument("--max-fpr", type=float, default=0.01,
@@ -205,6 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--heatmap", metavar="PNG", help="write where the model looked (one photo: this file; several: "
                                                     "PNG stem + -N suffix)")
     i.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1)")
+    i.add_argument("--references", metavar="DB", help="reference gallery (genuine references add): identifies the "
+                                                       "product and fuses similarity with the classifier")
     i.set_defaults(func=_inspect)
 
     sc = sub.add_parser("scan", help="batch-check photo folders, zip archives or path lists; resumable",
@@ -219,9 +229,51 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--workers", type=int, default=0, help="decoding processes (default: all cores)")
     sc.add_argument("--batch", type=int, default=16, help="photos per inference batch (default 16)")
     sc.add_argument("--threads", type=int, default=1, help="onnxruntime threads in the main process (default 1)")
+    sc.add_argument("--references", metavar="DB", help="reference gallery used for every photo")
     sc.add_argument("--fail-on", metavar="suspect,inconclusive,error", default="",
                     help="exit non-zero when any photo has this outcome (comma-separated)")
     sc.set_defaults(func=_scan)
+
+    r = sub.add_parser("references", help="reference photos of genuine products (and known fakes) per product",
+                       description="A gallery of reference photos per product (SQLite). Inspections with --references use "
+                                   "it at once: the product is identified from the nearest references and similarity "
+                                   "to its genuine references is fused with the classifier.")
+    rsub = r.add_subparsers(dest="ref_command", metavar="ACTION", required=True)
+    a = rsub.add_parser("add", help="add reference photos of one product")
+    a.add_argument("model", help="the .onnx model whose embeddings the gallery uses")
+    a.add_argument("photos", nargs="+", help="photos, folders or zip archives")
+    a.add_argument("--db", required=True, help="reference database file (created if missing)")
+    a.add_argument("--product", required=True, help="product name")
+    a.add_argument("--label", default="genuine", choices=["genuine", "counterfeit"])
+    a.add_argument("--note", help="free text stored with each photo (batch, source, who vouched for it)")
+    ls = rsub.add_parser("list", help="references per product and label")
+    ls.add_argument("--db", required=True)
+    ls.add_argument("--product")
+    ls.add_argument("--all", action="store_true", help="one line per reference photo")
+    rm = rsub.add_parser("remove", help="remove references")
+    rm.add_argument("--db", required=True)
+    rm.add_argument("--product")
+    rm.add_argument("--label", choices=["genuine", "counterfeit"])
+    rm.add_argument("--sha256")
+    ex = rsub.add_parser("export", help="write (some of) the gallery to a new database file to share it")
+    ex.add_argument("out", help="new database file")
+    ex.add_argument("--db", required=True)
+    ex.add_argument("--product")
+    im = rsub.add_parser("import", help="merge another gallery file into this one (duplicates skipped)")
+    im.add_argument("source", help="a database written by references export")
+    im.add_argument("--db", required=True)
+    re_ = rsub.add_parser("reembed", help="recompute every embedding for a new model")
+    re_.add_argument("model")
+    re_.add_argument("--db", required=True)
+    ca = rsub.add_parser("calibrate", help="fit the fusion of classifier and references on validation photos "
+                                           "(needs the train extra)")
+    ca.add_argument("model")
+    ca.add_argument("data", help="dataset with a val split whose products have references")
+    ca.add_argument("--db", required=True)
+    ca.add_argument("--split", default="val", choices=["train", "val", "test"])
+    ca.add_argument("--max-fpr", type=float, default=0.01)
+    ca.add_argument("--max-miss", type=float, default=0.05)
+    r.set_defaults(func=_references)
     return p
 
 

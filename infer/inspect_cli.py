@@ -11,6 +11,7 @@ from pathlib import Path
 
 from infer.heatmap import overlay
 from infer.photo import PhotoError, load_photo
+from infer.references import ReferenceError
 from infer.runtime import ModelError
 
 EXIT = {"GENUINE": 0, "SUSPECT": 1, "INCONCLUSIVE": 2}
@@ -27,8 +28,8 @@ def main(args) -> int:
     from infer.inspector import Inspector  # onnxruntime import kept off `genuine --help`
 
     try:
-        insp = Inspector(args.model, threads=args.threads)
-    except ModelError as e:
+        insp = Inspector(args.model, threads=args.threads, references=args.references)
+    except (ModelError, ReferenceError) as e:
         print(f"genuine inspect: {e}", file=sys.stderr)
         return MODEL_ERROR
     tty = sys.stdout.isatty() and not args.json

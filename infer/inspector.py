@@ -17,6 +17,7 @@ from infer import quality
 from infer.heatmap import where
 from infer.photo import load_photo
 from infer.preprocess import decode_side, prepare
+from infer.references import DEFAULT_SIM_FLOOR, fuse
 from infer.runtime import OnnxModel
 from infer.verdict import GENUINE, INCONCLUSIVE, SUSPECT, decide
 
@@ -33,6 +34,7 @@ class Result:
     quality: dict
     timing_ms: dict
     model_sha256: str
+    reference: dict | None = None  # closest references and similarities, when inspecting with --references
     heatmap: np.ndarray | None = field(default=None, repr=False)   # score map on the model input grid
     embedding: np.ndarray | None = field(default=None, repr=False)
 
@@ -47,10 +49,18 @@ def _source(photo) -> str:
 
 
 class Inspector:
-    def __init__(self, model_path, threads: int = 1):
+    def __init__(self, model_path, threads: int = 1, references=None):
         self.model = OnnxModel(model_path, threads=threads)
         self.meta = self.model.meta
         self.size = self.model.size
+        self.refs = None
+        self.fusion: dict = {}
+        self._gallery, self._refs_version = None, None
+        if references is not None:
+            from infer.references import ReferenceDB
+
+            self.refs = ReferenceDB(references)
+            self.refs.check_model(self.model.sha256)
 
     def load(self, photo):
         """Decode and preprocess: (PIL photo, uint8 model input, quality); raises PhotoError."""
@@ -69,8 +79,20 @@ class Inspector:
                        "total": round(1000 * (time.perf_counter() - t0), 2)}
         return r
 
+    def _references(self, embedding) -> dict | None:
+        """Match against the reference gallery, reloaded whenever the database changed (a trainer added)."""
+        if self.refs is None or embedding is None:
+            return None
+        v = self.refs.version()
+        if v != self._refs_version:
+            self._gallery, self._refs_version = self.refs.gallery(), v
+            self.fusion = self.refs.meta("fusion") or {}
+            if self.fusion.get("model_sha256") not in (None, self.model.sha256):
+                self.fusion = {}  # calibrated for another model's embeddings
+        return self._gallery.match(embedding)
+
     def judge(self, out: dict, q: quality.Quality, source: str) -> Result:
-        """Verdict for one photo from the model's outputs and the quality gate (shared with batch scans)."""
+        """Verdict for one photo from the model's outputs, the references and the quality gate (shared with scans)."""
         p = float(out["p_counterfeit"])
         product, conf = None, None
         if "product_prob" in out:
@@ -78,13 +100,32 @@ class Inspector:
             product, conf = self.model.products[k], float(out["product_prob"][k])
         elif len(self.model.products) == 1:
             product = self.model.products[0]
-        th = self.meta["thresholds"]
+        th, notes = self.meta["thresholds"], []
+        covered = conf is None or conf >= self.meta.get("product_min_confidence", 0.5)
+        ref = self._references(out.get("embedding"))
+        if ref is not None:  # references name the product, also one the model was never trained on
+            product, conf = ref["product"], ref["nearest"]
+            covered = ref["nearest"] >= self.fusion.get("sim_floor", DEFAULT_SIM_FLOOR)
+            if ref["genuine"] is None:
+                notes.append(f"no genuine references for {product}: classifier only")
+            elif "weights" in self.fusion:
+                p, th = fuse(p, ref, self.fusion), self.fusion["thresholds"]
+                notes.append(f"closest genuine reference: {ref['genuine_ref']}, similarity {ref['genuine']:.2f}")
+            else:
+                notes.append(f"closest genuine reference: {ref['genuine_ref']}, similarity {ref['genuine']:.2f} "
+                             f"(fusion not calibrated: classifier score)")
+        elif self.refs is not None:
+            notes.append("reference database is empty: classifier only")
         if q.issues:
             verdict, reason = INCONCLUSIVE, "; ".join(advice for _, advice in q.issues)
-        elif conf is not None and conf < self.meta.get("product_min_confidence", 0.5):
+        elif not covered and ref is None:
             verdict = INCONCLUSIVE
             reason = (f"product not covered by this model (closest: {product}, confidence {conf:.2f}); "
                       f"check the product or use a model trained for it")
+        elif not covered:
+            verdict = INCONCLUSIVE
+            reason = (f"product not covered: no reference is close (nearest: {ref['nearest_ref']}, {product}, "
+                      f"similarity {conf:.2f}); add references for this product")
         else:
             verdict = decide(p, th)
             if verdict == SUSPECT:
@@ -95,6 +136,8 @@ class Inspector:
             else:
                 reason = (f"uncertain (p={p:.2f}, between {th['threshold_genuine']:.2f} and "
                           f"{th['threshold_suspect']:.2f}): retake closer and in good light, or examine by hand")
+        if notes:
+            reason += "; " + "; ".join(notes)
         return Result(source, verdict, reason, round(1.0 - p, 6), round(p, 6), product,
                       None if conf is None else round(conf, 6), q.to_dict(), {}, self.model.sha256,
-                      heatmap=out.get("heatmap"), embedding=out.get("embedding"))
+                      reference=ref, heatmap=out.get("heatmap"), embedding=out.get("embedding"))

@@ -214,12 +214,13 @@ FAIL_CODES = {"suspect": ("SUSPECT", 1), "inconclusive": ("INCONCLUSIVE", 2), "e
 def main(args) -> int:
     """Exit codes: 0 done; with --fail-on: 1 any SUSPECT, 2 any INCONCLUSIVE, 3 any bad file; 4 model error."""
     from infer.inspector import Inspector
+    from infer.references import ReferenceError
     from infer.runtime import ModelError
     from infer.scan_outputs import write_outputs
 
     try:
-        insp = Inspector(args.model, threads=args.threads)
-    except ModelError as e:
+        insp = Inspector(args.model, threads=args.threads, references=args.references)
+    except (ModelError, ReferenceError) as e:
         print(f"genuine scan: {e}", file=sys.stderr)
         return 4
     fail_on = [f.strip() for f in (args.fail_on or "").split(",") if f.strip()]

@@ -15,3 +15,19 @@ def tiny_synth(tmp_path_factory):
     out = tmp_path_factory.mktemp("synth") / "tiny"
     generate(out, **TINY)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_synth, tmp_path_factory):
+    """A 1-epoch mobilenet_v3_small at 64 px, calibrated and exported: best.pt and model.onnx in one folder."""
+    import argparse
+
+    import train.train as tt
+    from genuine.cli import main as cli
+
+    run = tmp_path_factory.mktemp("run")
+    tt.main(argparse.Namespace(data=str(tiny_synth), out=str(run), backbone="mobilenet_v3_small", size=64, epochs=1,
+                               batch=16, lr=1e-3, patience=5, weights="none", resume=False, seed=0, device="cpu",
+                               max_fpr=0.01, max_miss=0.05, finetune=None))
+    assert cli(["export", str(run / "best.pt"), "--out", str(run / "model.onnx")]) == 0
+    return run

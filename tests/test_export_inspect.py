@@ -1,7 +1,6 @@
 """ONNX export and the on-device inspector: parity, metadata, bad input, quality gate, verdicts, exit codes."""
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -17,18 +16,6 @@ from infer.inspector import Inspector
 from infer.photo import PhotoError
 from infer.quality import Quality
 from infer.runtime import ModelError, OnnxModel
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tiny_synth, tmp_path_factory):
-    import train.train as tt
-
-    run = tmp_path_factory.mktemp("run")
-    tt.main(argparse.Namespace(data=str(tiny_synth), out=str(run), backbone="mobilenet_v3_small", size=64, epochs=1,
-                               batch=16, lr=1e-3, patience=5, weights="none", resume=False, seed=0, device="cpu",
-                               max_fpr=0.01, max_miss=0.05))
-    assert cli(["export", str(run / "best.pt"), "--out", str(run / "model.onnx")]) == 0
-    return run
 
 
 def _photos(root, n=4):

@@ -23,17 +23,8 @@ from infer.scan_outputs import merge
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory, tiny_synth):
-    import argparse
-
-    import train.train as tt
-
-    run = tmp_path_factory.mktemp("scanmodel")
-    tt.main(argparse.Namespace(data=str(tiny_synth), out=str(run), backbone="mobilenet_v3_small", size=64, epochs=1,
-                               batch=16, lr=1e-3, patience=5, weights="none", resume=False, seed=0, device="cpu",
-                               max_fpr=0.01, max_miss=0.05))
-    assert cli(["export", str(run / "best.pt"), "--out", str(run / "m.onnx")]) == 0
-    return run / "m.onnx"
+def model(tiny_model):
+    return tiny_model / "model.onnx"
 
 
 def _jpeg(seed: int, w=96, h=72) -> bytes:

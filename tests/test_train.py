@@ -22,7 +22,8 @@ SMALL = ["--backbone", "mobilenet_v3_small", "--size", "64", "--batch", "16", "-
 
 def _args(data, out, **kw):
     base = dict(data=str(data), out=str(out), backbone="mobilenet_v3_small", size=64, epochs=2, batch=16, lr=1e-3,
-                patience=5, weights="none", resume=False, seed=0, device="cpu", max_fpr=0.01, max_miss=0.05)
+                patience=5, weights="none", resume=False, seed=0, device="cpu", max_fpr=0.01, max_miss=0.05,
+                finetune=None)
     return argparse.Namespace(**{**base, **kw})
 
 
@@ -208,3 +209,15 @@ def test_imagenet_weights_load_from_the_cache(tmp_path, monkeypatch):
     net = GenuineNet("mobilenet_v3_small")
     net.load_backbone(w["path"])
     assert torch.equal(net.features[0][0].weight, ref.features[0][0].weight)
+
+
+def test_finetune_starts_from_a_checkpoint(tiny_model, tiny_synth, tmp_path, capsys):
+    ckpt = tiny_model / "best.pt"
+    assert cli(["train", str(tiny_synth), "--out", str(tmp_path / "ft"), "--finetune", str(ckpt), "--epochs", "1",
+                "--lr", "3e-4", *SMALL]) == 0
+    assert "tensors kept" in capsys.readouterr().err
+    meta = torch.load(tmp_path / "ft" / "best.pt", weights_only=True)["meta"]
+    assert meta["weights"]["source"] == "finetune" and len(meta["weights"]["sha256"]) == 64
+    with pytest.raises(SystemExit, match="mobilenet_v3_small"):
+        cli(["train", str(tiny_synth), "--out", str(tmp_path / "ft2"), "--finetune", str(ckpt), "--epochs", "1",
+             "--backbone", "mobilenet_v3_large", "--size", "64", "--weights", "none"])

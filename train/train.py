@@ -24,7 +24,7 @@ from train.calibrate import fit_temperature, operating_point, sigmoid
 from train.data import PhotoSet, fingerprint, select
 from train.layout import discover
 from train.metrics import binary_metrics
-from train.model import GenuineNet, resolve_weights
+from train.model import GenuineNet, _sha256, resolve_weights
 
 AUX_WEIGHT = 0.2     # product and embedding heads: helpers, not the goal
 EMBED_SCALE = 16.0   # cosine-softmax temperature for the embedding's (product, label) proxies
@@ -97,6 +97,19 @@ def predict(net, data, device, batch: int = 64) -> dict:
             "product_prob": torch.cat(prods).numpy() if prods else None}
 
 
+def start_from(net, ckpt: dict, args) -> None:
+    """Fine-tuning: every tensor whose name and shape match the old model; new products get a fresh head."""
+    if ckpt["meta"]["backbone"] != args.backbone:
+        sys.exit(f"genuine train --finetune: {args.finetune} is a {ckpt['meta']['backbone']}, not {args.backbone}; "
+                 f"pass --backbone {ckpt['meta']['backbone']}")
+    mine = net.state_dict()
+    same = {k: v for k, v in ckpt["model"].items() if k in mine and mine[k].shape == v.shape}
+    net.load_state_dict(same, strict=False)
+    fresh = sorted({k.split(".")[0] for k in mine if k not in same})
+    print(f"fine-tuning from {args.finetune}: {len(same)}/{len(mine)} tensors kept"
+          f"{'; new: ' + ', '.join(fresh) if fresh else ''}", file=sys.stderr)
+
+
 def _log(out_dir: Path, row: dict) -> None:
     with open(out_dir / "log.jsonl", "a") as fh:
         fh.write(json.dumps(row) + "\n")
@@ -122,11 +135,15 @@ def main(args) -> int:
         weights = old["weights"]
     elif (out_dir / "last.pt").exists():
         sys.exit(f"genuine train: {out_dir} already holds a run; pass --resume to continue it or choose another --out")
+    elif getattr(args, "finetune", None):
+        weights = {"source": "finetune", "path": str(args.finetune), "sha256": _sha256(args.finetune)}
     else:
         weights = resolve_weights(args.backbone, args.weights)
 
     net = GenuineNet(args.backbone, n_products=max(1, len(products)))
-    if resume is None and weights["source"] != "none":
+    if resume is None and weights["source"] == "finetune":
+        start_from(net, checkpoint.load(args.finetune), args)
+    elif resume is None and weights["source"] != "none":
         net.load_backbone(weights["path"])
     print(f"backbone {args.backbone}, weights: {weights['source']}"
           f"{' (' + weights['path'] + ')' if 'path' in weights else ' (random init)'}", file=sys.stderr)
