@@ -32,77 +32,25 @@ def require_extra(extra: str, command: str, modules: list[str] | None = None) ->
                  f"Install it with:  pip install 'genuine[{extra}]'   (from a clone: pip install -e '.[{extra}]')")
 
 
-def _synth(args) -> int:
-    from train.synthpack.generate import main as synth_main
-
-    return synth_main(args)
+def command(name: str, module: str, extra: list[str] | None = None, errors: tuple[str, ...] = ()):
+    """A handler importing `module` only when `genuine NAME` runs (so --help is instant and the base install
+    works); `extra` lists the train-extra modules it needs; `errors` ("pkg.mod:Class") become exit 2 + message."""
+    def run(args) -> int:
+        if extra is not None:
+            require_extra("train", name, extra)
+        main = importlib.import_module(module).main
+        caught = tuple(getattr(importlib.import_module(e.split(":")[0]), e.split(":")[1]) for e in errors)
+        try:
+            return main(args)
+        except caught as e:
+            print(f"genuine {name}: {e}", file=sys.stderr)
+            return 2
+    return run
 
 
 def _data_check(args) -> int:
-    require_extra("train", "data check", ["imagehash", "sklearn"] if args.audit_shortcuts else ["imagehash"])
-    from train.check import main as check_main
-
-    return check_main(args)
-
-
-def _data_split(args) -> int:
-    from train.split import main as split_main
-
-    return split_main(args)
-
-
-def _train(args) -> int:
-    require_extra("train", "train")
-    from train.model import WeightsError
-    from train.train import main as train_main
-
-    try:
-        return train_main(args)
-    except WeightsError as e:
-        print(f"genuine train: {e}", file=sys.stderr)
-        return 2
-
-
-def _evaluate(args) -> int:
-    require_extra("train", "evaluate")
-    from train.checkpoint import CheckpointError
-    from train.evaluate import main as evaluate_main
-
-    try:
-        return evaluate_main(args)
-    except CheckpointError as e:
-        print(f"genuine evaluate: {e}", file=sys.stderr)
-        return 2
-
-
-def _export(args) -> int:
-    require_extra("train", "export")
-    from train.checkpoint import CheckpointError
-    from train.export import ExportError, main as export_main
-
-    try:
-        return export_main(args)
-    except (CheckpointError, ExportError) as e:
-        print(f"genuine export: {e}", file=sys.stderr)
-        return 2
-
-
-def _inspect(args) -> int:
-    from infer.inspect_cli import main as inspect_main
-
-    return inspect_main(args)
-
-
-def _references(args) -> int:
-    from infer.references_cli import main as references_main
-
-    return references_main(args)
-
-
-def _scan(args) -> int:
-    from infer.scan import main as scan_main
-
-    return scan_main(args)
+    return command("data check", "train.check",
+                   ["imagehash", "sklearn"] if args.audit_shortcuts else ["imagehash"])(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true", help="replace a previous SynthPack in OUT")
     s.add_argument("--contact-sheet", metavar="PNG", help="also write a contact sheet: one genuine item beside "
                                                           "one counterfeit of each defect family, with crops")
-    s.set_defaults(func=_synth)
+    s.set_defaults(func=command("synth", "train.synthpack.generate", ["matplotlib"]))
 
     d = sub.add_parser("data", help="check or split a dataset",
                        description="Dataset tools for ROOT/<product>/<genuine|counterfeit>/* or ROOT/<genuine|counterfeit>/*.")
@@ -153,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--ratios", default="0.7,0.15,0.15", help="train,val,test fractions (default 0.7,0.15,0.15)")
     sp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     sp.add_argument("--force", action="store_true", help="overwrite the splits of an existing manifest.csv")
-    sp.set_defaults(func=_data_split)
+    sp.set_defaults(func=command("data split", "train.split"))
     d.set_defaults(func=lambda a: (d.print_help(), 2)[1])
 
     t = sub.add_parser("train", help="train a model (needs the train extra)",
@@ -181,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="operating point: at most this share of genuine photos flagged SUSPECT (default 0.01)")
     t.add_argument("--max-miss", type=float, default=0.05,
                    help="at most this share of counterfeits called GENUINE; between the two: INCONCLUSIVE (default 0.05)")
-    t.set_defaults(func=_train)
+    t.set_defaults(func=command("train", "train.train", EXTRAS["train"], ("train.model:WeightsError",)))
 
     e = sub.add_parser("evaluate", help="evaluate a checkpoint: AUROC, TPR at fixed FPR, calibration, coverage",
                        description="Evaluate a checkpoint on a split: report.json and plots (ROC, score histograms, "
@@ -191,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default="test", choices=["train", "val", "test"], help="split to evaluate (default test)")
     e.add_argument("--out", help="folder for report.json and plots (default: next to the checkpoint, eval-SPLIT/)")
     e.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    e.set_defaults(func=_evaluate)
+    e.set_defaults(func=command("evaluate", "train.evaluate", EXTRAS["train"],
+                                        ("train.checkpoint:CheckpointError",)))
 
     x = sub.add_parser("export", help="export a checkpoint to one self-describing ONNX file (+ model card)",
                        description="Export to ONNX (uint8 NHWC input; normalisation, temperature and metadata inside), "
@@ -201,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--int8", action="store_true", help="static INT8 (QDQ) quantization, kept only if it passes the "
                                                         "accuracy gate (AUROC -0.005, 1%% verdict changes)")
     x.add_argument("--calib", metavar="DATA", help="dataset for calibration and parity photos (default: the training data)")
-    x.set_defaults(func=_export)
+    x.set_defaults(func=command("export", "train.export", EXTRAS["train"],
+                                        ("train.checkpoint:CheckpointError", "train.export:ExportError")))
 
     i = sub.add_parser("inspect", help="inspect photos with an ONNX model: verdict, score, reason, heatmap",
                        description="Inspect photos on the device (no torch). Exit codes: 0 all GENUINE, 1 any SUSPECT, "
@@ -215,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1)")
     i.add_argument("--references", metavar="DB", help="reference gallery (genuine references add): identifies the "
                                                        "product and fuses similarity with the classifier")
-    i.set_defaults(func=_inspect)
+    i.set_defaults(func=command("inspect", "infer.inspect_cli"))
 
     sc = sub.add_parser("scan", help="batch-check photo folders, zip archives or path lists; resumable",
                         description="Scan folders (recursive), zip archives (read in place) and path lists (@FILE, or - "
@@ -232,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--references", metavar="DB", help="reference gallery used for every photo")
     sc.add_argument("--fail-on", metavar="suspect,inconclusive,error", default="",
                     help="exit non-zero when any photo has this outcome (comma-separated)")
-    sc.set_defaults(func=_scan)
+    sc.set_defaults(func=command("scan", "infer.scan"))
 
     r = sub.add_parser("references", help="reference photos of genuine products (and known fakes) per product",
                        description="A gallery of reference photos per product (SQLite). Inspections with --references use "
@@ -273,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--split", default="val", choices=["train", "val", "test"])
     ca.add_argument("--max-fpr", type=float, default=0.01)
     ca.add_argument("--max-miss", type=float, default=0.05)
-    r.set_defaults(func=_references)
+    r.set_defaults(func=command("references", "infer.references_cli"))
     return p
 
 

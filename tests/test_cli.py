@@ -54,3 +54,11 @@ def test_synth_then_check_end_to_end(tmp_path):
 
 def test_synth_bad_family_is_a_clear_error(tmp_path):
     assert main(["synth", str(tmp_path / "x"), "--holdout-defects", "glitter"]) == 2
+
+
+def test_a_missing_extra_is_named_with_the_install_command(monkeypatch):
+    monkeypatch.setitem(sys.modules, "albumentations", None)  # as if the train extra were not installed
+    with pytest.raises(SystemExit) as e:
+        main(["train", "data", "--out", "out"])
+    msg = str(e.value)
+    assert "genuine train needs the 'train' extra" in msg and "albumentations" in msg and "pip install" in msg
