@@ -96,6 +96,10 @@ def evaluate(ckpt_path, data, split="test", device="cpu") -> tuple[dict, np.ndar
     return report, y, p
 
 
+def _f(x, digits: int = 4) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
 def main(args) -> int:
     report, y, p = evaluate(args.checkpoint, args.data, args.split, args.device)
     out = Path(args.out) if args.out else Path(args.checkpoint).parent / f"eval-{args.split}"
@@ -106,16 +110,15 @@ def main(args) -> int:
     print(f"{args.split}: {m['n']} photos ({m['n_genuine']} genuine, {m['n_counterfeit']} counterfeit)")
     if report["caveat"]:
         print(f"CAVEAT: {report['caveat']}")
-    auroc = f"{m['auroc']:.4f}" if m["auroc"] is not None else "n/a (one label only)"
-    print(f"AUROC {auroc}  TPR@1%FPR {m['tpr_at_fpr_1pct']}  TPR@5%FPR {m['tpr_at_fpr_5pct']}  "
-          f"ECE {m['ece']:.4f}  Brier {m['brier']:.4f}  accuracy@0.5 {m['accuracy']:.4f}")
-    print(f"operating point: coverage {op['coverage']:.3f}, false alarms {op['false_alarm_rate']}, "
-          f"missed {op['miss_rate']}, accuracy when decided {op['accuracy_when_decided']}")
+    print(f"AUROC {_f(m['auroc'])}  TPR@1%FPR {_f(m['tpr_at_fpr_1pct'], 3)}  TPR@5%FPR {_f(m['tpr_at_fpr_5pct'], 3)}  "
+          f"ECE {_f(m['ece'])}  Brier {_f(m['brier'])}  accuracy@0.5 {_f(m['accuracy'])}")
+    print(f"operating point: coverage {_f(op['coverage'], 3)}, false alarms {_f(op['false_alarm_rate'], 3)}, "
+          f"missed {_f(op['miss_rate'], 3)}, accuracy when decided {_f(op['accuracy_when_decided'], 3)}")
     for lab, row in report["confusion"].items():
         print(f"  {lab:<12}" + "  ".join(f"{v} {n}" for v, n in row.items()))
     if report["per_defect"]:
         print("per defect family (its counterfeits vs all genuine):")
         for fam, r in report["per_defect"].items():
-            print(f"  {fam:<16} AUROC {r['auroc']:.4f}  detected {r['detected']:.3f}  missed {r['missed']:.3f}")
+            print(f"  {fam:<16} AUROC {_f(r['auroc'])}  detected {_f(r['detected'], 3)}  missed {_f(r['missed'], 3)}")
     print(f"Results saved to {out / 'report.json'} (+ {len(report['plots'])} plots)")
     return 0
