@@ -97,10 +97,6 @@ class Journal:
         return self.records
 
 
-def _thumb_path(run_dir: Path, sha: str) -> str:
-    return f"thumbs/{sha[:20]}.jpg"
-
-
 class Scanner:
     def __init__(self, inspector, run_dir: Path, batch: int = 16):
         self.insp, self.run_dir, self.batch = inspector, run_dir, batch
@@ -148,7 +144,7 @@ class Scanner:
                 if r.verdict != "GENUINE" and r.heatmap is not None:
                     from infer.heatmap import overlay
 
-                    thumb = _thumb_path(self.run_dir, q["sha256"])
+                    thumb = f"thumbs/{q['sha256'][:20]}.jpg"
                     _, nw, nh, left, top = letterbox_geometry(*q["photo_size"], self.insp.size)
                     picture = Image.fromarray(q["x"][top:top + nh, left:left + nw])
                     overlay(picture, r.heatmap, self.insp.size).save(self.run_dir / thumb, quality=85)
