@@ -50,7 +50,7 @@ def resolve_weights(name: str, weights: str) -> dict:
     if weights in ("auto", "imagenet"):
         f = imagenet_weights_file(name)
         if f.is_file():
-            return {"source": "imagenet", "path": str(f), "sha256": _sha256(f)}
+            return {"source": "imagenet", "path": str(f), "sha256": file_sha256(f)}
         url = torchvision.models.get_model_weights(name).DEFAULT.url
         if weights == "imagenet":
             raise WeightsError(
@@ -65,10 +65,10 @@ def resolve_weights(name: str, weights: str) -> dict:
     f = Path(weights)
     if not f.is_file():
         raise WeightsError(f"--weights {weights}: no such file (use auto, imagenet, none or a path)")
-    return {"source": "file", "path": str(f), "sha256": _sha256(f)}
+    return {"source": "file", "path": str(f), "sha256": file_sha256(f)}
 
 
-def _sha256(path) -> str:
+def file_sha256(path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):

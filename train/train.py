@@ -24,7 +24,7 @@ from train.calibrate import fit_temperature, operating_point, sigmoid
 from train.data import PhotoSet, fingerprint, select
 from train.layout import discover
 from train.metrics import binary_metrics
-from train.model import GenuineNet, _sha256, resolve_weights
+from train.model import GenuineNet, file_sha256, resolve_weights
 
 AUX_WEIGHT = 0.2     # product and embedding heads: helpers, not the goal
 EMBED_SCALE = 16.0   # cosine-softmax temperature for the embedding's (product, label) proxies
@@ -136,7 +136,7 @@ def main(args) -> int:
     elif (out_dir / "last.pt").exists():
         sys.exit(f"genuine train: {out_dir} already holds a run; pass --resume to continue it or choose another --out")
     elif getattr(args, "finetune", None):
-        weights = {"source": "finetune", "path": str(args.finetune), "sha256": _sha256(args.finetune)}
+        weights = {"source": "finetune", "path": str(args.finetune), "sha256": file_sha256(args.finetune)}
     else:
         weights = resolve_weights(args.backbone, args.weights)
 
