@@ -16,9 +16,11 @@ LUT = np.stack([np.interp(np.linspace(0, 4, 256), np.arange(5), _STOPS[:, c]) fo
 
 
 def _photo_map(photo: Image.Image, heat: np.ndarray, model_size: int) -> np.ndarray:
-    """Score map (logits on the letterboxed input) -> probabilities over the photo's own pixels."""
-    prob = 1.0 / (1.0 + np.exp(-np.clip(heat.astype(np.float32), -30, 30)))
-    square = np.asarray(Image.fromarray(prob, "F").resize((model_size, model_size), Image.BILINEAR))
+    """Score map (logits on the letterboxed input) -> 0..1 over the photo's own pixels, relative to its own
+    range: the picture answers "where did it look", the score itself is reported beside it."""
+    h = heat.astype(np.float32)
+    rel = (h - h.min()) / max(float(h.max() - h.min()), 1e-6)
+    square = np.asarray(Image.fromarray(rel, "F").resize((model_size, model_size), Image.BILINEAR))
     _, nw, nh, left, top = letterbox_geometry(photo.width, photo.height, model_size)
     return square[top:top + nh, left:left + nw]
 
