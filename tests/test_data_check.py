@@ -214,3 +214,11 @@ def test_near_pairs_matches_brute_force():
     ref = [(a, b, bin(int(h[a]) ^ int(h[b])).count("1")) for a in range(500) for b in range(a + 1, 500)]
     assert list(zip(i.tolist(), j.tolist(), d.tolist())) == [x for x in ref if x[2] <= 4]
     assert len(near_pairs([], 4)[0]) == 0
+
+
+def test_empty_label_folders_fail(tmp_path, capsys):
+    (tmp_path / "genuine").mkdir()
+    (tmp_path / "counterfeit").mkdir()
+    assert not check_dataset(tmp_path, workers=1)["ok"]
+    assert cli(["data", "check", str(tmp_path), "--workers", "1"]) == 1
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "FAIL: no photos found under the label folders"
