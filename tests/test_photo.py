@@ -115,3 +115,11 @@ def test_non_photo_formats_are_refused():
     with pytest.raises(PhotoError) as e:
         load_photo(buf.getvalue())
     assert e.value.kind == "not_image"
+
+
+def test_heic_photos_load_when_pillow_heif_is_installed():
+    pillow_heif = pytest.importorskip("pillow_heif")
+    buf = io.BytesIO()
+    pillow_heif.from_pillow(Image.new("RGB", (64, 48), (200, 30, 30))).save(buf, quality=95)
+    out = load_photo(buf.getvalue())
+    assert out.size == (64, 48) and np.abs(np.asarray(out, np.int16) - (200, 30, 30)).max() < 12
