@@ -46,20 +46,25 @@ def phone_photos(folder: Path, n: int) -> list[Path]:
     return paths
 
 
-def fake_meta(backbone: str, size: int) -> dict:
+def fake_meta(backbone: str, size: int, flag_all: bool = True) -> dict:
+    """Random weights give p ~ 0.5: thresholds 0.2/0.8 flag every photo (worst case), 1.01 flags none."""
+    t = (0.2, 0.8) if flag_all else (1.01, 1.01)
     return {"preprocess": spec(size), "labels": ["genuine", "counterfeit"], "products": [f"p{i}" for i in range(8)],
-            "thresholds": {"threshold_genuine": 0.2, "threshold_suspect": 0.8, "target_fpr": 0.01, "target_miss": 0.05},
+            "thresholds": {"threshold_genuine": t[0], "threshold_suspect": t[1], "target_fpr": 0.01, "target_miss": 0.05},
             "calibration": {"temperature": 1.0}, "backbone": backbone, "data": {"fingerprint": "bench"},
             "metrics": {}, "weights": {"source": "none"}, "versions": {}}
 
 
-def build_models(folder: Path, backbone: str, size: int, calib: list[np.ndarray]) -> dict:
+def build_models(folder: Path, backbone: str, size: int, calib: list[np.ndarray], flag_all: bool = True) -> dict:
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     net = GenuineNet(backbone, n_products=8).eval()
-    meta = fake_meta(backbone, size)
-    fp32 = with_metadata(to_onnx(net, meta), metadata(meta, False, 0.0))
+    meta = fake_meta(backbone, size, flag_all)
+    info = metadata(meta, False, 0.0)
+    if not flag_all:
+        info["product_min_confidence"] = 0.0  # random product probabilities would read as "not covered"
+    fp32 = with_metadata(to_onnx(net, meta), info)
     (folder / "fp32.onnx").write_bytes(fp32)
     quant_pre_process(str(folder / "fp32.onnx"), str(folder / "pre.onnx"), skip_symbolic_shape=True)
     quantize_static(str(folder / "pre.onnx"), str(folder / "int8.onnx"), _Reader(np.stack(calib), "image"),

@@ -51,6 +51,8 @@ def main():
     ap.add_argument("--workers", type=int, default=os.cpu_count())
     ap.add_argument("--backbone", default="mobilenet_v3_large")
     ap.add_argument("--size", type=int, default=320)
+    ap.add_argument("--flag-none", action="store_true", help="thresholds that call every photo GENUINE (no heatmap "
+                                                              "JPEGs), as in an archive of mostly genuine goods")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -62,7 +64,7 @@ def main():
             img = load_photo(base[k % len(base)])
             img.save(src / f"phone{k}.jpg", quality=85 + k % 10, comment=f"copy {k}".encode())  # distinct bytes
         calib = [prepare(load_photo(p, min_side=decode_side(args.size)), args.size) for p in base]
-        models = build_models(tmp, args.backbone, args.size, calib * 4)
+        models = build_models(tmp, args.backbone, args.size, calib * 4, flag_all=not args.flag_none)
         res = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "photos": args.photos, "workers": args.workers,
                "backbone": args.backbone, "size": args.size}
         res["decode_only_per_s"] = decode_only(src, args.size, args.workers)
