@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="defect families that appear in the test split only (to measure generalisation)")
     s.add_argument("--splits", default="0.7,0.15,0.15", help="train,val,test fractions of items (default 0.7,0.15,0.15)")
     s.add_argument("--seed", type=int, default=0, help="random seed; same arguments give byte-identical files (default 0)")
+    s.add_argument("--capture-strength", type=float, default=1.0, metavar="K",
+                   help="scale every capture nuisance (1 = the benchmark, 0 = close, square-on, clean light); "
+                        "for curricula and ablations, not for reporting accuracy (default 1)")
     s.add_argument("--workers", type=int, default=0, help="worker processes (default: all cores)")
     s.add_argument("--force", action="store_true", help="replace a previous SynthPack in OUT")
     s.add_argument("--contact-sheet", metavar="PNG", help="also write a contact sheet: one genuine item beside "

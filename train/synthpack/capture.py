@@ -68,13 +68,30 @@ def _smooth_field(rng, W, H, kind: str, strength: float) -> np.ndarray:
     return np.asarray(Image.fromarray(f.astype(np.float32), "F").resize((W, H), Image.BILINEAR))
 
 
-def photograph(pkg: Image.Image, rng: np.random.Generator, size: int = 384) -> tuple[bytes, dict]:
-    """One handheld photo (4:3, long side `size`) of a flat package face; returns JPEG bytes and parameters."""
+def _soften(p: dict, k: float) -> dict:
+    """Capture strength k < 1 pulls every nuisance towards a clean, close, square-on shot (a curriculum)."""
+    toward = {"scale": 0.9, "exposure": 1.0, "jpeg_quality": 95}
+    for key, v in p.items():
+        if key in ("wb_r", "wb_b"):
+            p[key] = float(np.exp(np.log(v) * k))
+        elif key in toward:
+            p[key] = type(v)(toward[key] + (v - toward[key]) * k)
+        elif key not in ("cx", "cy"):
+            p[key] = float(v * k)
+    return p
+
+
+def photograph(pkg: Image.Image, rng: np.random.Generator, size: int = 384, strength: float = 1.0) -> tuple[bytes, dict]:
+    """One handheld photo (4:3, long side `size`) of a flat package face; returns JPEG bytes and parameters.
+
+    strength scales every capture nuisance (1 = the benchmark; 0 = close, square-on, clean light)."""
     W, H = int(size), int(round(size * 3 / 4))
+    soften = (lambda q: q) if strength == 1.0 else (lambda q: _soften(q, strength))
     p = {}
     p["scale"] = float(rng.uniform(0.5, 0.9))            # distance: package width / photo width
     p["rotation"] = float(np.clip(rng.normal(0, 12), -30, 30))
     p["perspective"] = float(rng.uniform(0.0, 0.08))
+    p = soften(p)
     pw = p["scale"] * W
     ph = pw * pkg.height / pkg.width
     # Antialias first (PIL's warp has no prefilter), then warp close to 1:1.
@@ -106,22 +123,27 @@ def photograph(pkg: Image.Image, rng: np.random.Generator, size: int = 384) -> t
     p["exposure"] = float(rng.uniform(0.75, 1.2))
     p["wb_r"], p["wb_b"] = float(np.exp(rng.normal(0, 0.06))), float(np.exp(rng.normal(0, 0.06)))
     p["gradient"] = float(rng.uniform(0, 0.35))
+    p = soften(p)
     gain = _smooth_field(rng, W, H, "gradient", p["gradient"]) * p["exposure"]
     p["shadow"] = float(rng.uniform(0.15, 0.45)) if rng.random() < 0.3 else 0.0
+    p["shadow"] *= min(1.0, strength)
     if p["shadow"]:
         gain = gain * _smooth_field(rng, W, H, "shadow", p["shadow"])
     x = x * gain[..., None] * np.array([p["wb_r"], 1.0, p["wb_b"]], dtype=np.float32)
     p["glare"] = float(rng.uniform(0.2, 0.7)) if rng.random() < 0.35 else 0.0
+    p["glare"] *= min(1.0, strength)
     if p["glare"]:
         g = _smooth_field(rng, W, H, "glare", p["glare"])[..., None]
         x = x + (255.0 - x).clip(0) * g
     img = Image.fromarray(np.clip(x, 0, 255).astype(np.uint8))
 
     p["defocus"] = float(rng.uniform(0, 1.3)) if rng.random() < 0.5 else 0.0
+    p["defocus"] *= min(1.0, strength)
     if p["defocus"]:
         img = img.filter(ImageFilter.GaussianBlur(p["defocus"] * W / 384))
     x = np.asarray(img, dtype=np.float32)
     p["motion"] = float(rng.uniform(2, 6)) if rng.random() < 0.3 else 0.0
+    p["motion"] = p["motion"] if strength >= 1.0 or p["motion"] * strength >= 2 else 0.0
     if p["motion"]:
         n = max(2, int(round(p["motion"] * W / 384)))
         ang = rng.uniform(0, np.pi)
@@ -129,12 +151,13 @@ def photograph(pkg: Image.Image, rng: np.random.Generator, size: int = 384) -> t
         for t in np.linspace(-0.5, 0.5, n):
             acc += np.roll(x, (int(round(t * n * np.sin(ang))), int(round(t * n * np.cos(ang)))), axis=(0, 1))
         x = acc / n
-    p["noise"] = float(rng.uniform(1.0, 6.0))
+    p["noise"] = float(rng.uniform(1.0, 6.0)) * min(1.0, max(strength, 0.2))
     # Sensor noise: a read-noise floor plus shot noise that grows with brightness.
     sigma = p["noise"] * (0.5 + x / 255.0)
     x = x + rng.standard_normal(x.shape, dtype=np.float32) * sigma
     img = Image.fromarray(np.clip(x + 0.5, 0, 255).astype(np.uint8))
     p["jpeg_quality"] = int(rng.integers(60, 96))
+    p["jpeg_quality"] = int(round(95 - (95 - p["jpeg_quality"]) * min(1.0, strength)))
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=p["jpeg_quality"])
     return buf.getvalue(), {k: (round(v, 4) if isinstance(v, float) else v) for k, v in p.items()}

@@ -43,6 +43,7 @@ class Plan:
     split: str
     photos: int
     size: int
+    capture: float = 1.0  # capture-nuisance strength (1 = the benchmark)
 
 
 def _interleave(counts: list[int]) -> list[str]:
@@ -56,7 +57,7 @@ def _interleave(counts: list[int]) -> list[str]:
 
 
 def plan(products: int, items_per_class: int, photos: int, size: int, difficulty: str,
-         holdout: list[str], ratios: list[float], seed: int) -> list[Plan]:
+         holdout: list[str], ratios: list[float], seed: int, capture: float = 1.0) -> list[Plan]:
     lo, hi = SEVERITY[difficulty]
     plans = []
     for p in range(products):
@@ -73,7 +74,7 @@ def plan(products: int, items_per_class: int, photos: int, size: int, difficulty
         for members, splits in ((genuine, _interleave(allocate(len(genuine), ratios))),
                                 (kept, _interleave(allocate(len(kept), ratios))), (held, ["test"] * len(held))):
             for (lab, f, sev), split in zip(members, splits):
-                plans.append(Plan(seed, p, next(it), lab, f, round(sev, 4), split, photos, size))
+                plans.append(Plan(seed, p, next(it), lab, f, round(sev, 4), split, photos, size, capture))
     return sorted(plans, key=lambda q: (q.product, q.number))
 
 
@@ -107,7 +108,7 @@ def render_item(q: Plan, out: str) -> list[dict]:
             "ink_density": round(item.ink, 4), "wear": round(item.wear, 4)}
     rows = []
     for k in range(q.photos):
-        data, params = photograph(pkg, np.random.default_rng([q.seed, q.product, q.number, k + 1]), q.size)
+        data, params = photograph(pkg, np.random.default_rng([q.seed, q.product, q.number, k + 1]), q.size, q.capture)
         name = f"{item_id}-{k}.jpg"
         (folder / name).write_bytes(data)
         rows.append({"path": f"{d.slug}/{q.label}/{name}", **base, "photo": k, **params})
@@ -136,7 +137,8 @@ def _prepare_out(out: Path, force: bool) -> None:
 
 
 def generate(out, products=8, items_per_class=24, photos_per_item=3, size=384, difficulty="medium",
-             holdout=(), ratios=(0.7, 0.15, 0.15), seed=0, workers=0, force=False, progress=True) -> dict:
+             holdout=(), ratios=(0.7, 0.15, 0.15), seed=0, workers=0, force=False, progress=True,
+             capture: float = 1.0) -> dict:
     out = Path(out)
     holdout = [h for h in holdout if h]
     bad = [h for h in holdout if h not in FAMILIES]
@@ -150,7 +152,9 @@ def generate(out, products=8, items_per_class=24, photos_per_item=3, size=384, d
     if min(products, items_per_class, photos_per_item) < 1 or size < 64:
         raise ValueError("products, items-per-class and photos-per-item must be >= 1, size >= 64")
     _prepare_out(out, force)
-    plans = plan(products, items_per_class, photos_per_item, size, difficulty, holdout, list(ratios), seed)
+    if not 0.0 <= capture <= 1.0:
+        raise ValueError(f"capture strength must be within 0..1, got {capture}")
+    plans = plan(products, items_per_class, photos_per_item, size, difficulty, holdout, list(ratios), seed, capture)
     workers = workers or os.cpu_count() or 1
     t0 = time.perf_counter()
     rows: list[dict] = []
@@ -169,7 +173,8 @@ def generate(out, products=8, items_per_class=24, photos_per_item=3, size=384, d
     write_manifest(out / MANIFEST, rows, ITEM_COLUMNS + CAPTURE_COLUMNS)
     info = {"synthpack_version": VERSION, "products": products, "items_per_class": items_per_class,
             "photos_per_item": photos_per_item, "size": size, "difficulty": difficulty,
-            "holdout_defects": holdout, "splits": list(ratios), "seed": seed, "families": list(FAMILIES),
+            "holdout_defects": holdout, "splits": list(ratios), "seed": seed, "capture_strength": capture,
+            "families": list(FAMILIES),
             "photos": len(rows), "product_names": sorted({r["product"] for r in rows})}
     (out / "synthpack.json").write_text(json.dumps(info, indent=2) + "\n")
     return {**info, "seconds": secs, "photos_per_second": len(rows) / max(secs, 1e-9)}
@@ -194,7 +199,7 @@ def main(args) -> int:
         ratios = [float(x) for x in args.splits.split(",")]
         info = generate(args.out, args.products, args.items_per_class, args.photos_per_item, args.size,
                         args.difficulty, [h.strip() for h in args.holdout_defects.split(",")], ratios,
-                        args.seed, args.workers, args.force)
+                        args.seed, args.workers, args.force, capture=args.capture_strength)
     except ValueError as e:
         print(f"genuine synth: {e}", file=sys.stderr)
         return 2
