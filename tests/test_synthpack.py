@@ -162,3 +162,14 @@ def test_force_replaces_a_previous_synthpack_only(tmp_path):
 def test_bad_arguments(tmp_path, kw, msg):
     with pytest.raises(ValueError, match=msg):
         generate(tmp_path / "x", **{**TINY, **kw})
+
+
+def test_capture_strength_softens_the_nuisance(tmp_path):
+    generate(tmp_path / "clean", **{**TINY, "products": 1, "items_per_class": 2}, capture=0.0)
+    rows = _manifest(tmp_path / "clean")
+    for r in rows:
+        assert float(r["rotation"]) == 0.0 and float(r["scale"]) == 0.9 and int(r["jpeg_quality"]) == 95
+        assert float(r["glare"]) == float(r["defocus"]) == float(r["motion"]) == 0.0
+    assert json.loads((tmp_path / "clean" / "synthpack.json").read_text())["capture_strength"] == 0.0
+    with pytest.raises(ValueError, match="capture strength"):
+        generate(tmp_path / "bad", **TINY, capture=1.5)
