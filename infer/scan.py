@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from infer import quality
+from infer.heatmap import overlay
 from infer.photo import PhotoError, load_photo
 from infer.preprocess import decode_side, letterbox_geometry, prepare
 from infer.sources import Entry, entries, looks_like_photo, read
@@ -142,8 +143,6 @@ class Scanner:
                 r = self.insp.judge({n: v[k] for n, v in out.items()}, q["quality"], q["entry"].key)
                 thumb = None
                 if r.verdict != "GENUINE" and r.heatmap is not None:
-                    from infer.heatmap import overlay
-
                     thumb = f"thumbs/{q['sha256'][:20]}.jpg"
                     _, nw, nh, left, top = letterbox_geometry(*q["photo_size"], self.insp.size)
                     picture = Image.fromarray(q["x"][top:top + nh, left:left + nw])

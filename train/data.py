@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import Dataset
 
 from infer.photo import PhotoError, load_photo
-from infer.preprocess import decode_side, prepare
+from infer.preprocess import PAD_VALUE, decode_side, prepare
 from train.layout import Dataset as Layout
 from train.layout import Record
 
@@ -38,7 +38,7 @@ def fingerprint(records: list[Record]) -> str:
 
 def decode_all(records: list[Record], size: int, threads: int = 0) -> tuple[np.ndarray, dict[int, str]]:
     """Letterboxed uint8 (N, size, size, 3) for every record, and {index: reason} for unreadable ones."""
-    out = np.full((len(records), size, size, 3), 114, np.uint8)
+    out = np.full((len(records), size, size, 3), PAD_VALUE, np.uint8)
 
     def one(i: int):
         try:
@@ -67,10 +67,10 @@ class PhotoSet(Dataset):
         self.products = torch.tensor([index.get(r.product, -1) for r in self.records], dtype=torch.long)
         self.size, self.seed, self.epoch = size, seed, 0
         self.aug = None
-        if augment:
-            from train.augment import build
+        if augment:  # albumentations only when augmenting: evaluation and export never import it
+            from train import augment as aug_module
 
-            self.aug = build(size)
+            self.aug, self._apply = aug_module.build(size), aug_module.apply
 
     def __len__(self) -> int:
         return len(self.records)
@@ -78,7 +78,5 @@ class PhotoSet(Dataset):
     def __getitem__(self, i: int):
         img = self.images[i]
         if self.aug is not None:
-            from train.augment import apply
-
-            img = apply(self.aug, img, seed=(self.seed * 1_000_003 + self.epoch) * 10_000_019 + i)
+            img = self._apply(self.aug, img, seed=(self.seed * 1_000_003 + self.epoch) * 10_000_019 + i)
         return torch.from_numpy(np.ascontiguousarray(img)), self.labels[i], self.products[i], i

@@ -24,8 +24,9 @@ from train.train import predict
 WORST = 25  # most confident mistakes listed in the report
 
 
-def breakdown(records, y, p, th, key) -> dict:
-    """Metrics per group: per product (both labels) or per defect family (its fakes vs all genuine)."""
+def breakdown(records, y, p, th, key, with_all_genuine: bool = False) -> dict:
+    """Metrics per group of key(record): per product (both labels), or per defect family with
+    with_all_genuine (a family's counterfeits against every genuine photo)."""
     out = {}
     genuine = [i for i, r in enumerate(records) if r.label == "genuine"]
     groups = defaultdict(list)
@@ -34,7 +35,7 @@ def breakdown(records, y, p, th, key) -> dict:
         if k:
             groups[k].append(i)
     for k, idx in sorted(groups.items()):
-        if key.__name__ == "family":
+        if with_all_genuine:
             idx = idx + genuine
         yy, pp = y[idx], p[idx]
         m = binary_metrics(yy, pp)
@@ -87,7 +88,7 @@ def evaluate(ckpt_path, data, split="test", device="cpu") -> tuple[dict, np.ndar
         "metrics": binary_metrics(y, p), "thresholds": th, "operating_point": rates(p, y, th["threshold_genuine"], th["threshold_suspect"]),
         "confusion": confusion, "accuracy_coverage": accuracy_coverage(y, p),
         "per_product": breakdown(photos.records, y, p, th, product),
-        "per_defect": breakdown(photos.records, y, p, th, family),
+        "per_defect": breakdown(photos.records, y, p, th, family, with_all_genuine=True),
         "worst_mistakes": [{"path": photos.records[i].rel, "label": photos.records[i].label, "p_counterfeit": float(p[i]),
                             "verdict": verdicts[i], "defect": photos.records[i].extra.get("defect", "")} for i in wrong[:WORST]],
     }
