@@ -26,8 +26,9 @@ from train.synthpack.design import make_design
 from train.synthpack.render import Item, render
 
 
-def prints(n: int, seed: int, difficulty: str, products: int, size: int):
+def prints(n: int, seed: int, difficulty: str, products: int, size: int, holdout: tuple = ()):
     rng = np.random.default_rng(seed)
+    families = [f for f in FAMILIES if f not in holdout]
     designs = [make_design(0, p) for p in range(products)]
     x, y, fam = [], [], []
     for k in range(n):
@@ -36,7 +37,7 @@ def prints(n: int, seed: int, difficulty: str, products: int, size: int):
                     float(rng.normal(1, 0.04)), float(rng.beta(1.2, 4)), int(rng.integers(0, 2**31)))
         fx, f = None, ""
         if k % 2:
-            f = FAMILIES[int(rng.integers(0, len(FAMILIES)))]
+            f = families[int(rng.integers(0, len(families)))]
             d, fx, _ = counterfeit(d, f, rng.uniform(*SEVERITY[difficulty]), rng, int(size * 0.95))
         img, _ = render(d, item, int(size * 0.95), fx)
         x.append(prepare(img, size))
@@ -52,11 +53,14 @@ def main():
     ap.add_argument("--difficulty", default="easy", choices=list(SEVERITY))
     ap.add_argument("--products", type=int, default=4)
     ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--holdout-defects", default="", metavar="FAMILY,...",
+                    help="families never rendered (for a later `genuine synth --holdout-defects` benchmark)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     t0 = time.time()
-    xt, yt, _ = prints(args.prints, 11, args.difficulty, args.products, args.size)
-    xv, yv, fv = prints(400, 12, args.difficulty, args.products, args.size)
+    held = tuple(h for h in args.holdout_defects.split(",") if h)
+    xt, yt, _ = prints(args.prints, 11, args.difficulty, args.products, args.size, held)
+    xv, yv, fv = prints(400, 12, args.difficulty, args.products, args.size, held)
     torch.manual_seed(0)
     net = GenuineNet("mobilenet_v3_small", 1)
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=0.05)
@@ -77,7 +81,7 @@ def main():
             lv = torch.cat([net(xv[s:s + 64])["logit"] for s in range(0, len(xv), 64)]).numpy()
         g = lv[yv.numpy() == 0]
         per = {f: round(roc_auc_score(np.r_[np.zeros(len(g)), np.ones(sum(x == f for x in fv))],
-                                      np.r_[g, lv[[x == f for x in fv]]]), 2) for f in FAMILIES}
+                                      np.r_[g, lv[[x == f for x in fv]]]), 2) for f in FAMILIES if f not in held}
         print(f"epoch {ep + 1}: flat-print val AUROC {roc_auc_score(yv.numpy(), lv):.3f} {per} "
               f"({time.time() - t0:.0f} s)", flush=True)
     checkpoint.save(args.out, {"model": net.state_dict(), "meta": {"format": checkpoint.FORMAT,

@@ -87,8 +87,11 @@ def _design(seed: int, p: int):
     return _DESIGNS[(seed, p)]
 
 
-def render_item(q: Plan, out: str) -> list[dict]:
-    """Render one physical item and its photos; write the JPEGs; return manifest rows."""
+def make_package(q: Plan):
+    """The flat package face of one physical item: (image, Item, defect detail).
+
+    A counterfeit plan and a genuine plan with the same number share the Item (serial, print offset,
+    ink, wear): the pair differs only by the defect (bench/visibility.py relies on it)."""
     d = _design(q.seed, q.product)
     rng = np.random.default_rng([q.seed, q.product, q.number])
     item = Item(serial=f"{int(rng.integers(0, 10**8)):08d}", lot=f"{d.lot_prefix}{int(rng.integers(10, 99))}",
@@ -99,6 +102,13 @@ def render_item(q: Plan, out: str) -> list[dict]:
     if q.label == "counterfeit":
         design, fx, detail = counterfeit(d, q.defect, q.severity, rng, width)
     pkg, _ = render(design, item, width, fx)
+    return pkg, item, detail
+
+
+def render_item(q: Plan, out: str) -> list[dict]:
+    """Render one physical item and its photos; write the JPEGs; return manifest rows."""
+    d = _design(q.seed, q.product)
+    pkg, item, detail = make_package(q)
     item_id = f"{d.slug}-{q.number:04d}"
     folder = Path(out) / d.slug / q.label
     folder.mkdir(parents=True, exist_ok=True)
