@@ -12,7 +12,7 @@ from pathlib import Path
 from infer.heatmap import overlay
 from infer.photo import PhotoError, load_photo
 from infer.references import ReferenceError
-from infer.runtime import ModelError
+from infer.runtime import ModelError, weak_model_warning
 
 EXIT = {"GENUINE": 0, "SUSPECT": 1, "INCONCLUSIVE": 2}
 PHOTO_ERROR, MODEL_ERROR = 3, 4
@@ -32,6 +32,8 @@ def main(args) -> int:
     except (ModelError, ReferenceError) as e:
         print(f"genuine inspect: {e}", file=sys.stderr)
         return MODEL_ERROR
+    if warning := weak_model_warning(insp.meta):
+        print(f"genuine inspect: {warning}", file=sys.stderr)
     tty = sys.stdout.isatty() and not args.json
     codes = []
     for k, path in enumerate(args.photos):

@@ -20,6 +20,20 @@ META_KEY = "genuine"
 SUPPORTED = ("genuine-onnx/1",)
 
 
+WEAK_AUROC = 0.90  # below this validation AUROC a model is flagged as not ready wherever it is used
+
+
+def weak_model_warning(meta: dict) -> str | None:
+    """One line saying a model is too weak to rely on (from its own validation metrics), or None."""
+    val = (meta.get("metrics") or {}).get("val") or {}
+    auroc, cov = val.get("auroc"), (meta.get("thresholds") or {}).get("coverage")
+    if auroc is None or auroc >= WEAK_AUROC:
+        return None
+    decided = f"; it decides only {cov:.0%} of validation photos, the rest INCONCLUSIVE" if cov is not None else ""
+    return (f"weak model: validation AUROC {auroc:.3f} (below {WEAK_AUROC:.2f}){decided}. "
+            "Not ready for deployment; see its evaluation report")
+
+
 class ModelError(ValueError):
     """A model file that cannot be used, with the file and the reason."""
 

@@ -210,7 +210,7 @@ def main(args) -> int:
     """Exit codes: 0 done; with --fail-on: 1 any SUSPECT, 2 any INCONCLUSIVE, 3 any bad file; 4 model error."""
     from infer.inspector import Inspector
     from infer.references import ReferenceError
-    from infer.runtime import ModelError
+    from infer.runtime import ModelError, weak_model_warning
     from infer.scan_outputs import write_outputs
 
     try:
@@ -218,6 +218,8 @@ def main(args) -> int:
     except (ModelError, ReferenceError) as e:
         print(f"genuine scan: {e}", file=sys.stderr)
         return 4
+    if warning := weak_model_warning(insp.meta):
+        print(f"genuine scan: {warning}", file=sys.stderr)
     fail_on = [f.strip() for f in (args.fail_on or "").split(",") if f.strip()]
     bad = [f for f in fail_on if f not in FAIL_CODES]
     if bad:

@@ -189,3 +189,24 @@ def test_int8_gate(tiny_model, tmp_path, capsys):
         assert meta["int8_gate"]["verdicts_changed"] <= 0.01 and "INT8 static QDQ" in card
     else:
         assert "INT8 rejected, keeping FP32" in out and "refused, FP32 kept" in card
+
+
+def test_a_weak_model_says_so_wherever_it_is_used(tiny_model, tiny_synth, tmp_path, capsys):
+    from infer.runtime import weak_model_warning
+
+    meta = OnnxModel(tiny_model / "model.onnx").meta
+    photo = str(_photos(tiny_synth, 1)[0])
+    weak = _with_meta(tiny_model / "model.onnx", tmp_path / "weak.onnx", metrics={"val": {"auroc": 0.61}},
+                      thresholds={"coverage": 0.15})
+    cli(["inspect", str(weak), photo])
+    err = capsys.readouterr().err
+    assert "weak model: validation AUROC 0.610" in err and "15%" in err
+    strong = _with_meta(tiny_model / "model.onnx", tmp_path / "strong.onnx", metrics={"val": {"auroc": 0.995}})
+    cli(["inspect", str(strong), photo])
+    assert "weak model" not in capsys.readouterr().err
+    assert weak_model_warning({}) is None  # a model without metrics is not judged
+    from train.modelcard import model_card
+
+    card = model_card(tmp_path / "m.onnx", {**meta, "metrics": {"val": {**meta["metrics"]["val"], "auroc": 0.55}}},
+                      "0" * 64, 1000, None)
+    assert card.splitlines()[2].startswith("**weak model: validation AUROC 0.550")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -21,7 +22,7 @@ import torch
 import torch.nn as nn
 
 from infer.quality import DEFAULTS as QUALITY_LIMITS
-from infer.runtime import META_KEY, OnnxModel
+from infer.runtime import META_KEY, OnnxModel, weak_model_warning
 from train import checkpoint
 from train.data import PhotoSet, select
 from train.layout import discover
@@ -145,6 +146,8 @@ def main(args) -> int:
     sha = write(out, final, info, why)
     print(f"Results saved to {out} ({'INT8' if int8 else 'FP32'}, {len(final) / 1e6:.1f} MB, sha256 {sha[:16]}...) "
           f"and model card {out.with_suffix('.md')}")
+    if warning := weak_model_warning(info):
+        print(f"WARNING: {warning}", file=sys.stderr)
     print(f"Next: genuine inspect {out} PHOTO.jpg --heatmap heatmap.png")
     return 0
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from infer.runtime import weak_model_warning
+
 
 def _fmt(x, digits=4):
     return "n/a" if x is None else (f"{x:.{digits}f}" if isinstance(x, float) else str(x))
@@ -13,9 +15,11 @@ def model_card(path: Path, meta: dict, sha256: str, size: int, why_fp32: str | N
     th = meta["thresholds"]
     products = meta["products"]
     gate = meta.get("int8_gate")
+    warning = weak_model_warning(meta)
     lines = [
         f"# Model card: {path.name}",
         "",
+        *([f"**{warning}.**", ""] if warning else []),
         "## Intended use",
         "Screening photos of packaged goods for signs of counterfeiting, on a handheld or in batch, as an aid to a "
         "trained officer or analyst. A SUSPECT verdict is a reason to examine the item, not proof; GENUINE means no "

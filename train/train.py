@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from infer.preprocess import spec
+from infer.runtime import weak_model_warning
 from train import checkpoint
 from train.calibrate import fit_temperature, operating_point, sigmoid
 from train.data import PhotoSet, fingerprint, select
@@ -220,6 +221,8 @@ def finish(out_dir: Path, val_set, device, args, history) -> int:
     checkpoint.save(out_dir / "best.pt", ckpt)
     print(f"val (calibrated, T={temp:.3f}): AUROC {val['auroc']:.4f}  TPR@1%FPR {val['tpr_at_fpr_1pct']:.3f}  "
           f"ECE {val['ece']:.4f} (was {val['uncalibrated_ece']:.4f})  coverage {op['coverage']:.3f}")
+    if warning := weak_model_warning(ckpt["meta"]):
+        print(f"WARNING: {warning}", file=sys.stderr)
     print(f"Results saved to {out_dir / 'best.pt'} (log: {out_dir / 'log.jsonl'})")
     print(f"Next: genuine evaluate {out_dir / 'best.pt'} {args.data} --split test")
     return 0
