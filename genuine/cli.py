@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--capture-strength", type=float, default=1.0, metavar="K",
                    help="scale every capture nuisance (1 = the benchmark, 0 = close, square-on, clean light); "
                         "for curricula and ablations, not for reporting accuracy (default 1)")
+    s.add_argument("--twins", action="store_true",
+                   help="training aid: every train-split counterfeit also gets its genuine twin (same item, same "
+                        "capture), so the pair differs by the defect alone; val and test are unchanged")
     s.add_argument("--workers", type=int, default=0, help="worker processes (default: all cores)")
     s.add_argument("--force", action="store_true", help="replace a previous SynthPack in OUT")
     s.add_argument("--contact-sheet", metavar="PNG", help="also write a contact sheet: one genuine item beside "

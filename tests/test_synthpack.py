@@ -173,3 +173,24 @@ def test_capture_strength_softens_the_nuisance(tmp_path):
     assert json.loads((tmp_path / "clean" / "synthpack.json").read_text())["capture_strength"] == 0.0
     with pytest.raises(ValueError, match="capture strength"):
         generate(tmp_path / "bad", **TINY, capture=1.5)
+
+
+def test_twins_differ_by_the_defect_alone_and_only_in_train(tmp_path):
+    cfg = {**TINY, "products": 1, "items_per_class": 8, "photos_per_item": 1}
+    generate(tmp_path / "plain", **cfg)
+    generate(tmp_path / "tw", **cfg, twins=True)
+    plain, rows = _manifest(tmp_path / "plain"), _manifest(tmp_path / "tw")
+    twins = [r for r in rows if r["item_id"].endswith("t")]
+    fakes = {r["item_id"]: r for r in rows if r["label"] == "counterfeit" and r["split"] == "train"}
+    assert twins and len(twins) == len(fakes) and {r["split"] for r in twins} == {"train"}
+    # val and test are exactly the plain benchmark's, byte for byte
+    for r in plain:
+        assert (tmp_path / "tw" / r["path"]).read_bytes() == (tmp_path / "plain" / r["path"]).read_bytes()
+    assert len(rows) == len(plain) + len(twins)
+    for t in twins:
+        f = fakes[t["item_id"][:-1]]
+        assert t["label"] == "genuine" and t["defect"] == "" and t["serial"] == f["serial"]
+        assert all(t[k] == f[k] for k in ("rotation", "scale", "cx", "exposure", "jpeg_quality"))  # same capture
+        a = np.asarray(Image.open(tmp_path / "tw" / t["path"]), np.int16)
+        b = np.asarray(Image.open(tmp_path / "tw" / f["path"]), np.int16)
+        assert 0 < (np.abs(a - b).max(-1) > 12).mean() < 0.5  # they differ, but only where the defect is

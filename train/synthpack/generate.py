@@ -44,6 +44,7 @@ class Plan:
     photos: int
     size: int
     capture: float = 1.0  # capture-nuisance strength (1 = the benchmark)
+    twin: bool = False    # also photograph this counterfeit's genuine twin (train split only)
 
 
 def _interleave(counts: list[int]) -> list[str]:
@@ -57,7 +58,7 @@ def _interleave(counts: list[int]) -> list[str]:
 
 
 def plan(products: int, items_per_class: int, photos: int, size: int, difficulty: str,
-         holdout: list[str], ratios: list[float], seed: int, capture: float = 1.0) -> list[Plan]:
+         holdout: list[str], ratios: list[float], seed: int, capture: float = 1.0, twins: bool = False) -> list[Plan]:
     lo, hi = SEVERITY[difficulty]
     plans = []
     for p in range(products):
@@ -74,7 +75,8 @@ def plan(products: int, items_per_class: int, photos: int, size: int, difficulty
         for members, splits in ((genuine, _interleave(allocate(len(genuine), ratios))),
                                 (kept, _interleave(allocate(len(kept), ratios))), (held, ["test"] * len(held))):
             for (lab, f, sev), split in zip(members, splits):
-                plans.append(Plan(seed, p, next(it), lab, f, round(sev, 4), split, photos, size, capture))
+                plans.append(Plan(seed, p, next(it), lab, f, round(sev, 4), split, photos, size, capture,
+                                  twins and lab == "counterfeit" and split == "train"))
     return sorted(plans, key=lambda q: (q.product, q.number))
 
 
@@ -116,12 +118,24 @@ def render_item(q: Plan, out: str) -> list[dict]:
             "severity": q.severity, "defect_detail": detail, "serial": item.serial,
             "print_dx": round(item.offset[0], 3), "print_dy": round(item.offset[1], 3),
             "ink_density": round(item.ink, 4), "wear": round(item.wear, 4)}
+    rows = _photos(q, pkg, folder, item_id, base)
+    if q.twin:  # the same item printed right, photographed identically: the pair differs by the defect alone
+        twin = Plan(q.seed, q.product, q.number, "genuine", "", 0.0, q.split, q.photos, q.size, q.capture)
+        folder = Path(out) / d.slug / "genuine"
+        folder.mkdir(parents=True, exist_ok=True)
+        rows += _photos(twin, make_package(twin)[0], folder, item_id + "t",
+                        {**base, "label": "genuine", "item_id": item_id + "t", "defect": "", "severity": 0.0,
+                         "defect_detail": f"twin of {item_id}"})
+    return rows
+
+
+def _photos(q: Plan, pkg, folder: Path, item_id: str, base: dict) -> list[dict]:
     rows = []
     for k in range(q.photos):
         data, params = photograph(pkg, np.random.default_rng([q.seed, q.product, q.number, k + 1]), q.size, q.capture)
         name = f"{item_id}-{k}.jpg"
         (folder / name).write_bytes(data)
-        rows.append({"path": f"{d.slug}/{q.label}/{name}", **base, "photo": k, **params})
+        rows.append({"path": f"{folder.parent.name}/{folder.name}/{name}", **base, "photo": k, **params})
     return rows
 
 
@@ -148,7 +162,7 @@ def _prepare_out(out: Path, force: bool) -> None:
 
 def generate(out, products=8, items_per_class=24, photos_per_item=3, size=384, difficulty="medium",
              holdout=(), ratios=(0.7, 0.15, 0.15), seed=0, workers=0, force=False, progress=True,
-             capture: float = 1.0) -> dict:
+             capture: float = 1.0, twins: bool = False) -> dict:
     out = Path(out)
     holdout = [h for h in holdout if h]
     bad = [h for h in holdout if h not in FAMILIES]
@@ -164,26 +178,28 @@ def generate(out, products=8, items_per_class=24, photos_per_item=3, size=384, d
     _prepare_out(out, force)
     if not 0.0 <= capture <= 1.0:
         raise ValueError(f"capture strength must be within 0..1, got {capture}")
-    plans = plan(products, items_per_class, photos_per_item, size, difficulty, holdout, list(ratios), seed, capture)
+    plans = plan(products, items_per_class, photos_per_item, size, difficulty, holdout, list(ratios), seed, capture,
+                 twins)
     workers = workers or os.cpu_count() or 1
     t0 = time.perf_counter()
     rows: list[dict] = []
     tasks = [(q, str(out)) for q in plans]
-    bar = _progress(len(plans) * photos_per_item, progress)
+    bar = _progress(sum(q.photos * (1 + q.twin) for q in plans), progress)
     if workers == 1:
         for t in tasks:
-            rows += _render_star(t)
-            bar(photos_per_item)
+            rows += (r := _render_star(t))
+            bar(len(r))
     else:
         with ProcessPoolExecutor(workers) as ex:
             for r in ex.map(_render_star, tasks, chunksize=2):
                 rows += r
-                bar(photos_per_item)
+                bar(len(r))
     secs = time.perf_counter() - t0
     write_manifest(out / MANIFEST, rows, ITEM_COLUMNS + CAPTURE_COLUMNS)
     info = {"synthpack_version": VERSION, "products": products, "items_per_class": items_per_class,
             "photos_per_item": photos_per_item, "size": size, "difficulty": difficulty,
             "holdout_defects": holdout, "splits": list(ratios), "seed": seed, "capture_strength": capture,
+            **({"twins": True} if twins else {}),
             "families": list(FAMILIES),
             "photos": len(rows), "product_names": sorted({r["product"] for r in rows})}
     (out / "synthpack.json").write_text(json.dumps(info, indent=2) + "\n")
@@ -209,7 +225,8 @@ def main(args) -> int:
         ratios = [float(x) for x in args.splits.split(",")]
         info = generate(args.out, args.products, args.items_per_class, args.photos_per_item, args.size,
                         args.difficulty, [h.strip() for h in args.holdout_defects.split(",")], ratios,
-                        args.seed, args.workers, args.force, capture=args.capture_strength)
+                        args.seed, args.workers, args.force, capture=args.capture_strength,
+                        twins=getattr(args, "twins", False))
     except ValueError as e:
         print(f"genuine synth: {e}", file=sys.stderr)
         return 2
