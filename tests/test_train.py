@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 import os
 
 import numpy as np
@@ -163,8 +165,10 @@ def test_evaluate_reports_a_planted_perfect_scorer_exactly(tiny_synth, tmp_path,
         return {"logit": (data.labels.numpy() * 2 - 1) * 20.0, "embedding": None, "product_prob": None}
 
     monkeypatch.setattr(ev, "predict", perfect)
-    report, y, p = ev.evaluate(tmp_path / "run" / "best.pt", tiny_synth, "test")
+    report, y, p, rows = ev.evaluate(tmp_path / "run" / "best.pt", tiny_synth, "test")
     assert report["metrics"]["auroc"] == 1.0 and report["metrics"]["accuracy"] == 1.0
+    assert [r["label"] == "counterfeit" for r in rows] == [bool(v) for v in y] and len(rows) == len(p)
+    assert all((r["p_counterfeit"] > 0.5) == (r["label"] == "counterfeit") for r in rows)
     assert report["confusion"]["genuine"]["SUSPECT"] == 0 and report["confusion"]["counterfeit"]["GENUINE"] == 0
     assert all(r["auroc"] == 1.0 for r in report["per_defect"].values()) and report["per_defect"]
     assert not report["worst_mistakes"]
@@ -176,8 +180,12 @@ def test_evaluate_cli_writes_report_and_plots(tiny_synth, tmp_path, capsys):
     tt.main(_args(tiny_synth, tmp_path / "run", epochs=1))
     assert cli(["evaluate", str(tmp_path / "run" / "best.pt"), str(tiny_synth), "--out", str(tmp_path / "ev")]) == 0
     assert "Results saved to" in capsys.readouterr().out
-    for f in ("report.json", "roc.png", "scores.png", "reliability.png", "accuracy_coverage.png"):
+    for f in ("report.json", "predictions.csv", "roc.png", "scores.png", "reliability.png", "accuracy_coverage.png"):
         assert (tmp_path / "ev" / f).stat().st_size > 0, f
+
+    rows = list(csv.DictReader(open(tmp_path / "ev" / "predictions.csv")))
+    report = json.loads((tmp_path / "ev" / "report.json").read_text())
+    assert len(rows) == report["metrics"]["n"] and {r["verdict"] for r in rows} <= {"GENUINE", "SUSPECT", "INCONCLUSIVE"}
     assert cli(["evaluate", str(tmp_path / "missing.pt"), str(tiny_synth)]) == 2
 
 

@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import csv
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -54,7 +55,8 @@ def product(r):
     return r.product
 
 
-def evaluate(ckpt_path, data, split="test", device="cpu") -> tuple[dict, np.ndarray, np.ndarray]:
+def evaluate(ckpt_path, data, split="test", device="cpu") -> tuple[dict, np.ndarray, np.ndarray, list[dict]]:
+    """(report, labels, calibrated p(counterfeit), one row per photo for predictions.csv)."""
     ckpt = checkpoint.load(ckpt_path)
     meta = ckpt["meta"]
     if meta["preprocess"]["resize"] != RESIZE:
@@ -94,7 +96,10 @@ def evaluate(ckpt_path, data, split="test", device="cpu") -> tuple[dict, np.ndar
     }
     if pred["product_prob"] is not None:
         report["product_accuracy"] = float((pred["product_prob"].argmax(1) == photos.products.numpy()).mean())
-    return report, y, p
+    rows = [{"path": r.rel, "product": r.product, "item_id": r.item_id or "", "label": r.label,
+             "defect": r.extra.get("defect", ""), "p_counterfeit": round(float(pi), 6), "verdict": v}
+            for r, pi, v in zip(photos.records, p, verdicts)]
+    return report, y, p, rows
 
 
 def _f(x, digits: int = 4) -> str:
@@ -102,11 +107,15 @@ def _f(x, digits: int = 4) -> str:
 
 
 def main(args) -> int:
-    report, y, p = evaluate(args.checkpoint, args.data, args.split, args.device)
+    report, y, p, rows = evaluate(args.checkpoint, args.data, args.split, args.device)
     out = Path(args.out) if args.out else Path(args.checkpoint).parent / f"eval-{args.split}"
     out.mkdir(parents=True, exist_ok=True)
     report["plots"] = save_plots(y, p, report, out)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    with open(out / "predictions.csv", "w", newline="") as fh:  # sortable per photo: subsets, mistakes, audits
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
     m, op = report["metrics"], report["operating_point"]
     print(f"{args.split}: {m['n']} photos ({m['n_genuine']} genuine, {m['n_counterfeit']} counterfeit)")
     if report["caveat"]:
@@ -121,5 +130,5 @@ def main(args) -> int:
         print("per defect family (its counterfeits vs all genuine):")
         for fam, r in report["per_defect"].items():
             print(f"  {fam:<16} AUROC {_f(r['auroc'])}  detected {_f(r['detected'], 3)}  missed {_f(r['missed'], 3)}")
-    print(f"Results saved to {out / 'report.json'} (+ {len(report['plots'])} plots)")
+    print(f"Results saved to {out / 'report.json'} (+ predictions.csv, {len(report['plots'])} plots)")
     return 0
