@@ -135,7 +135,10 @@ def _header(summary: dict, n_rows: int, embedded: int, linked: int) -> str:
     meta = [f'finished {e(g("finished") or "?")}', f"{e(n_photos)} photos", f"{n_rows:,} rows",
             f'{e(g("duplicates") or 0)} duplicates'] + \
         ([f"{el:,.1f} s"] if el is not None else []) + ([f"{pps:,.1f} photos/s"] if pps is not None else [])
-    out = ["<h1>genuine scan report</h1>", f'<p class="meta">{" &middot; ".join(meta)}</p>', '<div class="cards">']
+    out = ["<h1>genuine scan report</h1>", f'<p class="meta">{" &middot; ".join(meta)}</p>']
+    if g("model_warning"):  # a report is shared without the terminal that printed the warning
+        out.append(f'<p class="warning">{e(g("model_warning"))}</p>')
+    out.append('<div class="cards">')
     for v in list(ORDER) + [k for k in counts if k not in ORDER]:
         n = int(counts.get(v) or (total(errors) if v == "ERROR" else 0))
         pct = 100 * n / (total(counts) or 1)

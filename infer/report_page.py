@@ -116,6 +116,7 @@ body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:
  padding:16px 24px;color:#222;background:#fafafa}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:16px;margin:24px 0 8px}
 .meta,.small{color:#666}.small{font-size:12px}.err{font-weight:600}
+.warning{background:#fdecea;border:1px solid #b71c1c;color:#b71c1c;padding:8px 12px;font-weight:600}
 dl.kv{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;margin:8px 0}
 dl.kv dt{color:#666}dl.kv dd{margin:0;word-break:break-all}
 .cards{display:flex;gap:12px;flex-wrap:wrap;margin:12px 0}.card{border-radius:6px;padding:8px 14px;min-width:120px}

@@ -229,7 +229,8 @@ def main(args) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     run = scan(insp, args.sources, run_dir, args.workers, args.batch)
     summary = write_outputs(run_dir, Journal(run_dir / "results.jsonl").close_and_records(), {
-        "model": str(args.model), "model_sha256": insp.model.sha256, "sources": list(args.sources),
+        "model": str(args.model), "model_sha256": insp.model.sha256, "model_warning": weak_model_warning(insp.meta),
+        "sources": list(args.sources),
         "thresholds": insp.meta["thresholds"],
         "elapsed_s": round(run["seconds"], 2), "photos_per_s": round(run["new"] / max(run["seconds"], 1e-9), 2),
         "this_run": run})

@@ -97,6 +97,9 @@ def test_summary_header(run):
     for s in ("cafe" * 16, "/archive/seizure_0412", "truncated: 1", "watch_b", "2025-01-01T12:00:00+00:00",
               "48.0 photos/s", "3 embedded", "Per product"):
         assert s in text, s
+    assert 'class="warning"' not in text
+    text, _ = _write(tmp_path, rows, summary=_summary(model_warning="weak model: validation AUROC 0.512 <b>"))
+    assert '<p class="warning">weak model: validation AUROC 0.512 &lt;b&gt;</p>' in text
     # a bare summary must not crash
     text, data = _write(tmp_path, rows, summary={})
     assert len(data) == len(rows) and "genuine scan report" in text

@@ -154,6 +154,11 @@ def test_path_list_on_stdin_and_report(model, tmp_path, monkeypatch, capsys):
     assert "http://" not in html and "https://" not in html
     for f in files:
         assert json.dumps(f)[1:-1] in html
+    from infer.runtime import OnnxModel, weak_model_warning
+
+    warning = weak_model_warning(OnnxModel(model).meta)
+    assert json.loads((run / "summary.json").read_text())["model_warning"] == warning
+    assert (warning is None) == ('class="warning"' not in html)
 
 
 def test_fail_on_and_model_errors(model, tmp_path, capsys):
