@@ -39,7 +39,7 @@ def _visible(a: np.ndarray, b: np.ndarray, threshold: int) -> int:
 
 def measure(family: str, items: int, photo_size: int, size: int, difficulty: str, strength: float,
             threshold: int, seed: int = 0) -> dict:
-    """Median visible pixels (one view, native) over `items` genuine/counterfeit twins of product 0.."""
+    """Median visible pixels (one view, native) over `items` twins spread over products 0-7."""
     lo, hi = SEVERITY[difficulty]
     one, native = [], []
     for i in range(items):
