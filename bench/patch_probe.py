@@ -46,10 +46,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoint")
     ap.add_argument("data")
-    ap.add_argument("--layers", default="3,8")
+    ap.add_argument("--layers", default=[3, 8], type=lambda v: [int(x) for x in v.split(",")],
+                    help="backbone blocks whose outputs form the patch features (default 3,8)")
     ap.add_argument("--refs-per-product", type=int, default=40)
     args = ap.parse_args()
-    layers = [int(x) for x in args.layers.split(",")]
+    layers = args.layers
     ck = checkpoint.load(args.checkpoint)
     net = checkpoint.build_from(ck).eval()
     size, products = ck["meta"]["preprocess"]["size"], ck["meta"]["products"]
