@@ -218,7 +218,7 @@ def main(args) -> int:
     except (ModelError, ReferenceError) as e:
         print(f"genuine scan: {e}", file=sys.stderr)
         return 4
-    if warning := weak_model_warning(insp.meta):
+    if warning := weak_model_warning(insp.meta):  # also in summary.json and on top of report.html
         print(f"genuine scan: {warning}", file=sys.stderr)
     fail_on = [f.strip() for f in (args.fail_on or "").split(",") if f.strip()]
     bad = [f for f in fail_on if f not in FAIL_CODES]
@@ -229,7 +229,7 @@ def main(args) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     run = scan(insp, args.sources, run_dir, args.workers, args.batch)
     summary = write_outputs(run_dir, Journal(run_dir / "results.jsonl").close_and_records(), {
-        "model": str(args.model), "model_sha256": insp.model.sha256, "model_warning": weak_model_warning(insp.meta),
+        "model": str(args.model), "model_sha256": insp.model.sha256, "model_warning": warning,
         "sources": list(args.sources),
         "thresholds": insp.meta["thresholds"],
         "elapsed_s": round(run["seconds"], 2), "photos_per_s": round(run["new"] / max(run["seconds"], 1e-9), 2),
