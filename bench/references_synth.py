@@ -32,8 +32,8 @@ from train.layout import discover
 from train.metrics import binary_metrics
 
 
-def add_references(db: ReferenceDB, insp: Inspector, data: str, per_product: int) -> int:
-    recs = [r for r in select(discover(data), "train") if r.label == "genuine"]
+def add_references(db: ReferenceDB, insp: Inspector, ds, per_product: int) -> int:
+    recs = [r for r in select(ds, "train") if r.label == "genuine"]
     n = 0
     for product in sorted({r.product for r in recs}):
         paths = sorted(str(r.path) for r in recs if r.product == product)[:per_product]
@@ -70,15 +70,16 @@ def main():
     info = json.loads((Path(args.data) / "synthpack.json").read_text())
     held = set(info.get("holdout_defects", []))
     out = {"model_sha256": insp.model.sha256, "data": args.data, "holdout_defects": sorted(held)}
+    ds = discover(args.data)
     with tempfile.TemporaryDirectory() as tmp:
         db = ReferenceDB(Path(tmp) / "refs.db", create=True)
-        out["references"] = add_references(db, insp, args.data, args.refs_per_product)
+        out["references"] = add_references(db, insp, ds, args.refs_per_product)
         gallery = db.gallery()
-        fusion, report = fit(collect(insp, gallery, select(discover(args.data), "val")), 0.01, 0.05)
+        fusion, report = fit(collect(insp, gallery, select(ds, "val")), 0.01, 0.05)
         out["fusion"] = {"weights": dict(zip(fusion["features"], np.round(fusion["weights"], 3).tolist())),
                          "val_auroc_classifier": round(report["auroc_classifier"], 4),
                          "val_auroc_fused": round(report["auroc_fused"], 4)}
-        c = collect(insp, gallery, select(discover(args.data), "test"))
+        c = collect(insp, gallery, select(ds, "test"))
         y, p, fused = scores(c, fusion)
         fam = np.array([r.extra.get("defect", "") for r in c["records"]])
         out["test"] = {"all": compare(y, p, fused, y == 1),
@@ -87,9 +88,10 @@ def main():
                        "per_family": {f: compare(y, p, fused, fam == f) for f in sorted(set(fam) - {""})}}
         if args.unseen:
             before = set(gallery.products)
-            out["unseen_references"] = add_references(db, insp, args.unseen, args.refs_per_product)
+            unseen = discover(args.unseen)
+            out["unseen_references"] = add_references(db, insp, unseen, args.refs_per_product)
             gallery = db.gallery()
-            c = collect(insp, gallery, select(discover(args.unseen), "test"))
+            c = collect(insp, gallery, select(unseen, "test"))
             y, p, fused = scores(c, fusion)
             ident = [m["product"] == r.product for m, r in zip(c["match"], c["records"])]
             out["unseen"] = {"products": sorted(set(gallery.products) - before),

@@ -23,9 +23,8 @@ import numpy as np
 from PIL import Image
 
 from infer.preprocess import prepare
-from train.synthpack.capture import photograph
 from train.synthpack.defects import FAMILIES, SEVERITY
-from train.synthpack.generate import Plan, make_package
+from train.synthpack.generate import Plan, make_package, shoot
 
 
 def _views(jpeg: bytes, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -51,9 +50,8 @@ def measure(family: str, items: int, photo_size: int, size: int, difficulty: str
         else:
             other = Plan(seed, product, number, "counterfeit", family, sev, "test", 1, photo_size, strength)
         shots = []
-        for q in (gen, other):
-            pkg = make_package(q)[0]
-            jpeg, _ = photograph(pkg, np.random.default_rng([seed, product, number, 1]), photo_size, strength)
+        for q in (gen, other):  # the second genuine item is shot with the first one's capture
+            jpeg, _ = shoot(gen, make_package(q)[0], 0)
             shots.append(_views(jpeg, size))
         one.append(_visible(shots[0][0], shots[1][0], threshold))
         native.append(_visible(shots[0][1], shots[1][1], threshold))

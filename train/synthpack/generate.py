@@ -12,7 +12,7 @@ import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -120,7 +120,7 @@ def render_item(q: Plan, out: str) -> list[dict]:
             "ink_density": round(item.ink, 4), "wear": round(item.wear, 4)}
     rows = _photos(q, pkg, folder, item_id, base)
     if q.twin:  # the same item printed right, photographed identically: the pair differs by the defect alone
-        twin = Plan(q.seed, q.product, q.number, "genuine", "", 0.0, q.split, q.photos, q.size, q.capture)
+        twin = replace(q, label="genuine", defect="", severity=0.0, twin=False)
         folder = Path(out) / d.slug / "genuine"
         folder.mkdir(parents=True, exist_ok=True)
         rows += _photos(twin, make_package(twin)[0], folder, item_id + "t",
@@ -129,10 +129,15 @@ def render_item(q: Plan, out: str) -> list[dict]:
     return rows
 
 
+def shoot(q: Plan, pkg, k: int) -> tuple[bytes, dict]:
+    """Photo k of item q: the capture depends on the item and k, never on the label (twins rely on it)."""
+    return photograph(pkg, np.random.default_rng([q.seed, q.product, q.number, k + 1]), q.size, q.capture)
+
+
 def _photos(q: Plan, pkg, folder: Path, item_id: str, base: dict) -> list[dict]:
     rows = []
     for k in range(q.photos):
-        data, params = photograph(pkg, np.random.default_rng([q.seed, q.product, q.number, k + 1]), q.size, q.capture)
+        data, params = shoot(q, pkg, k)
         name = f"{item_id}-{k}.jpg"
         (folder / name).write_bytes(data)
         rows.append({"path": f"{folder.parent.name}/{folder.name}/{name}", **base, "photo": k, **params})
