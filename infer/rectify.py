@@ -1,0 +1,306 @@
+"""Rectification: find the product's face in a photo and warp it into its template's frame.
+
+A template is a product's genuine face (the brand's artwork, a catalogue image, or a median of aligned genuine
+photos) with its SIFT keypoints. A photo is matched against every template (ratio test, MAGSAC homography,
+geometric sanity checks); the template with the most inliers names the product, and the face is warped from
+the full-resolution decode, so fine print keeps the photo's pixels instead of a 384 px letterbox's.
+
+    templates = TemplateSet([Template.from_image("acme-tea", artwork)])
+    r = rectify(load_photo("IMG_0001.jpg"), templates)
+    r.ok, r.product, r.inliers, r.reason     # r.face: (h, w, 3) uint8 in the template's frame
+
+Coordinates are OpenCV's: pixel (0, 0)'s centre is at (0, 0). `H` maps template-image coordinates to
+full-resolution photo coordinates. Torch-free (OpenCV + numpy): it runs on the handheld.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+from PIL import Image
+
+KP_VERSION = "sift-768-v1"   # stored with keypoints: a store recomputes them when this changes
+KP_SIDE = 768                # templates are described on a grey copy of this long side
+MATCH_SIDE = 768             # photos too: SIFT's scale space covers the package at 0.3-1x of it
+MAX_FEATURES = 3000
+FACE_SIDE = 1024             # default long side of the rectified face (the template's own size when smaller)
+RATIO = 0.75                 # Lowe's ratio test
+SHORTLIST = 4                # templates checked geometrically when the store holds many
+PAD = 114                    # what a face shows where the photo has no pixels (infer.preprocess's grey)
+
+LIMITS = {
+    "min_inliers": 15,       # fewer: chance alignments of unrelated products reach ~10
+    "min_inlier_ratio": 0.2,
+    "min_area": 0.04,        # package / photo area: smaller gives too few pixels on the face
+    "min_visible": 0.9,      # share of the face whose pixels are inside the photo
+    "max_aspect_change": 2.5,
+    "max_reproj_px": 4.0,    # median inlier error at the matching scale
+    "not_covered_keypoints": 150,  # a photo this textured that matches nothing shows an unknown product
+}
+ADVICE = {
+    "no_package": "package not found: fill the frame with the label and hold it square-on",
+    "not_covered": "product not covered: no reference template matches this package (add its template with "
+                   "genuine references add --template)",
+    "misaligned": "package found but could not be aligned: hold it square-on, flat and in focus, and retake",
+    "small": "package too small in the photo: move closer so that the label fills the frame",
+    "cut": "part of the package is outside the photo: step back or centre it and retake",
+}
+
+
+class RectifyError(ValueError):
+    """Templates that cannot be used (no keypoints, unreadable); the message says which and why."""
+
+
+def _grey_small(rgb: np.ndarray, side: int) -> tuple[np.ndarray, float]:
+    """A grey copy whose long side is at most `side` (never upsampled) and the scale applied."""
+    s = min(1.0, side / max(rgb.shape[:2]))
+    g = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    if s < 1.0:
+        g = cv2.resize(g, (max(1, round(g.shape[1] * s)), max(1, round(g.shape[0] * s))), interpolation=cv2.INTER_AREA)
+    return g, s
+
+
+def _scaling(s: float) -> np.ndarray:
+    """Maps pixel-centre coordinates of an image to those of the same image resized by s."""
+    return np.array([[s, 0, 0.5 * s - 0.5], [0, s, 0.5 * s - 0.5], [0, 0, 1]], np.float64)
+
+
+_SIFT: dict = {}
+
+
+def describe(rgb: np.ndarray, side: int, features: int = MAX_FEATURES) -> tuple[np.ndarray, np.ndarray]:
+    """SIFT keypoints (N, 2) in `rgb`'s own pixel coordinates and descriptors (N, 128) float32."""
+    if features not in _SIFT:
+        _SIFT[features] = cv2.SIFT_create(nfeatures=features)
+    g, s = _grey_small(rgb, side)
+    kps, desc = _SIFT[features].detectAndCompute(g, None)
+    if desc is None or not kps:
+        return np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32)
+    pts = np.array([k.pt for k in kps], np.float64)
+    pts = (pts + 0.5) / s - 0.5   # back to the full image's pixel centres
+    return pts.astype(np.float32), desc.astype(np.float32)
+
+
+@dataclass
+class Template:
+    product: str
+    image: np.ndarray             # (h, w, 3) uint8 RGB: the genuine face
+    keypoints: np.ndarray         # (N, 2) float32, in image pixels
+    descriptors: np.ndarray       # (N, 128) float32
+    source: str = ""
+
+    @classmethod
+    def from_image(cls, product: str, image, source: str = "") -> "Template":
+        rgb = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image)
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise RectifyError(f"template {source or product}: expected an RGB uint8 image, got {rgb.dtype} {rgb.shape}")
+        kp, desc = describe(rgb, KP_SIDE, features=2 * MAX_FEATURES)
+        if len(kp) < LIMITS["min_inliers"] * 2:
+            raise RectifyError(f"template {source or product}: only {len(kp)} keypoints; a template needs printed "
+                               f"detail (artwork, text, logos), not a plain surface")
+        return cls(product, np.ascontiguousarray(rgb), kp, desc, source)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.image.shape[1], self.image.shape[0]
+
+    def face_size(self, side: int | None = FACE_SIDE) -> tuple[int, int]:
+        w, h = self.size
+        s = 1.0 if not side else min(1.0, side / max(w, h))
+        return max(1, round(w * s)), max(1, round(h * s))
+
+
+class TemplateSet:
+    """Templates of one or many products, with one FLANN index over all descriptors for shortlisting."""
+
+    def __init__(self, templates: list[Template]):
+        if not templates:
+            raise RectifyError("no templates: add one with genuine references add --template, or point at a dataset "
+                               "root holding <product>/template.png")
+        self.templates = list(templates)
+        self.owner = np.concatenate([np.full(len(t.descriptors), i) for i, t in enumerate(self.templates)])
+        self._index = None
+
+    def __len__(self) -> int:
+        return len(self.templates)
+
+    @property
+    def products(self) -> list[str]:
+        return sorted({t.product for t in self.templates})
+
+    def shortlist(self, desc: np.ndarray, k: int = SHORTLIST) -> list[int]:
+        """Templates most likely in the photo: votes of distinctive nearest neighbours across all templates."""
+        if len(self.templates) <= k:
+            return list(range(len(self.templates)))
+        if self._index is None:
+            self._index = cv2.FlannBasedMatcher({"algorithm": 1, "trees": 4}, {"checks": 48})
+            self._index.add([np.concatenate([t.descriptors for t in self.templates])])
+            self._index.train()
+        votes = np.zeros(len(self.templates))
+        for ms in self._index.knnMatch(desc, k=4):
+            seen = {}
+            for m in ms:  # ratio test within each template: look-alike products must not cancel each other
+                t = self.owner[m.trainIdx]
+                seen.setdefault(t, []).append(m.distance)
+            for t, d in seen.items():
+                if len(d) == 1 or d[0] < RATIO * d[1]:
+                    votes[t] += 1
+        return [int(i) for i in np.argsort(-votes)[:k] if votes[i] > 0]
+
+
+@dataclass
+class Rectified:
+    ok: bool
+    product: str | None = None
+    reason_code: str | None = None
+    reason: str | None = None
+    inliers: int = 0
+    matches: int = 0
+    keypoints: int = 0
+    H: np.ndarray | None = None          # template pixels -> full-resolution photo pixels
+    corners: np.ndarray | None = None    # the template's corners in the photo (TL, TR, BR, BL)
+    scale: float = 0.0                   # photo pixels per template pixel (< 1: the face is upsampled)
+    visible: float = 0.0
+    reproj_px: float = 0.0
+    area: float = 0.0
+    candidates: list = field(default_factory=list)   # [(product, inliers)] best first
+    face: np.ndarray | None = None
+    template: Template | None = None
+    seconds: float = 0.0
+
+    @property
+    def quality(self) -> float:
+        """0..1: how much to trust the alignment (inliers, their error, how much of the face is in the photo)."""
+        if self.H is None:
+            return 0.0
+        return float(min(1.0, self.inliers / 60) * min(1.0, self.visible) * np.exp(-self.reproj_px / 4))
+
+    def to_dict(self) -> dict:
+        r = lambda v, d=3: None if v is None else round(float(v), d)  # noqa: E731
+        return {"product": self.product if self.ok else None, "ok": self.ok, "reason_code": self.reason_code,
+                "reason": self.reason, "inliers": self.inliers, "matches": self.matches, "keypoints": self.keypoints,
+                "quality": r(self.quality), "scale": r(self.scale), "visible": r(self.visible),
+                "reproj_px": r(self.reproj_px), "area": r(self.area, 4),
+                "corners": None if self.corners is None else np.round(self.corners, 2).tolist(),
+                "H": None if self.H is None else np.round(self.H, 8).tolist(),
+                "candidates": [[p, n] for p, n in self.candidates],
+                "closest": self.candidates[0][0] if self.candidates and not self.ok else None,
+                "seconds": r(self.seconds, 4)}
+
+
+def _match(desc: np.ndarray, t: Template) -> list:
+    bf = cv2.BFMatcher(cv2.NORM_L2)
+    return [m[0] for m in bf.knnMatch(desc, t.descriptors, k=2) if len(m) == 2 and m[0].distance < RATIO * m[1].distance]
+
+
+def _fit(kp: np.ndarray, desc: np.ndarray, t: Template, s: float):
+    """Homography template -> small photo from ratio-test matches: (H, inliers, matches, median error)."""
+    good = _match(desc, t)
+    if len(good) < 4:
+        return None, 0, len(good), 0.0
+    src = t.keypoints[[m.trainIdx for m in good]].astype(np.float64)
+    dst = kp[[m.queryIdx for m in good]].astype(np.float64) * s + (0.5 * s - 0.5)
+    H, mask = cv2.findHomography(src, dst, cv2.USAC_MAGSAC, 2.5, maxIters=2000, confidence=0.999)
+    if H is None:
+        return None, 0, len(good), 0.0
+    inl = mask.ravel().astype(bool)
+    proj = cv2.perspectiveTransform(src[inl][None], H)[0]
+    err = float(np.median(np.linalg.norm(proj - dst[inl], axis=1))) if inl.any() else 0.0
+    return H, int(inl.sum()), len(good), err
+
+
+def _corners(w: int, h: int) -> np.ndarray:
+    return np.array([[-0.5, -0.5], [w - 0.5, -0.5], [w - 0.5, h - 0.5], [-0.5, h - 0.5]], np.float64)
+
+
+def _geometry(H: np.ndarray, t: Template, photo_wh: tuple[int, int], lim: dict) -> tuple[str | None, dict]:
+    """Sanity of a homography: not folded or mirrored, plausible area and aspect, mostly inside the photo."""
+    w, h = t.size
+    c = cv2.perspectiveTransform(_corners(w, h)[None], H)[0]
+    pw, ph = photo_wh
+    edges = np.roll(c, -1, axis=0) - c
+    cross = edges[:, 0] * np.roll(edges, -1, axis=0)[:, 1] - edges[:, 1] * np.roll(edges, -1, axis=0)[:, 0]
+    area = 0.5 * abs(float(np.sum(c[:, 0] * np.roll(c[:, 1], -1) - np.roll(c[:, 0], -1) * c[:, 1])))
+    info = {"corners": c, "area": area / (pw * ph), "scale": float(np.sqrt(area / (w * h)))}
+    # Visible share of the face: sample it on a grid and look where each point falls in the photo.
+    gx, gy = np.meshgrid(np.linspace(0, w - 1, 24), np.linspace(0, h - 1, 24))
+    p = cv2.perspectiveTransform(np.stack([gx.ravel(), gy.ravel()], 1)[None].astype(np.float64), H)[0]
+    info["visible"] = float(np.mean((p[:, 0] >= -0.5) & (p[:, 0] <= pw - 0.5) & (p[:, 1] >= -0.5) & (p[:, 1] <= ph - 0.5)))
+    if not np.all(cross > 0):
+        return "misaligned", info   # folded (not convex) or mirrored: not a view of a flat face
+    sides = np.linalg.norm(edges, axis=1)
+    aspect = ((sides[0] + sides[2]) / 2) / max(1e-6, (sides[1] + sides[3]) / 2) / (w / h)
+    if not 1 / lim["max_aspect_change"] <= aspect <= lim["max_aspect_change"]:
+        return "misaligned", info
+    if info["area"] < lim["min_area"]:
+        return "small", info
+    if info["visible"] < lim["min_visible"]:
+        return "cut", info
+    return None, info
+
+
+def warp_face(photo: np.ndarray, H: np.ndarray, t: Template, face_side: int | None = FACE_SIDE) -> np.ndarray:
+    """The photo's pixels in the template's frame, at face_size(face_side): (h, w, 3) uint8.
+
+    When the package covers more photo pixels than the face has, the photo is first shrunk with area
+    averaging (a perspective warp does not prefilter and would alias fine print)."""
+    fw, fh = t.face_size(face_side)
+    f = fw / t.size[0]
+    Hf = H @ np.linalg.inv(_scaling(f))                     # face pixels -> photo pixels
+    w, h = t.size
+    area = cv2.contourArea(cv2.perspectiveTransform(_corners(w, h)[None], H)[0].astype(np.float32))
+    shrink = min(1.0, 1.25 * np.sqrt(fw * fh / max(area, 1.0)))  # keep ~1.25 photo px per face px
+    if shrink < 0.8:
+        photo = cv2.resize(photo, (max(1, round(photo.shape[1] * shrink)), max(1, round(photo.shape[0] * shrink))),
+                           interpolation=cv2.INTER_AREA)
+        Hf = _scaling(shrink) @ Hf
+    return cv2.warpPerspective(photo, Hf, (fw, fh), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                               borderMode=cv2.BORDER_CONSTANT, borderValue=(PAD, PAD, PAD))
+
+
+def rectify(photo, templates: TemplateSet, product: str | None = None, face_side: int | None = FACE_SIDE,
+            limits: dict | None = None, with_face: bool = True) -> Rectified:
+    """Find which template is in the photo and where; warp it into that template's frame.
+
+    photo: full-resolution RGB (PIL image or (H, W, 3) uint8); product: only that product's templates."""
+    t0 = time.perf_counter()
+    lim = {**LIMITS, **(limits or {})}
+    rgb = np.asarray(photo.convert("RGB") if isinstance(photo, Image.Image) else photo)
+    ph, pw = rgb.shape[:2]
+    kp, desc = describe(rgb, MATCH_SIDE)
+    s = min(1.0, MATCH_SIDE / max(pw, ph))
+    pool = [i for i, t in enumerate(templates.templates) if product is None or t.product == product]
+    if product is not None and not pool:
+        return Rectified(False, None, "not_covered", f"product {product!r} has no template; "
+                         f"known: {', '.join(templates.products)}", keypoints=len(kp), seconds=time.perf_counter() - t0)
+    fits = []
+    if len(kp) >= 8:
+        sub = TemplateSet([templates.templates[i] for i in pool]) if product is not None else templates
+        for i in sub.shortlist(desc):
+            H, n, m, err = _fit(kp, desc, sub.templates[i], s)
+            fits.append((n, m, err, H, sub.templates[i]))
+    fits.sort(key=lambda f: -f[0])
+    cands = [(f[4].product, f[0]) for f in fits]
+    out = Rectified(False, keypoints=len(kp), candidates=cands[:3])
+    best = fits[0] if fits else None
+    if best is None or best[1] < 8:
+        code = "not_covered" if len(kp) >= lim["not_covered_keypoints"] else "no_package"
+    elif best[0] < lim["min_inliers"] or best[0] < lim["min_inlier_ratio"] * best[1] or best[2] > lim["max_reproj_px"]:
+        code = "misaligned"
+        out.inliers, out.matches, out.reproj_px = best[0], best[1], best[2]
+    else:
+        n, m, err, Hs, t = best
+        H = np.linalg.inv(_scaling(s)) @ Hs                 # template -> full-resolution photo
+        code, info = _geometry(H, t, (pw, ph), lim)
+        out.product, out.inliers, out.matches, out.reproj_px, out.H, out.template = t.product, n, m, err, H, t
+        out.corners, out.area, out.scale, out.visible = info["corners"], info["area"], info["scale"], info["visible"]
+        if code is None:
+            out.ok = True
+            if with_face:
+                out.face = warp_face(rgb, H, t, face_side)
+    if code is not None:
+        out.reason_code, out.reason = code, ADVICE[code]
+    out.seconds = time.perf_counter() - t0
+    return out
