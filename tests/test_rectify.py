@@ -1,0 +1,128 @@
+"""Rectification: known homographies recovered, wrong or missing packages refused, faces from the full decode."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from infer.rectify import Template, TemplateSet, RectifyError, rectify, warp_face
+from train.synthpack.generate import _design
+from train.synthpack.render import Item, render
+
+NOMINAL = dict(serial="00000000", offset=(0.0, 0.0), ink=1.0, wear=0.0, wear_seed=0)
+
+
+def artwork(p: int, width: int = 360) -> np.ndarray:
+    d = _design(0, p)
+    img, _ = render(d, Item(lot=f"{d.lot_prefix}00", **NOMINAL), width)
+    return np.asarray(img.convert("RGB"))
+
+
+def clutter(w: int, h: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    bg = np.full((h, w, 3), rng.integers(60, 200, 3), np.uint8)
+    for _ in range(25):
+        x, y = int(rng.integers(0, w)), int(rng.integers(0, h))
+        cv2.rectangle(bg, (x, y), (x + int(rng.integers(10, w // 3)), y + int(rng.integers(10, h // 3))),
+                      tuple(int(c) for c in rng.integers(0, 256, 3)), -1)
+    return cv2.GaussianBlur(bg, (0, 0), 3)
+
+
+def photograph(tpl: np.ndarray, corners: np.ndarray, w: int, h: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The template pasted into a cluttered photo at `corners` (photo pixels); returns (photo, true H)."""
+    th, tw = tpl.shape[:2]
+    src = np.array([[-0.5, -0.5], [tw - 0.5, -0.5], [tw - 0.5, th - 0.5], [-0.5, th - 0.5]], np.float32)
+    H = cv2.getPerspectiveTransform(src, corners.astype(np.float32))
+    photo = clutter(w, h, seed)
+    warped = cv2.warpPerspective(tpl, H, (w, h), flags=cv2.INTER_AREA)
+    mask = cv2.warpPerspective(np.full((th, tw), 255, np.uint8), H, (w, h)) > 127
+    photo[mask] = warped[mask]
+    return photo, H
+
+
+@pytest.fixture(scope="module")
+def templates():
+    return TemplateSet([Template.from_image(f"p{p}", artwork(p), f"p{p}.png") for p in range(3)])
+
+
+def test_recovers_known_homography(templates):
+    tpl = templates.templates[1].image
+    corners = np.array([[110, 70], [430, 95], [415, 300], [90, 270]], np.float64)
+    photo, H = photograph(tpl, corners, 520, 390)
+    r = rectify(photo, templates)
+    assert r.ok, r.reason
+    assert r.product == "p1"
+    assert r.inliers >= 40
+    assert np.abs(r.corners - corners).max() < 2.0          # within a pixel or two at every corner
+    th, tw = tpl.shape[:2]
+    face = r.face.astype(np.float32)
+    assert face.shape == tpl.shape
+    inner = (slice(8, th - 8), slice(8, tw - 8))
+    assert np.abs(face[inner] - tpl[inner]).mean() < 12      # the face is the artwork again
+    # ...and clearly closer to it than to another product's artwork
+    other = cv2.resize(templates.templates[2].image, (tw, th)).astype(np.float32)
+    assert np.abs(face[inner] - other[inner]).mean() > 2 * np.abs(face[inner] - tpl[inner]).mean()
+
+
+def test_face_comes_from_the_full_resolution_decode(templates):
+    """The homography found on the small matching copy warps the full photo: a 4x larger photo gives a sharper face."""
+    tpl = templates.templates[0].image
+    corners = np.array([[60, 50], [330, 60], [320, 230], [50, 220]], np.float64)
+    small, _ = photograph(tpl, corners / 1.0, 400, 300)
+    big, _ = photograph(tpl, corners * 4 + 1.5, 1600, 1200)
+    faces = [rectify(p, templates, face_side=None) for p in (small, big)]
+    assert all(f.ok for f in faces)
+    assert abs(faces[1].scale / faces[0].scale - 4) < 0.2
+    inner = (slice(10, -10), slice(10, -10))
+    err = [np.abs(f.face.astype(np.float32) - tpl)[inner].mean() for f in faces]
+    detail = [cv2.Laplacian(cv2.cvtColor(f.face, cv2.COLOR_RGB2GRAY), cv2.CV_32F)[inner].var() for f in faces]
+    assert err[1] < 0.8 * err[0] and detail[1] > 1.5 * detail[0]
+
+
+def test_refuses_photos_without_the_package(templates):
+    r = rectify(clutter(480, 360, seed=3), templates)
+    assert not r.ok and r.product is None and r.face is None
+    assert r.reason_code in ("no_package", "not_covered") and r.reason
+    flat = np.full((300, 400, 3), 128, np.uint8)
+    r = rectify(flat, templates)
+    assert not r.ok and r.reason_code == "no_package" and "fill the frame" in r.reason
+
+
+def test_refuses_a_product_without_a_template(templates):
+    """A well-lit, sharp photo of another product (not in the set) is 'not covered', not a guess."""
+    tpl = artwork(5)
+    photo, _ = photograph(tpl, np.array([[40, 40], [440, 50], [430, 300], [45, 290]], np.float64), 480, 360)
+    r = rectify(photo, templates)
+    assert not r.ok and r.product is None
+    assert r.reason_code == "not_covered" and "not covered" in r.reason
+    # and asking for one product's template only gives a refusal too, never that product
+    r = rectify(photo, templates, product="p0")
+    assert not r.ok
+
+
+def test_checks_geometry(templates):
+    tpl = templates.templates[2].image
+    # Package far too small in the frame: found, but the officer is told to move closer.
+    photo, _ = photograph(tpl, np.array([[700, 500], [790, 505], [788, 560], [702, 556]], np.float64), 1280, 960)
+    r = rectify(photo, templates, limits={"min_inliers": 8})
+    assert not r.ok and r.reason_code in ("small", "misaligned", "no_package")
+    # Half of the package outside the photo: "cut".
+    photo, _ = photograph(tpl, np.array([[200, 40], [600, 40], [600, 290], [200, 290]], np.float64), 420, 330)
+    r = rectify(photo, templates)
+    assert not r.ok and r.reason_code == "cut" and r.product == "p2"   # it says which package it saw
+
+
+def test_warp_face_is_the_inverse_of_the_photo_warp(templates):
+    t = templates.templates[0]
+    H = np.array([[0.9, 0.1, 30], [-0.05, 0.95, 20], [1e-4, 0, 1]])
+    photo = cv2.warpPerspective(t.image, H, (480, 360))
+    face = warp_face(photo, H, t, face_side=None).astype(np.float32)
+    h, w = t.image.shape[:2]
+    assert np.abs(face[10:h - 10, 10:w - 10] - t.image[10:h - 10, 10:w - 10]).mean() < 8
+
+
+def test_template_needs_detail():
+    with pytest.raises(RectifyError, match="keypoints"):
+        Template.from_image("blank", np.full((200, 300, 3), 200, np.uint8), "blank.png")
+    with pytest.raises(RectifyError, match="no templates"):
+        TemplateSet([])
