@@ -1,4 +1,5 @@
-"""SynthPack: layout, manifest, item-level splits, hold-out families, determinism, no shortcuts."""
+"""SynthPack: layout, manifest, item-level splits, hold-out families, determinism, no shortcuts, templates and
+the known capture geometry."""
 from __future__ import annotations
 
 import csv
@@ -15,7 +16,8 @@ from train.layout import discover
 from train.synthpack.barcode import check_digit, ean13_modules, is_valid, with_check_digit
 from train.synthpack.defects import FAMILIES, REGION, SEVERITY, counterfeit
 from train.synthpack.design import make_design
-from train.synthpack.generate import generate
+from train.synthpack import capture, generate as gen
+from train.synthpack.generate import face_size, generate, make_template, photo_corners
 from train.synthpack.render import Item, render
 
 
@@ -74,7 +76,7 @@ def test_deterministic_whatever_the_workers(tmp_path):
     generate(tmp_path / "b", **{**cfg, "workers": 2})
     files_a = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
     files_b = sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*") if p.is_file())
-    assert files_a == files_b and len(files_a) == 3 * 2 * 2 + 2
+    assert files_a == files_b and len(files_a) == 3 * 2 * 2 + 2 + 1  # photos, manifest, json, one template
     for f in files_a:
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
     generate(tmp_path / "c", **{**cfg, "seed": 1})
@@ -194,3 +196,156 @@ def test_twins_differ_by_the_defect_alone_and_only_in_train(tmp_path):
         a = np.asarray(Image.open(tmp_path / "tw" / t["path"]), np.int16)
         b = np.asarray(Image.open(tmp_path / "tw" / f["path"]), np.int16)
         assert 0 < (np.abs(a - b).max(-1) > 12).mean() < 0.5  # they differ, but only where the defect is
+
+
+def _tpl_corners(w: int, h: int) -> np.ndarray:
+    return np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
+
+
+def _face_back(photo, corners, w: int, h: int, shift=(0.0, 0.0)) -> np.ndarray:
+    """Warp a photo onto the template frame, template pixel p showing the face at p - shift (OpenCV: centres at
+    integers, hence the -0.5 on both sides of PIL-convention corners)."""
+    import cv2
+
+    m = cv2.getPerspectiveTransform(_tpl_corners(w, h) + np.float32(shift) - 0.5,
+                                    (np.asarray(corners) - 0.5).astype(np.float32))
+    return cv2.warpPerspective(photo, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                               borderMode=cv2.BORDER_REPLICATE)
+
+
+def _mad(face: np.ndarray, tpl: np.ndarray) -> float:
+    """Mean absolute difference after a per-channel gain and offset (capture light is not geometry), inner 94%."""
+    h, w = tpl.shape[:2]
+    inner = slice(int(0.03 * h), h - int(0.03 * h)), slice(int(0.03 * w), w - int(0.03 * w))
+    a, t = face[inner].reshape(-1, 3).astype(np.float64), tpl[inner].reshape(-1, 3).astype(np.float64)
+    err = []
+    for c in range(3):
+        x = np.stack([a[:, c], np.ones(len(a))], 1)
+        coef = np.linalg.lstsq(x, t[:, c], rcond=None)[0]
+        err.append(np.abs(x @ coef - t[:, c]).mean())
+    return float(np.mean(err))
+
+
+def test_templates_are_written_deterministic_and_not_photos(tiny_synth, tmp_path):
+    rows = _manifest(tiny_synth)
+    info = json.loads((tiny_synth / "synthpack.json").read_text())
+    products = sorted({r["product"] for r in rows})
+    assert info["templates"] == {p: f"{p}/template.png" for p in products}
+    for i, p in enumerate(products):
+        with Image.open(tiny_synth / info["templates"][p]) as im:
+            assert im.format == "PNG" and im.mode == "RGB" and im.size == face_size(160) == (152, 94)
+            assert np.array_equal(np.asarray(im), np.asarray(make_template(0, i, 160)))
+    # not photos: the dataset reader, by manifest or by folders, never sees them
+    ds = discover(tiny_synth)
+    assert len(ds.records) == len(rows) and not ds.warnings and not ds.missing
+    assert not any(r.rel.endswith("template.png") for r in ds.records)
+    folders = tmp_path / "folders"
+    for p in products:
+        (folders / p).mkdir(parents=True)
+        (folders / p / "template.png").write_bytes((tiny_synth / p / "template.png").read_bytes())
+        (folders / p / "genuine").symlink_to(tiny_synth / p / "genuine")
+    assert all(not r.rel.endswith("template.png") for r in discover(folders).records)
+    from train.check import check_dataset
+
+    report = check_dataset(tiny_synth, workers=1)
+    assert report["photos"] == len(rows) and report["bad_files"] == []
+    # byte-identical across runs
+    cfg = {**TINY, "items_per_class": 1, "photos_per_item": 1}
+    generate(tmp_path / "a", **cfg)
+    generate(tmp_path / "b", **{**cfg, "workers": 2})
+    for p in products:
+        assert (tmp_path / "a" / p / "template.png").read_bytes() == (tmp_path / "b" / p / "template.png").read_bytes()
+        assert (tmp_path / "a" / p / "template.png").read_bytes() == (tiny_synth / p / "template.png").read_bytes()
+
+
+def test_templates_change_nothing_else(tmp_path, monkeypatch):
+    """Photos and manifest are the same bytes whether templates are written or not (no shared random draws)."""
+    cfg = {**TINY, "products": 1, "items_per_class": 2}
+    generate(tmp_path / "with", **cfg)
+    monkeypatch.setattr(gen, "write_template", lambda *a, **k: None)
+    generate(tmp_path / "without", **cfg)
+    rows = _manifest(tmp_path / "with")
+    assert (tmp_path / "with" / "manifest.csv").read_bytes() == (tmp_path / "without" / "manifest.csv").read_bytes()
+    for r in rows:
+        assert (tmp_path / "with" / r["path"]).read_bytes() == (tmp_path / "without" / r["path"]).read_bytes()
+
+
+def test_force_removes_its_templates_only(tmp_path):
+    out = tmp_path / "sp"
+    generate(out, **{**TINY, "products": 2, "items_per_class": 1, "photos_per_item": 1})
+    p1 = _manifest(out)[-1]["product"]
+    (out / "00-mine").mkdir()
+    (out / "00-mine" / "template.png").write_bytes(b"a user's file")
+    generate(out, **{**TINY, "products": 1, "items_per_class": 1, "photos_per_item": 1}, force=True)
+    assert not (out / p1).exists()  # product 1's photos and template are gone, and its folder
+    assert (out / "00-mine" / "template.png").read_bytes() == b"a user's file"
+    assert list(json.loads((out / "synthpack.json").read_text())["templates"]) == [_manifest(out)[0]["product"]]
+
+
+@pytest.mark.parametrize("size, strength", [(160, 1.0), (384, 0.5)])
+def test_photo_corners_replay_the_capture_exactly(tmp_path, monkeypatch, size, strength):
+    """Every photo, twins included: the corners photograph() used are exactly what photo_corners() replays."""
+    placed = []
+
+    def spy(*a, **k):
+        params, dst = place(*a, **k)
+        placed.append(dst)
+        return params, dst
+
+    place = capture.place
+    monkeypatch.setattr(capture, "place", spy)
+    out = tmp_path / "sp"
+    generate(out, **{**TINY, "products": 1, "items_per_class": 8, "photos_per_item": 2, "size": size},
+             capture=strength, twins=True)
+    rows = _manifest(out)
+    assert len(placed) == len(rows) and any(r["item_id"].endswith("t") for r in rows)
+    for r, dst in zip(rows, placed):  # rows are written in the order the photos were taken
+        assert np.array_equal(photo_corners(out, r), dst), r["path"]
+        c = photo_corners(out, r)
+        assert c.shape == (4, 2)
+        assert c[0, 0] < c[1, 0] and c[3, 0] < c[2, 0] and c[0, 1] < c[3, 1] and c[1, 1] < c[2, 1]  # TL TR BR BL
+
+
+@pytest.mark.parametrize("size, strength", [(160, 1.0), (160, 0.0), (384, 1.0), (384, 0.0)])
+def test_photo_corners_warp_photos_onto_their_template(tmp_path, size, strength):
+    """The replayed corners bring a photo's face back onto its template: much closer than a 3%-off warp, and
+    once the item's print offset is allowed for (it shifts the artwork against the die cut), closer still."""
+    out = tmp_path / "sp"
+    generate(out, **{**TINY, "products": 1, "items_per_class": 3, "size": size}, capture=strength)
+    info = json.loads((out / "synthpack.json").read_text())
+    rows = [r for r in _manifest(out) if r["label"] == "genuine"]
+    tpl = np.asarray(Image.open(out / info["templates"][rows[0]["product"]]).convert("RGB"))
+    h, w = tpl.shape[:2]
+    assert (w, h) == face_size(size)
+    plain, compensated = [], []
+    for r in rows:
+        photo = np.asarray(Image.open(out / r["path"]).convert("RGB"))
+        c = photo_corners(info, r)
+        offset = np.array([float(r["print_dx"]), float(r["print_dy"])]) * w / 100  # artwork shift, template px
+        ok = _mad(_face_back(photo, c, w, h, -offset), tpl)
+        d = 0.03 * w
+        off = min(_mad(_face_back(photo, c, w, h, -offset + d * np.array([np.cos(a), np.sin(a)])), tpl)
+                  for a in np.arange(8) * np.pi / 4)
+        assert ok < 0.95 * off, (r["path"], ok, off)
+        plain.append(_mad(_face_back(photo, c, w, h), tpl))
+        compensated.append(ok)
+    if size == 384:
+        assert np.mean(compensated) < np.mean(plain)
+
+
+@pytest.mark.parametrize("strength", [1.0, 0.0])
+def test_the_template_photographed_lands_on_the_corners_to_a_fraction_of_a_pixel(strength):
+    """A template shot with an item's capture (no print tolerances): the exact corners beat a 0.5 px shift."""
+    q = gen.Plan(0, 1, 5, "genuine", "", 0.0, "train", 1, 384, strength)
+    tpl = make_template(0, 1, 384)
+    w, h = tpl.size
+    tpl_a = np.asarray(tpl)
+    info = {"seed": 0, "products": 2, "photos_per_item": 1, "size": 384, "capture_strength": strength}
+    for k in range(3):
+        photo = np.asarray(Image.open(io.BytesIO(gen.shoot(q, tpl, k)[0])).convert("RGB"))
+        c = photo_corners(info, {"product": make_design(0, 1).slug, "item_id": f"{make_design(0, 1).slug}-0005",
+                                 "photo": str(k)})
+        assert np.array_equal(c, gen.shot_corners(q, k))
+        ok = _mad(_face_back(photo, c, w, h), tpl_a)
+        for sx, sy in ((0.5, 0), (-0.5, 0), (0, 0.5), (0, -0.5)):
+            assert ok < _mad(_face_back(photo, c, w, h, (sx, sy)), tpl_a), (k, sx, sy)

@@ -81,11 +81,17 @@ def _soften(p: dict, k: float) -> dict:
     return p
 
 
-def photograph(pkg: Image.Image, rng: np.random.Generator, size: int = 384, strength: float = 1.0) -> tuple[bytes, dict]:
-    """One handheld photo (4:3, long side `size`) of a flat package face; returns JPEG bytes and parameters.
+def place(rng: np.random.Generator, pkg_size: tuple[int, int], W: int, H: int,
+          strength: float = 1.0) -> tuple[dict, np.ndarray]:
+    """Where a photo puts the package face: the pose parameters and the face's 4 corners in the photo.
 
-    strength scales every capture nuisance (1 = the benchmark; 0 = close, square-on, clean light)."""
-    W, H = int(size), int(round(size * 3 / 4))
+    The first draws of every photo (photograph() calls it first on its rng), so replaying them on a fresh
+    rng with the same seed gives the exact geometry of a photo without rendering it. pkg_size is the flat
+    face's (width, height) in pixels; only its aspect matters. Returns (params with scale, rotation,
+    perspective, cx, cy; dst), dst a (4, 2) float array: the top-left, top-right, bottom-right and
+    bottom-left corners of the face, in continuous photo coordinates (PIL's convention: (0, 0) is the
+    top-left edge of the top-left pixel, pixel (i, j) covers [i, i+1) x [j, j+1), its centre is at
+    (i + 0.5, j + 0.5); for OpenCV's convention, centres at integers, subtract 0.5)."""
     soften = (lambda q: q) if strength == 1.0 else (lambda q: _soften(q, strength))
     p = {}
     p["scale"] = float(rng.uniform(0.5, 0.9))            # distance: package width / photo width
@@ -93,11 +99,7 @@ def photograph(pkg: Image.Image, rng: np.random.Generator, size: int = 384, stre
     p["perspective"] = float(rng.uniform(0.0, 0.08))
     p = soften(p)
     pw = p["scale"] * W
-    ph = pw * pkg.height / pkg.width
-    # Antialias first (PIL's warp has no prefilter), then warp close to 1:1.
-    if pw < pkg.width * 0.9:
-        k = 1.15 * pw / pkg.width  # a little above the final scale: the warp then only shrinks slightly
-        pkg = pkg.resize((max(8, int(pkg.width * k)), max(8, int(pkg.height * k))), Image.LANCZOS)
+    ph = pw * pkg_size[1] / pkg_size[0]
     a = np.deg2rad(p["rotation"])
     rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
     corners = np.array([[-pw / 2, -ph / 2], [pw / 2, -ph / 2], [pw / 2, ph / 2], [-pw / 2, ph / 2]])
@@ -107,7 +109,28 @@ def photograph(pkg: Image.Image, rng: np.random.Generator, size: int = 384, stre
     slack = np.maximum(0, np.array([W / 2, H / 2]) - half)
     centre = np.array([W / 2, H / 2]) + rng.uniform(-1, 1, 2) * slack
     p["cx"], p["cy"] = float(centre[0] / W), float(centre[1] / H)
-    dst = corners + centre
+    return p, corners + centre
+
+
+def photo_size(size: int) -> tuple[int, int]:
+    """(width, height) of a photo with long side `size` (4:3)."""
+    return int(size), int(round(size * 3 / 4))
+
+
+def photograph(pkg: Image.Image, rng: np.random.Generator, size: int = 384, strength: float = 1.0) -> tuple[bytes, dict]:
+    """One handheld photo (4:3, long side `size`) of a flat package face; returns JPEG bytes and parameters.
+
+    strength scales every capture nuisance (1 = the benchmark; 0 = close, square-on, clean light).
+    The face's corners land where place() says: pkg's (0, 0), (w, 0), (w, h), (0, h) edges -> dst[0..3]."""
+    W, H = photo_size(size)
+    soften = (lambda q: q) if strength == 1.0 else (lambda q: _soften(q, strength))
+    p, dst = place(rng, pkg.size, W, H, strength)
+    pw = p["scale"] * W
+    # Antialias first (PIL's warp has no prefilter), then warp close to 1:1.
+    if pw < pkg.width * 0.9:
+        k = 1.15 * pw / pkg.width  # a little above the final scale: the warp then only shrinks slightly
+        pkg = pkg.resize((max(8, int(pkg.width * k)), max(8, int(pkg.height * k))), Image.LANCZOS)
+    # The face's edges map onto dst whatever its pixel size (resizing keeps the edges where they are).
     src = [(0, 0), (pkg.width, 0), (pkg.width, pkg.height), (0, pkg.height)]
     coeffs = _perspective_coeffs(dst.tolist(), src)
     rgba = pkg.convert("RGBA")

@@ -4,6 +4,9 @@ Every item draws from its own seed ([seed, product, item]), so the output is
 byte-identical for the same arguments whatever the number of workers.
 
     genuine synth datasets/synthpack --products 8 --items-per-class 24 --difficulty medium
+
+Besides the photos it writes each product's template (OUT/<product>/template.png, make_template), and
+photo_corners() replays the exact geometry of any photo (where the package face's corners are).
 """
 from __future__ import annotations
 
@@ -16,15 +19,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from train.layout import MANIFEST, read_manifest, write_manifest
 from train.split import allocate
 
-from .capture import photograph
+from .capture import photo_size, photograph, place
 from .defects import FAMILIES, SEVERITY, counterfeit
-from .design import make_design
+from .design import ASPECT, Design, make_design
 from .render import Item, render
 
+TEMPLATE = "template.png"  # OUT/<product>/template.png: the product's flat genuine print
 VERSION = "1"  # bump when the same arguments would render different pixels
 ITEM_COLUMNS = ["path", "product", "label", "item_id", "split", "defect", "severity", "defect_detail",
                 "serial", "print_dx", "print_dy", "ink_density", "wear"]
@@ -89,6 +94,35 @@ def _design(seed: int, p: int):
     return _DESIGNS[(seed, p)]
 
 
+def face_size(size: int) -> tuple[int, int]:
+    """(width, height) in pixels of the flat package face (and template) rendered for photos of long side size."""
+    width = int(round(size * 0.95))
+    return width, int(round(width * ASPECT))
+
+
+def nominal_item(d: Design) -> Item:
+    """The design printed exactly as specified: no print offset, ink density 1, no wear.
+
+    Lot and serial are variable data printed on every unit: the nominal item carries a placeholder
+    (LOT <prefix>00  SN 00000000), so the lot line of a template never matches a photo's."""
+    return Item(serial="00000000", lot=f"{d.lot_prefix}00", offset=(0.0, 0.0), ink=1.0, wear=0.0, wear_seed=0)
+
+
+def make_template(seed: int, product: int, size: int) -> Image.Image:
+    """Product `product`'s flat genuine print at the photos' scale (face_size(size)): its artwork.
+
+    A genuine item differs from it by its tolerances only: its artwork is shifted by its print offset
+    (manifest print_dx, print_dy, in 1/100 of the face width: template pixels = value * width / 100)
+    against the die cut (the face's edges, which photo_corners() locates), its ink density and its wear."""
+    d = _design(seed, product)
+    return render(d, nominal_item(d), face_size(size)[0])[0]
+
+
+def write_template(seed: int, product: int, size: int, path) -> None:
+    """Save make_template() as PNG; the same arguments give byte-identical files."""
+    make_template(seed, product, size).save(path, "PNG", compress_level=6)
+
+
 def make_package(q: Plan):
     """The flat package face of one physical item: (image, Item, defect detail).
 
@@ -99,7 +133,7 @@ def make_package(q: Plan):
     item = Item(serial=f"{int(rng.integers(0, 10**8)):08d}", lot=f"{d.lot_prefix}{int(rng.integers(10, 99))}",
                 offset=(float(rng.normal(0, 0.5)), float(rng.normal(0, 0.5))), ink=float(rng.normal(1.0, 0.04)),
                 wear=float(rng.beta(1.2, 4.0)), wear_seed=int(rng.integers(0, 2**31)))
-    width = int(round(q.size * 0.95))
+    width = face_size(q.size)[0]
     design, fx, detail = d, None, ""
     if q.label == "counterfeit":
         design, fx, detail = counterfeit(d, q.defect, q.severity, rng, width)
@@ -129,9 +163,66 @@ def render_item(q: Plan, out: str) -> list[dict]:
     return rows
 
 
+def _photo_rng(q: Plan, k: int) -> np.random.Generator:
+    return np.random.default_rng([q.seed, q.product, q.number, k + 1])
+
+
 def shoot(q: Plan, pkg, k: int) -> tuple[bytes, dict]:
     """Photo k of item q: the capture depends on the item and k, never on the label (twins rely on it)."""
-    return photograph(pkg, np.random.default_rng([q.seed, q.product, q.number, k + 1]), q.size, q.capture)
+    return photograph(pkg, _photo_rng(q, k), q.size, q.capture)
+
+
+def shot_corners(q: Plan, k: int) -> np.ndarray:
+    """Where photo k of item q puts the package face: see photo_corners() (this replays the same draws)."""
+    W, H = photo_size(q.size)
+    return place(_photo_rng(q, k), face_size(q.size), W, H, q.capture)[1]
+
+
+def product_index(seed: int, slug: str, products: int = 1000) -> int:
+    """The index of the product whose folder is `slug` (slugs start with the index: '03-name')."""
+    head = slug.split("-", 1)[0]
+    if head.isdigit() and int(head) < products and _design(seed, int(head)).slug == slug:
+        return int(head)
+    raise ValueError(f"{slug!r} is not a product of the SynthPack with seed {seed}")
+
+
+def row_plan(info: dict, row: dict) -> tuple[Plan, int]:
+    """The Plan (enough of it for its geometry) and photo number k of a manifest row.
+
+    info: synthpack.json as a dict; row: a manifest.csv row (product, item_id, photo; label if present).
+    Twins (item_id ending in 't') share their counterfeit's number and so its capture."""
+    seed = int(info["seed"])
+    p = product_index(seed, row["product"], int(info["products"]))
+    number = int(row["item_id"].removesuffix("t").rsplit("-", 1)[1])
+    q = Plan(seed, p, number, row.get("label") or "genuine", row.get("defect") or "",
+             float(row.get("severity") or 0.0), row.get("split") or "", int(info["photos_per_item"]),
+             int(info["size"]), float(info.get("capture_strength", 1.0)))
+    return q, int(row["photo"])
+
+
+def photo_corners(info, row: dict) -> np.ndarray:
+    """The exact corners of the package face in one SynthPack photo: a (4, 2) float array (x, y).
+
+    info: the dataset root (holding synthpack.json) or synthpack.json as a dict; row: that photo's
+    manifest.csv row (product, item_id and photo are used). Nothing is rendered: the capture's seeded
+    draws are replayed (capture.place).
+
+    Order: top-left, top-right, bottom-right, bottom-left of the face, i.e. where the template's
+    (0, 0), (W_t, 0), (W_t, H_t), (0, H_t) land, (W_t, H_t) = face_size(size) the template's size.
+    Coordinates are continuous photo pixels with PIL's convention: (0, 0) is the outer corner of the
+    top-left pixel, pixel (i, j) has its centre at (i + 0.5, j + 0.5); the template's corners are its
+    outer pixel edges likewise. For OpenCV (pixel centres at integers) subtract 0.5 from both sides:
+    cv2.getPerspectiveTransform(template_corners - 0.5, photo_corners - 0.5) maps template to photo.
+
+    The corners are the die cut's (the face's edges), not the artwork's: a unit's print is offset against
+    the die cut by (print_dx, print_dy) from the manifest, in 1/100 of the face width (normal, sd 0.5 per
+    axis: about 1.8 template px at size 384), so after a perfect rectification to these corners the
+    template's pixel (x, y) shows at (x + print_dx * W_t / 100, y + print_dy * W_t / 100) (to the
+    renderer's whole-pixel rounding of some elements); misregistration counterfeits add a plate offset."""
+    if not isinstance(info, dict):
+        info = json.loads((Path(info) / "synthpack.json").read_text())
+    q, k = row_plan(info, row)
+    return shot_corners(q, k)
 
 
 def _photos(q: Plan, pkg, folder: Path, item_id: str, base: dict) -> list[dict]:
@@ -159,6 +250,13 @@ def _prepare_out(out: Path, force: bool) -> None:
         if (out / MANIFEST).exists():
             for row in read_manifest(out / MANIFEST):
                 (out / row["path"]).unlink(missing_ok=True)
+        try:
+            templates = json.loads((out / "synthpack.json").read_text()).get("templates") or {}
+        except (OSError, ValueError, AttributeError):
+            templates = {}
+        for rel in templates.values():  # only the <product>/template.png files it wrote
+            if isinstance(rel, str) and rel.count("/") == 1 and rel.endswith("/" + TEMPLATE) and ".." not in rel:
+                (out / rel).unlink(missing_ok=True)
         for d in sorted(out.glob("*/*"), reverse=True) + sorted(out.glob("*")):
             if d.is_dir() and not any(d.iterdir()):
                 d.rmdir()
@@ -200,13 +298,20 @@ def generate(out, products=8, items_per_class=24, photos_per_item=3, size=384, d
                 rows += r
                 bar(len(r))
     secs = time.perf_counter() - t0
+    templates = {}
+    for p in range(products):  # each product's flat genuine print, at the photos' scale: its "artwork"
+        slug = _design(seed, p).slug
+        (out / slug).mkdir(parents=True, exist_ok=True)
+        write_template(seed, p, size, out / slug / TEMPLATE)
+        templates[slug] = f"{slug}/{TEMPLATE}"
     write_manifest(out / MANIFEST, rows, ITEM_COLUMNS + CAPTURE_COLUMNS)
     info = {"synthpack_version": VERSION, "products": products, "items_per_class": items_per_class,
             "photos_per_item": photos_per_item, "size": size, "difficulty": difficulty,
             "holdout_defects": holdout, "splits": list(ratios), "seed": seed, "capture_strength": capture,
             **({"twins": True} if twins else {}),
             "families": list(FAMILIES),
-            "photos": len(rows), "product_names": sorted({r["product"] for r in rows})}
+            "photos": len(rows), "product_names": sorted({r["product"] for r in rows}),
+            "templates": dict(sorted(templates.items()))}
     (out / "synthpack.json").write_text(json.dumps(info, indent=2) + "\n")
     return {**info, "seconds": secs, "photos_per_second": len(rows) / max(secs, 1e-9)}
 
@@ -237,7 +342,7 @@ def main(args) -> int:
         return 2
     print(f"SynthPack: {info['photos']} photos of {info['products']} products "
           f"({info['difficulty']}, {info['photos_per_second']:.1f} photos/s)")
-    print(f"Results saved to {args.out} (manifest.csv, synthpack.json)")
+    print(f"Results saved to {args.out} (manifest.csv, synthpack.json, <product>/{TEMPLATE})")
     if args.contact_sheet:
         from .contact import contact_sheet
 
