@@ -173,6 +173,24 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "product and fuses similarity with the classifier")
     i.set_defaults(func=command("inspect", "infer.inspect_cli"))
 
+    rc = sub.add_parser("rectify", help="find the product's face in photos and warp it into its template's frame",
+                        description="Match photos against product templates (SIFT, RANSAC homography, sanity checks): "
+                                    "one line per photo with the product, inliers and the reason when refused; with "
+                                    "--out, the rectified faces as PNG. Exit codes: 0 all rectified, 1 any refused, "
+                                    "2 bad arguments or templates, 3 a photo could not be read.")
+    rc.add_argument("photos", nargs="+", help="photo files, folders, .zip archives or @list.txt")
+    rc.add_argument("--templates", required=True, metavar="ROOT_OR_DB",
+                    help="a dataset root with <product>/template.png (as genuine synth writes it), a folder of "
+                         "<product>.jpg images, one image, or a reference store (genuine references add --template)")
+    rc.add_argument("--product", help="only this product's templates (the photo's product is known)")
+    rc.add_argument("--out", metavar="DIR", help="write each rectified face as DIR/<photo>.png")
+    rc.add_argument("--face-side", type=int, default=1024,
+                    help="long side of the written faces in px (default 1024, or the template's own size when "
+                         "smaller; 0 = the template's size)")
+    rc.add_argument("--json", action="store_true", help="one JSON object per photo on stdout")
+    rc.add_argument("--threads", type=int, default=1, help="OpenCV threads (default 1, as on a handheld)")
+    rc.set_defaults(func=command("rectify", "infer.rectify_cli"))
+
     sc = sub.add_parser("scan", help="batch-check photo folders, zip archives or path lists; resumable",
                         description="Scan folders (recursive), zip archives (read in place) and path lists (@FILE, or - "
                                     "for stdin). Appends every finished photo to RUN_DIR/results.jsonl; a rerun with the "

@@ -22,6 +22,9 @@ DEFAULTS = {
     "max_brightness": 230.0,
     "max_clipped": 0.25,       # share of pixels at >= 250 (blown out, glare)
     "min_side_ratio": 0.75,    # photo's shorter side / model input size
+    # Photo pixels per template pixel on a rectified face (infer.rectify). SynthPack's medium capture puts
+    # 0.5-0.95 on its template (bench/rectify.py); a face from fewer is blown up from too few pixels.
+    "min_face_scale": 0.4,
 }
 ADVICE = {
     "blur": "hold steady and retake: the photo is blurred",
@@ -46,17 +49,35 @@ class Quality:
                 "issues": [code for code, _ in self.issues]}
 
 
+def _measure(rgb: np.ndarray, w: int, h: int) -> Quality:
+    g = rgb.astype(np.float32).mean(axis=2)
+    lap = 4 * g[1:-1, 1:-1] - g[:-2, 1:-1] - g[2:, 1:-1] - g[1:-1, :-2] - g[1:-1, 2:]
+    return Quality(sharpness=float(lap.var()) if lap.size else 0.0, brightness=float(g.mean()),
+                   clipped=float((g >= 250).mean()), width=w, height=h)
+
+
 def assess(x: np.ndarray, photo_size: tuple[int, int], model_size: int, limits: dict | None = None) -> Quality:
     """Judge what the model will see: the letterboxed input x (pad excluded), plus the photo's own size."""
     lim = {**DEFAULTS, **(limits or {})}
     w, h = photo_size
     _, nw, nh, left, top = letterbox_geometry(w, h, model_size)
-    g = x[top:top + nh, left:left + nw].astype(np.float32).mean(axis=2)
-    lap = 4 * g[1:-1, 1:-1] - g[:-2, 1:-1] - g[2:, 1:-1] - g[1:-1, :-2] - g[1:-1, 2:]
-    q = Quality(sharpness=float(lap.var()) if lap.size else 0.0, brightness=float(g.mean()),
-                clipped=float((g >= 250).mean()), width=w, height=h)
+    q = _measure(x[top:top + nh, left:left + nw], w, h)
     if min(w, h) < lim["min_side_ratio"] * model_size:
         q.issues.append(("small", ADVICE["small"]))
+    return _light_and_focus(q, lim)
+
+
+def assess_face(face: np.ndarray, scale: float, limits: dict | None = None) -> Quality:
+    """Judge a rectified face (infer.rectify) the same way; `scale` is the photo's pixels per template pixel:
+    below min_face_scale the face is blown up from too few pixels to show fine print."""
+    lim = {**DEFAULTS, **(limits or {})}
+    q = _measure(face, face.shape[1], face.shape[0])
+    if scale < lim["min_face_scale"]:
+        q.issues.append(("small", ADVICE["small"]))
+    return _light_and_focus(q, lim)
+
+
+def _light_and_focus(q: Quality, lim: dict) -> Quality:
     if q.brightness < lim["min_brightness"]:
         q.issues.append(("dark", ADVICE["dark"]))
     elif q.brightness > lim["max_brightness"] or q.clipped > lim["max_clipped"]:

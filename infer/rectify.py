@@ -287,7 +287,7 @@ def warp_face(photo: np.ndarray, H: np.ndarray, t: Template, face_side: int | No
 
 
 def rectify(photo, templates: TemplateSet, product: str | None = None, face_side: int | None = FACE_SIDE,
-            limits: dict | None = None, with_face: bool = True) -> Rectified:
+            limits: dict | None = None, with_face: bool = True, match_side: int | None = None) -> Rectified:
     """Find which template is in the photo and where; warp it into that template's frame.
 
     photo: full-resolution RGB (PIL image or (H, W, 3) uint8); product: only that product's templates."""
@@ -295,8 +295,9 @@ def rectify(photo, templates: TemplateSet, product: str | None = None, face_side
     lim = {**LIMITS, **(limits or {})}
     rgb = np.asarray(photo.convert("RGB") if isinstance(photo, Image.Image) else photo)
     ph, pw = rgb.shape[:2]
-    kp, desc = describe(rgb, MATCH_SIDE)
-    s = min(1.0, MATCH_SIDE / max(pw, ph))
+    side = match_side or MATCH_SIDE
+    kp, desc = describe(rgb, side)
+    s = min(1.0, side / max(pw, ph))
     pool = [i for i, t in enumerate(templates.templates) if product is None or t.product == product]
     if product is not None and not pool:
         return Rectified(False, None, "not_covered", f"product {product!r} has no template; "

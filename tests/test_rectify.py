@@ -126,3 +126,55 @@ def test_template_needs_detail():
         Template.from_image("blank", np.full((200, 300, 3), 200, np.uint8), "blank.png")
     with pytest.raises(RectifyError, match="no templates"):
         TemplateSet([])
+
+
+@pytest.fixture(scope="module")
+def synth384(tmp_path_factory):
+    """2 products x 3 genuine + 3 counterfeit items x 1 photo at 384 px, with their templates."""
+    from train.synthpack.generate import generate
+
+    out = tmp_path_factory.mktemp("synth384") / "s"
+    generate(out, products=2, items_per_class=3, photos_per_item=1, size=384, difficulty="medium", seed=0,
+             workers=1, progress=False)
+    return out
+
+
+def test_rectify_cli_names_products_and_writes_faces(synth384, tmp_path, capsys):
+    import json
+
+    from genuine.cli import main as cli
+
+    photos = sorted(synth384.glob("*/*/*.jpg"))
+    (tmp_path / "notes.txt").write_text("not a photo")
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(photos[0].read_bytes()[:300])
+    code = cli(["rectify", *(str(p) for p in synth384.glob("*/*/")), str(broken), "--templates", str(synth384), "--out", str(tmp_path / "faces"),
+                "--json"])
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert code == 3                                     # the truncated photo is an error, named, and the rest runs
+    bad = [r for r in rows if r["path"] == str(broken)]
+    assert bad and bad[0]["error_kind"] in ("truncated", "unreadable") and bad[0]["error"]
+    good = [r for r in rows if r["path"] != str(broken)]
+    assert len(good) == len(photos)
+    right = [r for r in good if r["ok"] and r["path"].split("/")[-3] == r["product"]]
+    assert len(right) >= len(photos) - 1
+    for r in right:
+        assert r["inliers"] >= 15 and len(r["corners"]) == 4 and r["face_quality"]["width"] > 300
+        assert (tmp_path / "faces" / (r["path"].split("/")[-1][:-4] + ".png")).is_file()
+
+
+def test_rectify_cli_refuses_a_product_without_template(synth384, tmp_path, capsys):
+    import json
+    import shutil
+
+    from genuine.cli import main as cli
+
+    only = tmp_path / "only"
+    shutil.copytree(synth384 / "00-fiisfi", only / "00-fiisfi")
+    photos = sorted((synth384 / "01-supofi").glob("*/*.jpg"))
+    code = cli(["rectify", *map(str, photos), "--templates", str(only), "--json"])
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert code == 1 and len(rows) == len(photos)
+    assert all(r["product"] is None and not r["ok"] and r["reason"] for r in rows)
+    assert sum(r["reason_code"] == "not_covered" for r in rows) >= len(rows) - 1
+    assert cli(["rectify", str(photos[0]), "--templates", str(tmp_path / "nothing")]) == 2

@@ -1,0 +1,139 @@
+"""Benchmark: rectification on SynthPack (success, product identification, corner error, time on one thread)
+and on real grocery photos (identification from catalogue images, refusal of products with no template).
+
+    python bench/rectify.py synth datasets/synthpack [--split test] [--match-side 768] [--loo]
+    python bench/rectify.py grocery ../shared/data/grocery-packages
+
+synth: every photo of the split is matched against all of the dataset's templates (<product>/template.png).
+Corner error is the distance between where rectification puts the template's corners and where the
+generator put the package face (train.synthpack.generate.photo_corners), in photo pixels and in % of the
+face's width. --loo also removes each photo's own template: what is accepted then is a false identification.
+grocery: the 31 catalogue images (iconic/) are the templates and the shop photos (photos/val, --split) the
+queries; then each photo again without its product's template, where the only right answer is a refusal.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+import infer.rectify as R
+from infer.photo import load_photo
+from infer.templates import load_templates
+
+
+def _pct(n: int, d: int) -> str:
+    return f"{n}/{d} ({100 * n / max(d, 1):.1f}%)"
+
+
+def expected_corners(die_cut: np.ndarray, size: tuple[int, int], row: dict) -> np.ndarray:
+    """Where rectification should put the template's corners: it aligns the artwork, and a unit's artwork sits
+    shifted by its print offset (print_dx, print_dy in 1/100 of the width) against the die cut that
+    photo_corners() locates. PIL's pixel convention (centres at +0.5) becomes OpenCV's (centres at 0)."""
+    w, h = size
+    edge = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
+    G = cv2.getPerspectiveTransform(edge, die_cut.astype(np.float32))   # face (die-cut frame) -> photo
+    shift = np.array([float(row["print_dx"]), float(row["print_dy"])]) * w / 100
+    return cv2.perspectiveTransform((edge + shift)[None].astype(np.float64), G.astype(np.float64))[0] - 0.5
+
+
+def synth(args) -> dict:
+    from train.synthpack.generate import photo_corners
+
+    root = Path(args.data)
+    info = json.loads((root / "synthpack.json").read_text())
+    rows = [r for r in csv.DictReader(open(root / "manifest.csv")) if r["split"] == args.split][::args.every]
+    ts = load_templates(root)
+    ok = right = 0
+    codes, errs, rel, secs, false_ok = Counter(), [], [], [], 0
+    for r in rows:
+        img = load_photo(root / r["path"])
+        res = R.rectify(img, ts, with_face=False, match_side=args.match_side)
+        secs.append(res.seconds)
+        codes[res.reason_code or "ok"] += 1
+        ok += res.ok
+        right += res.ok and res.product == r["product"]
+        if res.ok and res.product == r["product"]:
+            true = expected_corners(photo_corners(info, r), res.template.size, r)
+            e = np.linalg.norm(res.corners - true, axis=1)
+            errs.append(float(e.mean()))
+            rel.append(float(e.mean() / np.linalg.norm(true[1] - true[0])))
+        if args.loo:
+            others = R.TemplateSet([t for t in ts.templates if t.product != r["product"]])
+            false_ok += R.rectify(img, others, with_face=False, match_side=args.match_side).ok
+    out = {"data": str(root), "split": args.split, "photos": len(rows), "size": info["size"],
+           "difficulty": info["difficulty"], "match_side": args.match_side, "rectified": ok, "right_product": right,
+           "refusals": dict(codes), "corner_error_px_median": float(np.median(errs)) if errs else None,
+           "corner_error_px_p95": float(np.percentile(errs, 95)) if errs else None,
+           "corner_error_pct_of_width_median": 100 * float(np.median(rel)) if rel else None,
+           "seconds_median": float(np.median(secs)), "seconds_p95": float(np.percentile(secs, 95))}
+    if args.loo:
+        out["loo_false_accepts"] = false_ok
+    print(f"{root} ({info['size']} px, {info['difficulty']}, {args.split}): rectified {_pct(ok, len(rows))}, "
+          f"right product {_pct(right, len(rows))}, refusals {dict(codes)}")
+    if errs:
+        print(f"  corner error: median {out['corner_error_px_median']:.2f} px "
+              f"({out['corner_error_pct_of_width_median']:.2f}% of the face width), p95 {out['corner_error_px_p95']:.2f} px")
+    print(f"  time per photo (1 thread, decode excluded): median {1000 * out['seconds_median']:.0f} ms, "
+          f"p95 {1000 * out['seconds_p95']:.0f} ms")
+    if args.loo:
+        print(f"  own template removed: accepted as another product {_pct(false_ok, len(rows))}")
+    return out
+
+
+def grocery(args) -> dict:
+    root = Path(args.data)
+    ts = load_templates(root / "iconic")
+    photos = sorted((root / "photos" / args.split).glob("*/*/*.jpg"))[::args.every]
+    right = wrong = refused = false_ok = 0
+    codes, secs = Counter(), []
+    for f in photos:
+        product = f.parent.name
+        img = load_photo(f)
+        res = R.rectify(img, ts, with_face=False, match_side=args.match_side)
+        secs.append(res.seconds)
+        codes[res.reason_code or "ok"] += 1
+        right += res.ok and res.product == product
+        wrong += res.ok and res.product != product
+        refused += not res.ok
+        others = R.TemplateSet([t for t in ts.templates if t.product != product])
+        false_ok += R.rectify(img, others, with_face=False, match_side=args.match_side).ok
+    n = len(photos)
+    out = {"data": str(root), "split": args.split, "photos": n, "templates": len(ts), "right": right, "wrong": wrong,
+           "refused": refused, "refusals": dict(codes), "loo_false_accepts": false_ok,
+           "seconds_median": float(np.median(secs))}
+    print(f"grocery {args.split}: {n} photos, {len(ts)} catalogue templates: right product {_pct(right, n)}, "
+          f"wrong product {_pct(wrong, n)}, refused {_pct(refused, n)} {dict(codes)}")
+    print(f"  accuracy when it answers {_pct(right, right + wrong)}")
+    print(f"  own template removed: accepted as another product {_pct(false_ok, n)} (the rest refused)")
+    print(f"  time per photo (1 thread): median {1000 * out['seconds_median']:.0f} ms")
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("what", choices=["synth", "grocery"])
+    ap.add_argument("data")
+    ap.add_argument("--split", default=None, help="synth: test (default); grocery: val (default)")
+    ap.add_argument("--every", type=int, default=1, help="take every Nth photo (quick runs)")
+    ap.add_argument("--match-side", type=int, default=R.MATCH_SIDE, help="long side of the photo's matching copy")
+    ap.add_argument("--loo", action="store_true", help="synth: also match without each photo's own template")
+    ap.add_argument("--json", metavar="FILE", help="also write the numbers as JSON")
+    args = ap.parse_args()
+    args.split = args.split or ("test" if args.what == "synth" else "val")
+    cv2.setNumThreads(1)   # a handheld's core; the scan parallelises across photos instead
+    t0 = time.perf_counter()
+    out = (synth if args.what == "synth" else grocery)(args)
+    out["wall_seconds"] = time.perf_counter() - t0
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
