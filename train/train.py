@@ -33,12 +33,13 @@ EMBED_SCALE = 16.0   # cosine-softmax temperature for the embedding's (product, 
 
 def versions() -> dict:
     import albumentations
+    import timm
     import torchvision
 
     from genuine import __version__
 
     return {"genuine": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "albumentations": albumentations.__version__}
+            "timm": timm.__version__, "albumentations": albumentations.__version__}
 
 
 def losses(net, out, y, prod, pos_weight):
