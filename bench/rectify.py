@@ -48,7 +48,7 @@ def synth(args) -> dict:
 
     root = Path(args.data)
     info = json.loads((root / "synthpack.json").read_text())
-    rows = [r for r in csv.DictReader(open(root / "manifest.csv")) if r["split"] == args.split][::args.every]
+    rows = [r for r in csv.DictReader(open(root / "manifest.csv")) if args.split in ("all", r["split"])][::args.every]
     ts = load_templates(root)
     ok = right = 0
     codes, errs, rel, secs, false_ok = Counter(), [], [], [], 0
@@ -120,7 +120,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("what", choices=["synth", "grocery"])
     ap.add_argument("data")
-    ap.add_argument("--split", default=None, help="synth: test (default); grocery: val (default)")
+    ap.add_argument("--split", default=None, help="synth: test (default) or all (rectification learns nothing from any split); "
+                                                  "grocery: val (default)")
     ap.add_argument("--every", type=int, default=1, help="take every Nth photo (quick runs)")
     ap.add_argument("--match-side", type=int, default=R.MATCH_SIDE, help="long side of the photo's matching copy")
     ap.add_argument("--loo", action="store_true", help="synth: also match without each photo's own template")

@@ -57,13 +57,13 @@ class RectifyError(ValueError):
     """Templates that cannot be used (no keypoints, unreadable); the message says which and why."""
 
 
-def _grey_small(rgb: np.ndarray, side: int) -> tuple[np.ndarray, float]:
-    """A grey copy whose long side is at most `side` (never upsampled) and the scale applied."""
+def _shrink(rgb: np.ndarray, side: int) -> tuple[np.ndarray, float]:
+    """A copy whose long side is at most `side` (area averaging; never upsampled) and the scale applied."""
     s = min(1.0, side / max(rgb.shape[:2]))
-    g = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     if s < 1.0:
-        g = cv2.resize(g, (max(1, round(g.shape[1] * s)), max(1, round(g.shape[0] * s))), interpolation=cv2.INTER_AREA)
-    return g, s
+        rgb = cv2.resize(rgb, (max(1, round(rgb.shape[1] * s)), max(1, round(rgb.shape[0] * s))),
+                         interpolation=cv2.INTER_AREA)
+    return rgb, s
 
 
 def _scaling(s: float) -> np.ndarray:
@@ -74,17 +74,20 @@ def _scaling(s: float) -> np.ndarray:
 _SIFT: dict = {}
 
 
-def describe(rgb: np.ndarray, side: int, features: int = MAX_FEATURES) -> tuple[np.ndarray, np.ndarray]:
-    """SIFT keypoints (N, 2) in `rgb`'s own pixel coordinates and descriptors (N, 128) float32."""
+def _sift(grey: np.ndarray, features: int) -> tuple[np.ndarray, np.ndarray]:
     if features not in _SIFT:
         _SIFT[features] = cv2.SIFT_create(nfeatures=features)
-    g, s = _grey_small(rgb, side)
-    kps, desc = _SIFT[features].detectAndCompute(g, None)
+    kps, desc = _SIFT[features].detectAndCompute(grey, None)
     if desc is None or not kps:
         return np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32)
-    pts = np.array([k.pt for k in kps], np.float64)
-    pts = (pts + 0.5) / s - 0.5   # back to the full image's pixel centres
-    return pts.astype(np.float32), desc.astype(np.float32)
+    return np.array([k.pt for k in kps], np.float32), desc.astype(np.float32)
+
+
+def describe(rgb: np.ndarray, side: int, features: int = MAX_FEATURES) -> tuple[np.ndarray, np.ndarray]:
+    """SIFT keypoints (N, 2) in `rgb`'s own pixel coordinates and descriptors (N, 128) float32."""
+    small, s = _shrink(rgb, side)
+    pts, desc = _sift(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY), features)
+    return ((pts + 0.5) / s - 0.5).astype(np.float32), desc   # back to the full image's pixel centres
 
 
 @dataclass
@@ -195,18 +198,32 @@ class Rectified:
                 "seconds": r(self.seconds, 4)}
 
 
+_INDEX: dict = {}   # id(descriptors) -> (descriptors, FLANN matcher): built once per template per process
+
+
 def _match(desc: np.ndarray, t: Template) -> list:
-    bf = cv2.BFMatcher(cv2.NORM_L2)
-    return [m[0] for m in bf.knnMatch(desc, t.descriptors, k=2) if len(m) == 2 and m[0].distance < RATIO * m[1].distance]
+    """Ratio-test matches of photo descriptors against one template's, through a KD-tree index of the template
+    (built on first use): 3-4x faster than brute force on 12 MP photos, same inliers (bench/rectify.py)."""
+    key = id(t.descriptors)
+    if key not in _INDEX or _INDEX[key][0] is not t.descriptors:
+        if len(_INDEX) > 512:   # templates reloaded many times (a store that changes): drop stale indices
+            _INDEX.clear()
+        fl = cv2.FlannBasedMatcher({"algorithm": 1, "trees": 4}, {"checks": 64})
+        fl.add([t.descriptors])
+        fl.train()
+        _INDEX[key] = (t.descriptors, fl)
+    if len(desc) < 2 or len(t.descriptors) < 2:
+        return []
+    return [m[0] for m in _INDEX[key][1].knnMatch(desc, k=2) if len(m) == 2 and m[0].distance < RATIO * m[1].distance]
 
 
-def _fit(kp: np.ndarray, desc: np.ndarray, t: Template, s: float):
-    """Homography template -> small photo from ratio-test matches: (H, inliers, matches, median error)."""
+def _fit(kp: np.ndarray, desc: np.ndarray, t: Template):
+    """Homography template -> photo keypoints' frame from ratio-test matches: (H, inliers, matches, median error)."""
     good = _match(desc, t)
     if len(good) < 4:
         return None, 0, len(good), 0.0
     src = t.keypoints[[m.trainIdx for m in good]].astype(np.float64)
-    dst = kp[[m.queryIdx for m in good]].astype(np.float64) * s + (0.5 * s - 0.5)
+    dst = kp[[m.queryIdx for m in good]].astype(np.float64)
     H, mask = cv2.findHomography(src, dst, cv2.USAC_MAGSAC, 2.5, maxIters=2000, confidence=0.999)
     if H is None:
         return None, 0, len(good), 0.0
@@ -248,18 +265,33 @@ def _geometry(H: np.ndarray, t: Template, photo_wh: tuple[int, int], lim: dict) 
 
 def _edges(rgb: np.ndarray) -> np.ndarray:
     g = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    m = np.hypot(cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1))
-    return (m - m.mean()) / (m.std() + 1e-6)
+    return np.hypot(cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1))
+
+
+_EDGES: dict = {}   # (id(template image), side) -> (image, its edge map): once per template per process
 
 
 def agreement(photo: np.ndarray, H: np.ndarray, t: Template, side: int = 96) -> float:
-    """Correlation of the edge maps of the aligned face and the template at low resolution.
+    """Correlation of the edge maps of the aligned face and the template at low resolution, over the part of
+    the face that lies inside the photo.
 
     Inliers alone do not tell a product from its look-alike: products of one brand share a barcode, fine
     print and layout, and a homography aligns those. The whole face must agree too. Colour, ink and small
     defects barely move it (a counterfeit still aligns); another wordmark, logo or layout does."""
-    small = cv2.resize(t.image, t.face_size(side), interpolation=cv2.INTER_AREA)
-    return float(np.mean(_edges(warp_face(photo, H, t, side)) * _edges(small)))
+    fw, fh = t.face_size(side)
+    key = (id(t.image), side)
+    if key not in _EDGES or _EDGES[key][0] is not t.image:
+        if len(_EDGES) > 512:
+            _EDGES.clear()
+        _EDGES[key] = (t.image, _edges(cv2.resize(t.image, (fw, fh), interpolation=cv2.INTER_AREA)))
+    Hf = H @ np.linalg.inv(_scaling(fw / t.size[0]))
+    inside = cv2.warpPerspective(np.full(photo.shape[:2], 255, np.uint8), Hf, (fw, fh),
+                                 flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
+    m = cv2.erode(inside, np.ones((3, 3), np.uint8)) > 0   # the border of the photo is an edge of its own
+    if m.sum() < 0.25 * fw * fh:
+        return 0.0
+    a, b = _edges(warp_face(photo, H, t, side))[m], _EDGES[key][1][m]
+    return float(np.mean((a - a.mean()) / (a.std() + 1e-6) * (b - b.mean()) / (b.std() + 1e-6)))
 
 
 def warp_face(photo: np.ndarray, H: np.ndarray, t: Template, face_side: int | None = FACE_SIDE) -> np.ndarray:
@@ -295,9 +327,10 @@ def rectify(photo, templates: TemplateSet, product: str | None = None, face_side
     lim = {**LIMITS, **(limits or {})}
     rgb = np.asarray(photo.convert("RGB") if isinstance(photo, Image.Image) else photo)
     ph, pw = rgb.shape[:2]
-    side = match_side or MATCH_SIDE
-    kp, desc = describe(rgb, side)
-    s = min(1.0, side / max(pw, ph))
+    # One small copy serves matching and the agreement check; only the final warp reads the full decode.
+    small, s = _shrink(rgb, match_side or MATCH_SIDE)
+    kp, desc = _sift(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY), MAX_FEATURES)
+    to_full = np.linalg.inv(_scaling(s))
     pool = [i for i, t in enumerate(templates.templates) if product is None or t.product == product]
     if product is not None and not pool:
         return Rectified(False, None, "not_covered", f"product {product!r} has no template; "
@@ -306,7 +339,7 @@ def rectify(photo, templates: TemplateSet, product: str | None = None, face_side
     if len(kp) >= 8:
         sub = TemplateSet([templates.templates[i] for i in pool]) if product is not None else templates
         for i in sub.shortlist(desc):
-            H, n, m, err = _fit(kp, desc, sub.templates[i], s)
+            H, n, m, err = _fit(kp, desc, sub.templates[i])
             fits.append((n, m, err, H, sub.templates[i]))
     fits.sort(key=lambda f: -f[0])
     out = Rectified(False, keypoints=len(kp), candidates=[(f[4].product, f[0]) for f in fits][:3])
@@ -324,12 +357,12 @@ def rectify(photo, templates: TemplateSet, product: str | None = None, face_side
         for n, m, err, Hs, t in fits:
             if n < lim["min_inliers"]:
                 break
-            H = np.linalg.inv(_scaling(s)) @ Hs                 # template -> full-resolution photo
+            H = to_full @ Hs                                    # template -> full-resolution photo
             fit_code, info = _geometry(H, t, (pw, ph), lim)
             if fit_code == "misaligned":
                 continue
-            agree = agreement(rgb, H, t)
-            if agree < lim["min_agreement"] and fit_code is None:
+            agree = agreement(small, Hs, t)
+            if agree < lim["min_agreement"]:
                 continue
             code = fit_code
             out.product, out.inliers, out.matches, out.reproj_px, out.H, out.template = t.product, n, m, err, H, t
