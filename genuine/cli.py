@@ -215,18 +215,28 @@ def build_parser() -> argparse.ArgumentParser:
                                    "it at once: the product is identified from the nearest references and similarity "
                                    "to its genuine references is fused with the classifier.")
     rsub = r.add_subparsers(dest="ref_command", metavar="ACTION", required=True)
-    a = rsub.add_parser("add", help="add reference photos of one product")
-    a.add_argument("model", help="the .onnx model whose embeddings the gallery uses")
-    a.add_argument("photos", nargs="+", help="photos, folders or zip archives")
+    a = rsub.add_parser("add", help="add reference photos or templates of one product",
+                        usage="genuine references add [MODEL PHOTO...] --db DB --product P [--template IMAGE] "
+                              "[--template-from-photos PHOTO...] [--label L] [--note TEXT]",
+                        description="Add reference photos (MODEL PHOTO...: embedded with the model) and/or templates "
+                                    "(no model needed): --template IMAGE stores the brand's artwork or a catalogue "
+                                    "image; --template-from-photos builds one template from photos of genuine units "
+                                    "(aligned, cropped to the package, per-pixel median).")
+    a.add_argument("model", nargs="?", help="the .onnx model whose embeddings the gallery uses")
+    a.add_argument("photos", nargs="*", help="photos, folders or zip archives")
     a.add_argument("--db", required=True, help="reference database file (created if missing)")
     a.add_argument("--product", required=True, help="product name")
     a.add_argument("--label", default="genuine", choices=["genuine", "counterfeit"])
-    a.add_argument("--note", help="free text stored with each photo (batch, source, who vouched for it)")
-    ls = rsub.add_parser("list", help="references per product and label")
+    a.add_argument("--note", help="free text stored with each photo or template (batch, source, who vouched for it)")
+    a.add_argument("--template", action="append", default=[], metavar="IMAGE",
+                   help="store IMAGE (artwork, catalogue image; one face) as a template; repeat for other faces")
+    a.add_argument("--template-from-photos", nargs="+", default=[], metavar="PHOTO",
+                   help="build one template from photos (files, folders, zip archives) of genuine units of the product")
+    ls = rsub.add_parser("list", help="references and templates per product")
     ls.add_argument("--db", required=True)
     ls.add_argument("--product")
-    ls.add_argument("--all", action="store_true", help="one line per reference photo")
-    rm = rsub.add_parser("remove", help="remove references")
+    ls.add_argument("--all", action="store_true", help="one line per reference photo and template")
+    rm = rsub.add_parser("remove", help="remove references (and, by --product without --label, templates)")
     rm.add_argument("--db", required=True)
     rm.add_argument("--product")
     rm.add_argument("--label", choices=["genuine", "counterfeit"])

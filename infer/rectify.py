@@ -66,7 +66,7 @@ def _shrink(rgb: np.ndarray, side: int) -> tuple[np.ndarray, float]:
     return rgb, s
 
 
-def _scaling(s: float) -> np.ndarray:
+def pixel_scaling(s: float) -> np.ndarray:
     """Maps pixel-centre coordinates of an image to those of the same image resized by s."""
     return np.array([[s, 0, 0.5 * s - 0.5], [0, s, 0.5 * s - 0.5], [0, 0, 1]], np.float64)
 
@@ -233,14 +233,14 @@ def _fit(kp: np.ndarray, desc: np.ndarray, t: Template):
     return H, int(inl.sum()), len(good), err
 
 
-def _corners(w: int, h: int) -> np.ndarray:
+def frame_corners(w: int, h: int) -> np.ndarray:
     return np.array([[-0.5, -0.5], [w - 0.5, -0.5], [w - 0.5, h - 0.5], [-0.5, h - 0.5]], np.float64)
 
 
 def _geometry(H: np.ndarray, t: Template, photo_wh: tuple[int, int], lim: dict) -> tuple[str | None, dict]:
     """Sanity of a homography: not folded or mirrored, plausible area and aspect, mostly inside the photo."""
     w, h = t.size
-    c = cv2.perspectiveTransform(_corners(w, h)[None], H)[0]
+    c = cv2.perspectiveTransform(frame_corners(w, h)[None], H)[0]
     pw, ph = photo_wh
     edges = np.roll(c, -1, axis=0) - c
     cross = edges[:, 0] * np.roll(edges, -1, axis=0)[:, 1] - edges[:, 1] * np.roll(edges, -1, axis=0)[:, 0]
@@ -284,7 +284,7 @@ def agreement(photo: np.ndarray, H: np.ndarray, t: Template, side: int = 96) -> 
         if len(_EDGES) > 512:
             _EDGES.clear()
         _EDGES[key] = (t.image, _edges(cv2.resize(t.image, (fw, fh), interpolation=cv2.INTER_AREA)))
-    Hf = H @ np.linalg.inv(_scaling(fw / t.size[0]))
+    Hf = H @ np.linalg.inv(pixel_scaling(fw / t.size[0]))
     inside = cv2.warpPerspective(np.full(photo.shape[:2], 255, np.uint8), Hf, (fw, fh),
                                  flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
     m = cv2.erode(inside, np.ones((3, 3), np.uint8)) > 0   # the border of the photo is an edge of its own
@@ -302,17 +302,17 @@ def warp_face(photo: np.ndarray, H: np.ndarray, t: Template, face_side: int | No
     face is warped at twice its size from a copy shrunk (area averaging) to ~3 photo pixels per face pixel,
     then halved with area averaging: measured sharper and closer to the artwork than a direct warp."""
     fw, fh = t.face_size(face_side)
-    Hf = H @ np.linalg.inv(_scaling(fw / t.size[0]))        # face pixels -> photo pixels
+    Hf = H @ np.linalg.inv(pixel_scaling(fw / t.size[0]))        # face pixels -> photo pixels
     w, h = t.size
-    area = cv2.contourArea(cv2.perspectiveTransform(_corners(w, h)[None], H)[0].astype(np.float32))
+    area = cv2.contourArea(cv2.perspectiveTransform(frame_corners(w, h)[None], H)[0].astype(np.float32))
     density = np.sqrt(area / (fw * fh))                       # photo pixels per face pixel
     over = 2 if density >= 1.5 else 1
-    Hf = Hf @ np.linalg.inv(_scaling(over))
+    Hf = Hf @ np.linalg.inv(pixel_scaling(over))
     shrink = 1.5 * over / density
     if shrink < 0.8:
         photo = cv2.resize(photo, (max(1, round(photo.shape[1] * shrink)), max(1, round(photo.shape[0] * shrink))),
                            interpolation=cv2.INTER_AREA)
-        Hf = _scaling(shrink) @ Hf
+        Hf = pixel_scaling(shrink) @ Hf
     face = cv2.warpPerspective(photo, Hf, (fw * over, fh * over), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                borderMode=cv2.BORDER_CONSTANT, borderValue=(PAD, PAD, PAD))
     return face if over == 1 else cv2.resize(face, (fw, fh), interpolation=cv2.INTER_AREA)
@@ -330,7 +330,7 @@ def rectify(photo, templates: TemplateSet, product: str | None = None, face_side
     # One small copy serves matching and the agreement check; only the final warp reads the full decode.
     small, s = _shrink(rgb, match_side or MATCH_SIDE)
     kp, desc = _sift(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY), MAX_FEATURES)
-    to_full = np.linalg.inv(_scaling(s))
+    to_full = np.linalg.inv(pixel_scaling(s))
     pool = [i for i, t in enumerate(templates.templates) if product is None or t.product == product]
     if product is not None and not pool:
         return Rectified(False, None, "not_covered", f"product {product!r} has no template; "

@@ -1,4 +1,5 @@
-"""Reference gallery: brand trainers' genuine (and known counterfeit) photos per product, as embeddings.
+"""Reference gallery: brand trainers' genuine (and known counterfeit) photos per product, as embeddings,
+and each product's templates (its genuine face with keypoints: artwork, or the median of genuine photos).
 
 An SQLite file (WAL, so inspections read while a trainer adds) holding, per photo: product, label, sha256,
 the model's embedding and the model's sha256, who added it, when and why, and a 1024 px copy of the photo
@@ -7,6 +8,8 @@ so that `reembed` can follow a new model and `export`/`import` can move a brand'
     db = ReferenceDB("refs.db", create=True)
     db.add(inspector, "acme-tea", ["refs/acme-tea/"], label="genuine", note="factory samples")
     match = db.gallery().match(embedding)    # product, similarities, closest references
+    db.add_template("acme-tea", "artwork/acme-tea.png", kind="artwork")    # no model needed
+    templates = db.templates("acme-tea")     # [infer.rectify.Template]
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ import numpy as np
 
 from infer.photo import PhotoError, load_photo
 from infer.sources import entries, looks_like_photo, read
+from infer.templates import TEMPLATE_COLUMNS, TEMPLATES_SCHEMA, store_template, stored_templates
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -40,7 +44,7 @@ CREATE TABLE IF NOT EXISTS refs (
     photo BLOB
 );
 CREATE INDEX IF NOT EXISTS refs_product ON refs (product, label);
-"""
+""" + TEMPLATES_SCHEMA  # IF NOT EXISTS: databases made before templates existed gain the table when opened
 DEFAULT_SIM_FLOOR = 0.5  # below: "product not covered" until calibration measures the right floor
 STORE_SIDE = 1024  # enough to re-embed for any model input up to 512 px (decoded at 2x)
 COLUMNS = "id, product, label, sha256, model_sha256, added_at, added_by, note, source"
@@ -129,7 +133,18 @@ class ReferenceDB:
             report["added"] += 1
         return report
 
+    def add_template(self, product: str, image, source: str = "", kind: str = "artwork", note: str = "",
+                     added_by: str | None = None) -> dict:
+        """Store a template (no model needed): see infer.templates.store_template. Nothing is stored, and
+        RectifyError says why, when the image has too few keypoints to align photos to."""
+        return store_template(self.conn, product, image, source, kind, note, added_by or getpass.getuser())
+
+    def templates(self, product: str | None = None) -> list:
+        """Every stored template (of `product`) as infer.rectify.Template; no model needed."""
+        return stored_templates(self.conn, product)
+
     def remove(self, product: str | None = None, label: str | None = None, sha256: str | None = None) -> int:
+        """Reference photos, and templates too unless a label is given (templates have none). Returns the count."""
         if not (product or sha256):
             raise ReferenceError("say what to remove: --product NAME [--label L] or --sha256 SHA")
         where, args = [], []
@@ -138,7 +153,10 @@ class ReferenceDB:
                 where.append(f"{col} = ?")
                 args.append(val)
         with self.conn:
-            return self.conn.execute(f"DELETE FROM refs WHERE {' AND '.join(where)}", args).rowcount
+            n = self.conn.execute(f"DELETE FROM refs WHERE {' AND '.join(where)}", args).rowcount
+            if not label:
+                n += self.conn.execute(f"DELETE FROM templates WHERE {' AND '.join(where)}", args).rowcount
+            return n
 
     def reembed(self, inspector) -> int:
         """Recompute every embedding with a new model from the stored photo copies."""
@@ -164,6 +182,8 @@ class ReferenceDB:
         with dst.conn:
             cond, args = ("WHERE product = ?", (product,)) if product else ("", ())
             n = dst.conn.execute(f"INSERT INTO refs SELECT * FROM src.refs {cond}", args).rowcount
+            n += dst.conn.execute(f"INSERT INTO templates ({TEMPLATE_COLUMNS}) SELECT {TEMPLATE_COLUMNS} FROM "
+                                  f"src.templates {cond}", args).rowcount
             dst.conn.execute("INSERT OR REPLACE INTO meta SELECT * FROM src.meta")
         dst.conn.execute("DETACH DATABASE src")
         dst.conn.close()
@@ -185,21 +205,37 @@ class ReferenceDB:
             if theirs and not self.model_sha256:
                 self.set_meta("model_sha256", theirs)
             added = self.count() - before
+            # A file written before templates existed has no such table: check, do not assume.
+            has = self.conn.execute("SELECT 1 FROM src.sqlite_master WHERE type = 'table' AND name = 'templates'")
+            templates = self.conn.execute(f"INSERT OR IGNORE INTO templates ({TEMPLATE_COLUMNS}) SELECT "
+                                          f"{TEMPLATE_COLUMNS} FROM src.templates").rowcount if has.fetchone() else 0
         self.conn.execute("DETACH DATABASE src")
-        return {"added": added}
+        return {"added": added, "templates": templates}
 
     # -- reading -------------------------------------------------------------------------------
     def count(self) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM refs").fetchone()[0]
 
+    def template_count(self, product: str | None = None) -> int:
+        cond, args = ("WHERE product = ?", (product,)) if product else ("", ())
+        return self.conn.execute(f"SELECT COUNT(*) FROM templates {cond}", args).fetchone()[0]
+
     def summary(self) -> list[tuple]:
-        return self.conn.execute("SELECT product, label, COUNT(*) FROM refs GROUP BY product, label "
-                                 "ORDER BY product, label").fetchall()
+        """(product, label, count) rows; a product's templates count under the label 'template'."""
+        return self.conn.execute("SELECT product, label, COUNT(*) FROM refs GROUP BY product, label UNION ALL "
+                                 "SELECT product, 'template', COUNT(*) FROM templates GROUP BY product "
+                                 "ORDER BY 1, 2").fetchall()
 
     def rows(self, product: str | None = None) -> list[dict]:
+        """Reference photos, then templates (label 'template', with kind, size and keypoint count)."""
         cond, args = ("WHERE product = ?", (product,)) if product else ("", ())
         cur = self.conn.execute(f"SELECT {COLUMNS} FROM refs {cond} ORDER BY product, label, id", args)
-        return [dict(zip(COLUMNS.split(", "), r)) for r in cur.fetchall()]
+        out = [dict(zip(COLUMNS.split(", "), r)) for r in cur.fetchall()]
+        cur = self.conn.execute(f"SELECT id, product, 'template', sha256, '', added_at, added_by, note, source, kind, "
+                                f"width, height, length(keypoints) / 8, kp_version FROM templates {cond} "
+                                f"ORDER BY product, id", args)
+        keys = COLUMNS.split(", ") + ["kind", "width", "height", "keypoints", "kp_version"]
+        return out + [dict(zip(keys, r)) for r in cur.fetchall()]
 
     def gallery(self) -> "Gallery":
         rows = self.conn.execute("SELECT product, label, source, sha256, embedding FROM refs ORDER BY id").fetchall()

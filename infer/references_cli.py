@@ -1,6 +1,8 @@
 """`genuine references ...`: manage a reference gallery (no torch needed except for `calibrate`).
 
     genuine references add model.onnx --db refs.db --product acme-tea refs/acme-tea/ --note "factory samples"
+    genuine references add --db refs.db --product acme-tea --template artwork/acme-tea-front.png   # no model
+    genuine references add --db refs.db --product acme-tea --template-from-photos refs/acme-tea/   # median
     genuine references list --db refs.db
     genuine references remove --db refs.db --product acme-tea [--label counterfeit]
     genuine references export --db refs.db acme.db [--product acme-tea]
@@ -21,15 +23,42 @@ def _inspector(model):
 
 
 def main(args) -> int:
+    from infer.rectify import RectifyError
+
     try:
         return ACTIONS[args.ref_command](args)
-    except ReferenceError as e:
+    except (ReferenceError, RectifyError) as e:
         print(f"genuine references: {e}", file=sys.stderr)
         return 2
 
 
 def _add(args) -> int:
+    templates, from_photos = getattr(args, "template", []), getattr(args, "template_from_photos", [])
+    if not args.model and not (templates or from_photos):
+        raise ReferenceError("nothing to add: give MODEL PHOTO... (reference photos), --template IMAGE (artwork or a "
+                             "catalogue image) or --template-from-photos PHOTO... (photos of genuine units)")
+    if args.label != "genuine" and (templates or from_photos):
+        raise ReferenceError("a template is a genuine face: --label applies to reference photos only")
+    if args.model and not args.photos:
+        hint = "; templates are given with --template IMAGE" if not args.model.endswith(".onnx") else ""
+        raise ReferenceError(f"reference photos need MODEL PHOTO...: no photos after {args.model}{hint}")
+    # Every template is built before anything is stored: one refused (too few keypoints) stores nothing.
+    from infer.rectify import Template
+    from infer.templates import template_image
+
+    built = [(Template.from_image(args.product, template_image(image, image), image), "artwork", "")
+             for image in templates]
+    if from_photos:
+        built.append(_from_photos(args.product, from_photos))
     db = ReferenceDB(args.db, create=True)
+    for t, kind, how in built:
+        r = db.add_template(args.product, t, t.source, kind, args.note or "")
+        what = f"{kind} {t.size[0]}x{t.size[1]}, {len(t.keypoints)} keypoints{how}"
+        state = "added" if r["added"] else f"already present as a template of {r['existing']}"
+        print(f"{args.product}: template {state} ({what}); {db.template_count(args.product)} template(s) of "
+              f"{args.product} in {args.db}")
+    if not args.model:
+        return 0
     r = db.add(_inspector(args.model), args.product, args.photos, label=args.label, note=args.note or "")
     for line in r["quality"]:
         print(f"warning: {line}", file=sys.stderr)
@@ -40,35 +69,69 @@ def _add(args) -> int:
     return 0 if not r["errors"] else 3
 
 
+def _from_photos(product: str, sources: list[str]):
+    """(Template, "photos", how) from photos of genuine units; photos left out are listed on stderr."""
+    from infer.sources import entries, looks_like_photo, read
+    from infer.template_photos import template_from_photos
+
+    keys, data = [], []
+    for e in entries(sources):
+        if e.refused or not looks_like_photo(e):
+            print(f"skipped: {e.key}: {e.refused or 'not a photo file'}", file=sys.stderr)
+            continue
+        try:
+            data.append(read(e))
+            keys.append(e.key)
+        except OSError as err:
+            print(f"skipped: {e.key}: {err}", file=sys.stderr)
+    if not data:
+        raise ReferenceError(f"--template-from-photos: no photos in {', '.join(sources)}")
+    more = f" and {len(sources) - 1} more" if len(sources) > 1 else ""
+    t, refused = template_from_photos(product, data, source=f"median of photos: {sources[0]}{more}")
+    for i, why in refused:
+        print(f"skipped: {keys[i]}: {why}" if i >= 0 else f"warning: {why}", file=sys.stderr)
+    used = len(data) - sum(i >= 0 for i, _ in refused)
+    return t, "photos", f", median of {used} of {len(data)} photos"
+
+
 def _list(args) -> int:
     db = ReferenceDB(args.db)
+    rows = db.rows(args.product)
     if args.all:
-        for row in db.rows(args.product):
+        for row in rows:
+            extra = (f"\t{row['kind']} {row['width']}x{row['height']} {row['keypoints']} keypoints"
+                     if "kind" in row else "")
             print(f"{row['product']}\t{row['label']}\t{row['sha256'][:16]}\t{row['added_at']}\t{row['added_by']}\t"
-                  f"{row['source']}\t{row['note']}")
+                  f"{row['source']}\t{row['note']}{extra}")
         return 0
+    faces = {}  # product -> "artwork 365x226 412 kp; photos ..." for the summary's template lines
+    for row in rows:
+        if "kind" in row:
+            faces.setdefault(row["product"], []).append(f"{row['kind']} {row['width']}x{row['height']} "
+                                                        f"{row['keypoints']} kp")
     print(f"{args.db}: model {(db.model_sha256 or '-')[:16]}..., fusion {'calibrated' if db.meta('fusion') else 'not calibrated'}")
     for product, label, n in db.summary():
         if not args.product or product == args.product:
-            print(f"  {product:<24} {label:<12} {n}")
+            detail = f"  ({'; '.join(faces[product])})" if label == "template" else ""
+            print(f"  {product:<24} {label:<12} {n}{detail}")
     return 0
 
 
 def _remove(args) -> int:
     n = ReferenceDB(args.db).remove(args.product, args.label, args.sha256)
-    print(f"removed {n} reference(s) from {args.db}")
+    print(f"removed {n} reference(s){'' if args.label else ' and template(s)'} from {args.db}")
     return 0
 
 
 def _export(args) -> int:
     n = ReferenceDB(args.db).export(args.out, args.product)
-    print(f"exported {n} reference(s) to {args.out}")
+    print(f"exported {n} reference(s) and template(s) to {args.out}")
     return 0
 
 
 def _import(args) -> int:
     r = ReferenceDB(args.db, create=True).import_from(args.source)
-    print(f"imported {r['added']} new reference(s) into {args.db}")
+    print(f"imported {r['added']} new reference(s) and {r['templates']} new template(s) into {args.db}")
     return 0
 
 

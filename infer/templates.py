@@ -1,0 +1,195 @@
+"""Templates from every source: artwork files, dataset roots, image folders, the reference store.
+
+    ts = load_templates("datasets/synthpack")        # <product>/template.png, as genuine synth writes it
+    ts = load_templates("iconic/")                    # a folder of images: product = file stem
+    ts = load_templates("refs.db", product="acme-tea")  # the reference store's templates table
+    ts = load_templates("acme-tea.png")               # one image: product = stem (or `product`)
+
+Templates built from photos of genuine units: infer/template_photos.py. Every image is decoded by
+infer.photo.load_photo. Torch-free (OpenCV + numpy).
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import sqlite3
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from infer.photo import PhotoError, is_photo_path, load_photo
+from infer.rectify import KP_VERSION, RectifyError, Template, TemplateSet, describe
+
+MAX_TEMPLATE_SIDE = 2048  # 2x rectify.FACE_SIDE: sharp faces without 30 MB artwork blobs in the store
+TEMPLATE_NAMES = ("template.png", "template.jpg", "template.jpeg")  # in <product>/ of a dataset root
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+TEMPLATES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS templates (
+    id INTEGER PRIMARY KEY,
+    product TEXT NOT NULL,
+    sha256 TEXT NOT NULL UNIQUE,
+    image BLOB NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    keypoints BLOB NOT NULL,
+    descriptors BLOB NOT NULL,
+    kp_version TEXT NOT NULL,
+    source TEXT NOT NULL DEFAULT '',
+    kind TEXT NOT NULL CHECK (kind IN ('artwork', 'photos')),
+    added_at TEXT NOT NULL,
+    added_by TEXT NOT NULL,
+    note TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS templates_product ON templates (product);
+"""
+TEMPLATE_COLUMNS = ("product, sha256, image, width, height, keypoints, descriptors, kp_version, source, kind, "
+                    "added_at, added_by, note")
+
+
+# -- images ----------------------------------------------------------------------------------------
+def template_image(src, name: str | None = None) -> np.ndarray:
+    """(h, w, 3) uint8 RGB of a template source (path, bytes, PIL, array), long side capped at MAX_TEMPLATE_SIDE.
+
+    Every source goes through here, so a file and the same file stored in a .db give the same template."""
+    try:
+        img = load_photo(src)
+    except PhotoError as e:
+        raise RectifyError(f"template {name or e.source}: {e.reason}") from None
+    if max(img.size) > MAX_TEMPLATE_SIDE:
+        img = img.copy()
+        img.thumbnail((MAX_TEMPLATE_SIDE, MAX_TEMPLATE_SIDE), Image.Resampling.LANCZOS)
+    return np.ascontiguousarray(np.asarray(img))
+
+
+def image_sha256(rgb: np.ndarray) -> str:
+    """Of the pixels (and size), not of a file: the same picture as PNG or re-encoded is one template."""
+    h, w = rgb.shape[:2]
+    return hashlib.sha256(f"{w}x{h}:".encode() + np.ascontiguousarray(rgb).tobytes()).hexdigest()
+
+
+def _png(rgb: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "PNG", compress_level=6)  # lossless: the stored template is the template
+    return buf.getvalue()
+
+
+# -- the store's rows ------------------------------------------------------------------------------
+def template_record(t: Template, kind: str, note: str, added_by: str) -> tuple:
+    """A templates-table row (TEMPLATE_COLUMNS order) for Template t."""
+    if kind not in ("artwork", "photos"):
+        raise ValueError(f"template kind must be artwork or photos, not {kind!r}")
+    w, h = t.size
+    return (t.product, image_sha256(t.image), _png(t.image), w, h, t.keypoints.astype(np.float32).tobytes(),
+            t.descriptors.astype(np.float32).tobytes(), KP_VERSION, t.source, kind,
+            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), added_by, note)
+
+
+def template_from_record(product: str, image: bytes, keypoints: bytes, descriptors: bytes, kp_version: str,
+                         source: str) -> tuple[Template, bool]:
+    """(Template, recomputed): keypoints are recomputed when they were made by another KP_VERSION."""
+    rgb = np.asarray(load_photo(image))
+    if kp_version != KP_VERSION:
+        return Template.from_image(product, rgb, source), True
+    kp = np.frombuffer(keypoints, np.float32).reshape(-1, 2).copy()
+    desc = np.frombuffer(descriptors, np.float32).reshape(-1, 128).copy()
+    return Template(product, np.ascontiguousarray(rgb), kp, desc, source), False
+
+
+def store_template(conn, product: str, image, source: str, kind: str, note: str, added_by: str) -> dict:
+    """Insert a template into a reference store's templates table (ReferenceDB.add_template).
+
+    image: a path, bytes, PIL image, array or a ready Template. Returns {"added": bool, "template": Template,
+    "sha256", "existing": the product already holding this image, or None}."""
+    if isinstance(image, Template):
+        t = Template(product, image.image, image.keypoints, image.descriptors, source or image.source)
+    else:
+        name = source or (str(image) if isinstance(image, (str, Path)) else "")
+        t = Template.from_image(product, template_image(image, name or None), name)
+    row = template_record(t, kind, note, added_by)
+    with conn:
+        conn.execute("BEGIN IMMEDIATE")
+        old = conn.execute("SELECT product FROM templates WHERE sha256 = ?", (row[1],)).fetchone()
+        if not old:
+            conn.execute(f"INSERT INTO templates ({TEMPLATE_COLUMNS}) VALUES ({', '.join('?' * len(row))})", row)
+    return {"added": not old, "template": t, "sha256": row[1], "existing": old[0] if old else None}
+
+
+def stored_templates(conn, product: str | None = None) -> list[Template]:
+    """A reference store's templates (of `product`), keypoints recomputed where another KP_VERSION made them."""
+    cond, args = ("WHERE product = ?", (product,)) if product else ("", ())
+    rows = conn.execute(f"SELECT id, product, image, keypoints, descriptors, kp_version, source FROM templates "
+                        f"{cond} ORDER BY product, id", args).fetchall()
+    out, stale = [], []
+    for rid, *rec in rows:
+        t, recomputed = template_from_record(*rec)
+        out.append(t)
+        if recomputed:
+            stale.append((t.keypoints.tobytes(), t.descriptors.tobytes(), KP_VERSION, rid))
+    if stale:  # best effort: a read-only store just recomputes them on every load
+        try:
+            with conn:
+                conn.executemany("UPDATE templates SET keypoints = ?, descriptors = ?, kp_version = ? WHERE id = ?",
+                                 stale)
+        except sqlite3.OperationalError:
+            pass
+    return out
+
+
+# -- one loader for every source -------------------------------------------------------------------
+def _is_sqlite(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(16) == SQLITE_MAGIC
+
+
+def _from_file(path: Path, product: str) -> Template:
+    return Template.from_image(product, template_image(path, str(path)), str(path))
+
+
+def load_templates(source, product: str | None = None) -> TemplateSet:
+    """Templates from a dataset root (<product>/template.png), a folder of images (product = file stem), a
+    reference store (.db) or one image file (product = `product`, else its stem). `product` keeps only that
+    product's templates. Raises RectifyError (ReferenceError for a broken store) naming the path and why."""
+    path = Path(source)
+    if not path.exists():
+        raise RectifyError(f"{path}: no such file or folder (expected a dataset root, an image folder, a "
+                           f"reference store .db or an image)")
+    if path.is_file() and _is_sqlite(path):
+        from infer.references import ReferenceDB
+
+        db = ReferenceDB(path)
+        try:
+            ts = db.templates(product)
+        finally:
+            db.conn.close()
+        if not ts:
+            what = f"no template for {product!r}" if product else "no templates"
+            raise RectifyError(f"{path}: reference store holds {what}; add one with genuine references add "
+                               f"--db {path} --product NAME --template IMAGE")
+        return TemplateSet(ts)
+    if path.is_file():
+        if not is_photo_path(path):
+            raise RectifyError(f"{path}: neither an image nor a reference store (.db)")
+        return TemplateSet([_from_file(path, product or path.stem)])
+    # A dataset root: <product>/template*.png|jpg; front/back faces as template-back.png and the like.
+    found = [(d.name, f) for d in sorted(p for p in path.iterdir() if p.is_dir()) for f in sorted(d.iterdir())
+             if f.is_file() and f.suffix.lower() in (".png", ".jpg", ".jpeg")
+             and (f.name.lower() in TEMPLATE_NAMES or f.stem.lower().startswith(("template-", "template_")))]
+    kind = "dataset root (<product>/template.png)"
+    if not found:  # a folder of images named after their products (catalogue images)
+        found = [(f.stem, f) for f in sorted(path.iterdir()) if f.is_file() and is_photo_path(f)]
+        kind = "image folder (<product>.jpg)"
+    if not found:
+        raise RectifyError(f"{path}: no templates: neither <product>/template.png (a dataset root written by "
+                           f"genuine synth) nor images named after their products")
+    chosen = [(p, f) for p, f in found if product is None or p == product]
+    if not chosen:
+        raise RectifyError(f"{path}: {kind} has no template for {product!r}; it has: "
+                           f"{', '.join(sorted({p for p, _ in found}))}")
+    return TemplateSet([_from_file(f, p) for p, f in chosen])
+
+
+# -- a template from genuine photos ----------------------------------------------------------------
