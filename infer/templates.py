@@ -62,7 +62,26 @@ def template_image(src, name: str | None = None) -> np.ndarray:
     if max(img.size) > MAX_TEMPLATE_SIDE:
         img = img.copy()
         img.thumbnail((MAX_TEMPLATE_SIDE, MAX_TEMPLATE_SIDE), Image.Resampling.LANCZOS)
-    return np.ascontiguousarray(np.asarray(img))
+    return np.ascontiguousarray(crop_margin(np.asarray(img)))
+
+
+def crop_margin(rgb: np.ndarray, tol: int = 16, keep: int = 2) -> np.ndarray:
+    """Cut a uniform margin (a catalogue image's white page, an artwork's bleed-free border) down to `keep` px.
+
+    The margin is not part of the package: left in, it projects outside a close-up photo (refused as 'cut') and
+    its flat colour is compared with whatever lies behind the package. Only an image whose four borders share
+    one colour is cropped, and cropping again changes nothing."""
+    border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]]).astype(np.int16)
+    bg = np.median(border, axis=0)
+    if np.mean(np.abs(border - bg).max(axis=1) > tol) > 0.02:
+        return rgb                         # the design runs to the edge: nothing to cut
+    ys, xs = np.nonzero(np.abs(rgb.astype(np.int16) - bg).max(axis=2) > tol)
+    if len(xs) == 0:
+        return rgb
+    h, w = rgb.shape[:2]
+    x0, x1 = max(0, xs.min() - keep), min(w, xs.max() + 1 + keep)
+    y0, y1 = max(0, ys.min() - keep), min(h, ys.max() + 1 + keep)
+    return rgb[y0:y1, x0:x1]
 
 
 def image_sha256(rgb: np.ndarray) -> str:
