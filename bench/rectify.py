@@ -130,6 +130,16 @@ def synth(args) -> dict:
 def grocery(args) -> dict:
     root = Path(args.data)
     ts = load_templates(root / "iconic")
+    if args.from_photos:   # the lever of a trainer without artwork: a median template of N train photos each
+        from infer.template_photos import template_from_photos
+
+        built = []
+        for folder in sorted((root / "photos" / "train").glob("*/*/")):
+            try:
+                built.append(template_from_photos(folder.name, sorted(folder.glob("*.jpg"))[:args.from_photos])[0])
+            except R.RectifyError as e:
+                print(f"  no template for {folder.name}: {e}")
+        ts = R.TemplateSet(built)
     photos = sorted((root / "photos" / args.split).glob("*/*/*.jpg"))[::args.every]
     right = wrong = refused = false_ok = closest = 0
     codes, secs = Counter(), []
@@ -151,7 +161,7 @@ def grocery(args) -> dict:
            "refused": refused, "refusals": dict(codes), "loo_false_accepts": false_ok, "closest_right": closest,
            "min_agreement": args.min_agreement if args.min_agreement is not None else R.LIMITS["min_agreement"],
            "seconds_median": float(np.median(secs))}
-    print(f"grocery {args.split}: {n} photos, {len(ts)} catalogue templates: right product {_pct(right, n)}, "
+    print(f"grocery {args.split}: {n} photos, {len(ts)} {'photo-built' if args.from_photos else 'catalogue'} templates: right product {_pct(right, n)}, "
           f"wrong product {_pct(wrong, n)}, refused {_pct(refused, n)} {dict(codes)}")
     print(f"  accuracy when it answers {_pct(right, right + wrong)}; the template with most inliers is the right "
           f"product for {_pct(closest, n)} (31 products: chance 3%)")
@@ -170,6 +180,8 @@ def main():
     ap.add_argument("--match-side", type=int, default=R.MATCH_SIDE, help="long side of the photo's matching copy")
     ap.add_argument("--naive", action="store_true", help="synth: also time the textbook way on the same photos")
     ap.add_argument("--loo", action="store_true", help="synth: also match without each photo's own template")
+    ap.add_argument("--from-photos", type=int, default=0, metavar="N",
+                    help="grocery: templates built from N train photos per product instead of the catalogue images")
     ap.add_argument("--min-agreement", type=float, help="override rectify's whole-face agreement floor (a curve)")
     ap.add_argument("--json", metavar="FILE", help="also write the numbers as JSON")
     args = ap.parse_args()
