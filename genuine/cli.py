@@ -140,16 +140,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="at most this share of counterfeits called GENUINE; between the two: INCONCLUSIVE (default 0.05)")
     t.set_defaults(func=command("train", "train.train", EXTRAS["train"], ("train.model:WeightsError",)))
 
-    e = sub.add_parser("evaluate", help="evaluate a checkpoint: AUROC, TPR at fixed FPR, calibration, coverage",
+    e = sub.add_parser("evaluate", help="evaluate a checkpoint (or the training-free aligned baseline): AUROC, "
+                                        "TPR at fixed FPR, calibration, coverage",
                        description="Evaluate a checkpoint on a split: report.json and plots (ROC, score histograms, "
-                                   "reliability, accuracy against coverage), per product and per defect family.")
-    e.add_argument("checkpoint", help="a best.pt written by genuine train")
+                                   "reliability, accuracy against coverage), per product and per defect family. "
+                                   "`genuine evaluate aligned DATA` scores the training-free baseline instead: each "
+                                   "photo aligned to its product's template (DATA/<product>/template.png) and "
+                                   "compared with the genuine train photos' per-pixel variation, calibrated on val.")
+    e.add_argument("checkpoint", help="a best.pt written by genuine train, or the word 'aligned' for the baseline")
     e.add_argument("data", help="dataset folder")
     e.add_argument("--split", default="test", choices=["train", "val", "test"], help="split to evaluate (default test)")
-    e.add_argument("--out", help="folder for report.json and plots (default: next to the checkpoint, eval-SPLIT/)")
+    e.add_argument("--out", help="folder for report.json and plots (default: next to the checkpoint, eval-SPLIT/; "
+                                 "aligned: runs/eval-aligned-DATANAME-SPLIT/)")
     e.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    e.add_argument("--workers", type=int, default=0, help="aligned: processes aligning photos (default: all cores); "
+                                                          "aligned faces are cached under DATA/.cache/ or $GENUINE_CACHE")
     e.set_defaults(func=command("evaluate", "train.evaluate", EXTRAS["train"],
-                                        ("train.checkpoint:CheckpointError",)))
+                                        ("train.checkpoint:CheckpointError", "infer.rectify:RectifyError")))
 
     x = sub.add_parser("export", help="export a checkpoint to one self-describing ONNX file (+ model card)",
                        description="Export to ONNX (uint8 NHWC input; normalisation, temperature and metadata inside), "

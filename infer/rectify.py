@@ -347,13 +347,16 @@ def rectify(photo, templates: TemplateSet, product: str | None = None, face_side
     if best is None or best[0] < lim["min_inliers"]:
         # A detailed photo that matches no template shows another product; a plain or blurred one shows nothing.
         code = "not_covered" if len(kp) >= lim["not_covered_keypoints"] else "no_package"
+        if product is not None and code == "not_covered":
+            code = "misaligned"   # the product is known and has a template: the photo, not the store, fell short
         if best is not None:
             out.inliers, out.matches, out.reproj_px = best[0], best[1], best[2]
     elif best[0] < lim["min_inlier_ratio"] * best[1] or best[2] > lim["max_reproj_px"]:
         code = "misaligned"
         out.inliers, out.matches, out.reproj_px = best[0], best[1], best[2]
     else:
-        code = "not_covered"   # unless a candidate with enough inliers also agrees as a whole face
+        # Unless a candidate with enough inliers also agrees as a whole face: then a look-alike of another product.
+        code = "not_covered" if product is None else "misaligned"
         for n, m, err, Hs, t in fits:
             if n < lim["min_inliers"]:
                 break

@@ -1,0 +1,147 @@
+"""Aligned faces of a dataset: every photo rectified into its product's template frame, once, then cached.
+
+    ds = discover("datasets/synthpack")
+    templates = load_templates(ds.root)                     # infer.templates: <root>/<product>/template.png
+    faces = aligned_faces(ds.root, select(ds, "train"), templates, workers=0)
+    f = faces["00-fiisfi"]; f.faces[f.ok], f.index, f.reasons   # (n, h, w, 3) uint8, positions in records
+
+A labelled dataset knows each photo's product, so a photo is matched against its own product's template only
+(rectify(..., product=record.product)), from the full-resolution decode. The result of one call is cached per
+product as an .npz under <root>/.cache/faces/ (or $GENUINE_CACHE/faces/), keyed by the photos (paths, sizes,
+mtimes), the template's pixels, infer.rectify.KP_VERSION and the face size: a second call with the same photos
+reads the file and rectifies nothing; a changed photo or template computes it again.
+"""
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from infer.photo import PhotoError, load_photo
+from infer.rectify import FACE_SIDE, KP_VERSION, PAD, Template, TemplateSet, rectify
+from infer.templates import load_templates  # noqa: F401  (re-exported: faces need templates)
+from train.layout import Record
+
+VERSION = "1"            # bump when the same inputs would give other faces
+
+
+@dataclass
+class Faces:
+    """One product's photos in its template's frame; rows follow `index` (positions in the records given)."""
+    index: np.ndarray    # (n,) int
+    faces: np.ndarray    # (n, h, w, 3) uint8; PAD grey where ok is False
+    ok: np.ndarray       # (n,) bool
+    reasons: list[str]   # rectify's reason_code (or "unreadable: ...") where not ok, "" where ok
+    inliers: np.ndarray  # (n,) int
+    seconds: np.ndarray  # (n,) float: rectify's own time per photo (decode excluded)
+
+
+def cache_dir(root) -> Path:
+    env = os.environ.get("GENUINE_CACHE")
+    return (Path(env) if env else Path(root) / ".cache") / "faces"
+
+
+def _key(records: list[Record], t: Template, face_side) -> str:
+    h = hashlib.sha256(f"{VERSION}\t{KP_VERSION}\t{t.product}\t{t.face_size(face_side)}\n".encode())
+    h.update(hashlib.sha256(np.ascontiguousarray(t.image).tobytes() + str(t.image.shape).encode()).digest())
+    for r in records:
+        try:
+            st = os.stat(r.path)
+            h.update(f"{r.path}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+        except OSError:
+            h.update(f"{r.path}\tmissing\n".encode())
+    return h.hexdigest()[:32]
+
+
+_TEMPLATES: TemplateSet | None = None
+
+
+def _init(templates: TemplateSet) -> None:
+    global _TEMPLATES
+    cv2.setNumThreads(1)  # one photo per process: OpenCV's own threads would only contend
+    _TEMPLATES = templates
+
+
+def _one(job):
+    path, product, face_side = job
+    try:
+        photo = np.asarray(load_photo(path))
+    except PhotoError as e:
+        return None, f"unreadable: {e}", 0, 0.0
+    r = rectify(photo, _TEMPLATES, product=product, face_side=face_side)
+    return (r.face if r.ok else None), ("" if r.ok else r.reason_code or "failed"), r.inliers, r.seconds
+
+
+def _save(path: Path, **arrays) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".faces.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def aligned_faces(root, records: list[Record], templates: TemplateSet, face_side: int | None = FACE_SIDE,
+                  workers: int = 0, cache: bool = True) -> dict[str, Faces]:
+    """{product: Faces} for `records`, each photo rectified against its own product's template.
+
+    Photos of a product without a template are not ok ("not_covered"). workers=0: all cores; 1: in-process."""
+    by_product: dict[str, list[int]] = {}
+    for i, r in enumerate(records):
+        by_product.setdefault(r.product, []).append(i)
+    tmpl = {t.product: t for t in templates.templates}
+    out, todo = {}, {}
+    for product, idx in sorted(by_product.items()):
+        t = tmpl.get(product)
+        if t is None:
+            out[product] = Faces(np.array(idx), np.full((len(idx), 1, 1, 3), PAD, np.uint8), np.zeros(len(idx), bool),
+                                 ["not_covered"] * len(idx), np.zeros(len(idx), int), np.zeros(len(idx)))
+            continue
+        f = cache_dir(root) / f"{product}-{_key([records[i] for i in idx], t, face_side)}.npz"
+        if cache and f.exists():
+            try:
+                with np.load(f) as z:
+                    out[product] = Faces(np.array(idx), z["faces"], z["ok"], [str(s) for s in z["reasons"]],
+                                         z["inliers"], z["seconds"])
+                continue
+            except (OSError, ValueError, KeyError):
+                pass  # a damaged cache file is recomputed
+        todo[product] = (idx, t, f)
+    jobs = [(str(records[i].path), p, face_side) for p, (idx, _, _) in todo.items() for i in idx]
+    if jobs:
+        n = min(len(jobs), workers or os.cpu_count() or 1)
+        if n <= 1:
+            _init(templates)
+            results = [_one(j) for j in jobs]
+        else:
+            # spawn, not fork: a fork of a process whose OpenCV threads hold a lock can hang in the child
+            with multiprocessing.get_context("spawn").Pool(n, initializer=_init, initargs=(templates,)) as pool:
+                results = pool.map(_one, jobs, chunksize=max(1, min(16, len(jobs) // (4 * n))))
+        k = 0
+        for product, (idx, t, f) in todo.items():
+            fw, fh = t.face_size(face_side)
+            faces = np.full((len(idx), fh, fw, 3), PAD, np.uint8)
+            ok, reasons, inliers, secs = np.zeros(len(idx), bool), [], np.zeros(len(idx), int), np.zeros(len(idx))
+            for j in range(len(idx)):
+                face, reason, inliers[j], secs[j] = results[k]
+                k += 1
+                if face is not None:
+                    faces[j], ok[j] = face, True
+                reasons.append(reason)
+            out[product] = Faces(np.array(idx), faces, ok, reasons, inliers, secs)
+            if cache:
+                try:
+                    _save(f, faces=faces, ok=ok, reasons=np.array(reasons, dtype=str), inliers=inliers, seconds=secs)
+                except OSError as e:  # a read-only dataset still evaluates, only slower next time
+                    print(f"warning: could not cache aligned faces in {f.parent}: {e}", file=sys.stderr)
+    return dict(sorted(out.items()))
