@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 import infer.rectify as R
+from infer.keypoints import describe
 from infer.photo import load_photo
 from infer.templates import load_templates
 
@@ -47,7 +48,7 @@ def naive(img: np.ndarray, ts: R.TemplateSet) -> tuple[str | None, float]:
     """The textbook way, for the ratio: SIFT on the full-resolution photo, brute-force ratio-test matching against
     every template, RANSAC; the template with most inliers (at least 15) wins. (product, seconds)."""
     t0 = time.perf_counter()
-    kp, desc = R.describe(img, max(img.shape[:2]))
+    kp, desc = describe(img, max(img.shape[:2]))
     best, product = 0, None
     for t in ts.templates:
         pairs = cv2.BFMatcher(cv2.NORM_L2).knnMatch(desc, t.descriptors, k=2)

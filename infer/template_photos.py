@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 
 from infer.photo import PhotoError, load_photo
-from infer.rectify import (LIMITS, MATCH_SIDE, PAD, RATIO, RectifyError, Template, describe, frame_corners,
-                           pixel_scaling, warp_face)
+from infer.keypoints import RATIO, RectifyError, Template, describe, pixel_scaling
+from infer.rectify import LIMITS, MATCH_SIDE, PAD, frame_corners, warp_face
 from infer.templates import MAX_TEMPLATE_SIDE
 
 

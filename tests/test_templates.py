@@ -14,7 +14,8 @@ from PIL import Image
 from genuine.cli import main as cli
 from infer.photo import load_photo
 from infer.references import ReferenceDB, ReferenceError
-from infer.rectify import KP_VERSION, RectifyError, Template, TemplateSet, rectify
+from infer.keypoints import KP_VERSION, RectifyError, Template, TemplateSet
+from infer.rectify import rectify
 from infer.template_photos import template_from_photos
 from infer.templates import load_templates
 from train.synthpack.generate import generate

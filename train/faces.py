@@ -25,7 +25,8 @@ import cv2
 import numpy as np
 
 from infer.photo import PhotoError, load_photo
-from infer.rectify import FACE_SIDE, KP_VERSION, PAD, Template, TemplateSet, rectify
+from infer.keypoints import FACE_SIDE, KP_VERSION, Template, TemplateSet
+from infer.rectify import PAD, rectify
 from infer.templates import load_templates  # noqa: F401  (re-exported: faces need templates)
 from train.layout import Record
 

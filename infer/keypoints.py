@@ -1,0 +1,146 @@
+"""What templates and photos are matched by: SIFT keypoints and descriptors, templates, FLANN indices.
+
+    t = Template.from_image("acme-tea", artwork)     # the genuine face and its keypoints
+    ts = TemplateSet([t, ...])                       # shortlists likely templates for a photo
+    kp, desc = describe(rgb, side=512)               # keypoints in rgb's own pixel coordinates
+
+Coordinates are OpenCV's: pixel (0, 0)'s centre is at (0, 0). Torch-free; infer/rectify.py uses it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image
+
+KP_VERSION = "sift-768-v1"   # stored with keypoints: a store recomputes them when this changes
+KP_SIDE = 768                # templates are described on a grey copy of this long side
+MAX_FEATURES = 3000
+FACE_SIDE = 1024             # default long side of a rectified face (the template's own size when smaller)
+RATIO = 0.75                 # Lowe's ratio test
+SHORTLIST = 4                # templates checked geometrically when the store holds many
+MIN_KEYPOINTS = 30           # a template with fewer has no printed detail to align on
+
+
+class RectifyError(ValueError):
+    """Templates that cannot be used (no keypoints, unreadable); the message says which and why."""
+
+
+def shrink(rgb: np.ndarray, side: int) -> tuple[np.ndarray, float]:
+    """A copy whose long side is at most `side` (area averaging; never upsampled) and the scale applied."""
+    s = min(1.0, side / max(rgb.shape[:2]))
+    if s < 1.0:
+        rgb = cv2.resize(rgb, (max(1, round(rgb.shape[1] * s)), max(1, round(rgb.shape[0] * s))),
+                         interpolation=cv2.INTER_AREA)
+    return rgb, s
+
+
+def pixel_scaling(s: float) -> np.ndarray:
+    """Maps pixel-centre coordinates of an image to those of the same image resized by s."""
+    return np.array([[s, 0, 0.5 * s - 0.5], [0, s, 0.5 * s - 0.5], [0, 0, 1]], np.float64)
+
+
+_SIFT: dict = {}
+
+
+def sift(grey: np.ndarray, features: int) -> tuple[np.ndarray, np.ndarray]:
+    if features not in _SIFT:
+        _SIFT[features] = cv2.SIFT_create(nfeatures=features)
+    kps, desc = _SIFT[features].detectAndCompute(grey, None)
+    if desc is None or not kps:
+        return np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32)
+    return np.array([k.pt for k in kps], np.float32), desc.astype(np.float32)
+
+
+def describe(rgb: np.ndarray, side: int, features: int = MAX_FEATURES) -> tuple[np.ndarray, np.ndarray]:
+    """SIFT keypoints (N, 2) in `rgb`'s own pixel coordinates and descriptors (N, 128) float32."""
+    small, s = shrink(rgb, side)
+    pts, desc = sift(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY), features)
+    return ((pts + 0.5) / s - 0.5).astype(np.float32), desc   # back to the full image's pixel centres
+
+
+@dataclass
+class Template:
+    product: str
+    image: np.ndarray             # (h, w, 3) uint8 RGB: the genuine face
+    keypoints: np.ndarray         # (N, 2) float32, in image pixels
+    descriptors: np.ndarray       # (N, 128) float32
+    source: str = ""
+
+    @classmethod
+    def from_image(cls, product: str, image, source: str = "") -> "Template":
+        rgb = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image)
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise RectifyError(f"template {source or product}: expected an RGB uint8 image, got {rgb.dtype} {rgb.shape}")
+        kp, desc = describe(rgb, KP_SIDE, features=2 * MAX_FEATURES)
+        if len(kp) < MIN_KEYPOINTS:
+            raise RectifyError(f"template {source or product}: only {len(kp)} keypoints; a template needs printed "
+                               f"detail (artwork, text, logos), not a plain surface")
+        return cls(product, np.ascontiguousarray(rgb), kp, desc, source)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.image.shape[1], self.image.shape[0]
+
+    def face_size(self, side: int | None = FACE_SIDE) -> tuple[int, int]:
+        w, h = self.size
+        s = 1.0 if not side else min(1.0, side / max(w, h))
+        return max(1, round(w * s)), max(1, round(h * s))
+
+
+class TemplateSet:
+    """Templates of one or many products, with one FLANN index over all descriptors for shortlisting."""
+
+    def __init__(self, templates: list[Template]):
+        if not templates:
+            raise RectifyError("no templates: add one with genuine references add --template, or point at a dataset "
+                               "root holding <product>/template.png")
+        self.templates = list(templates)
+        self.owner = np.concatenate([np.full(len(t.descriptors), i) for i, t in enumerate(self.templates)])
+        self._index = None
+
+    def __len__(self) -> int:
+        return len(self.templates)
+
+    @property
+    def products(self) -> list[str]:
+        return sorted({t.product for t in self.templates})
+
+    def shortlist(self, desc: np.ndarray, k: int = SHORTLIST) -> list[int]:
+        """Templates most likely in the photo: votes of distinctive nearest neighbours across all templates."""
+        if len(self.templates) <= k:
+            return list(range(len(self.templates)))
+        if self._index is None:
+            self._index = cv2.FlannBasedMatcher({"algorithm": 1, "trees": 4}, {"checks": 48})
+            self._index.add([np.concatenate([t.descriptors for t in self.templates])])
+            self._index.train()
+        votes = np.zeros(len(self.templates))
+        for ms in self._index.knnMatch(desc, k=4):
+            seen = {}
+            for m in ms:  # ratio test within each template: look-alike products must not cancel each other
+                t = self.owner[m.trainIdx]
+                seen.setdefault(t, []).append(m.distance)
+            for t, d in seen.items():
+                if len(d) == 1 or d[0] < RATIO * d[1]:
+                    votes[t] += 1
+        return [int(i) for i in np.argsort(-votes)[:k] if votes[i] > 0]
+
+
+_INDEX: dict = {}   # id(descriptors) -> (descriptors, FLANN matcher): built once per template per process
+
+
+def match(desc: np.ndarray, t: Template) -> list:
+    """Ratio-test matches of photo descriptors against one template's, through a KD-tree index of the template
+    (built on first use): 3-4x faster than brute force on 12 MP photos, same inliers (bench/rectify.py)."""
+    key = id(t.descriptors)
+    if key not in _INDEX or _INDEX[key][0] is not t.descriptors:
+        if len(_INDEX) > 512:   # templates reloaded many times (a store that changes): drop stale indices
+            _INDEX.clear()
+        fl = cv2.FlannBasedMatcher({"algorithm": 1, "trees": 4}, {"checks": 64})
+        fl.add([t.descriptors])
+        fl.train()
+        _INDEX[key] = (t.descriptors, fl)
+    if len(desc) < 2 or len(t.descriptors) < 2:
+        return []
+    return [m[0] for m in _INDEX[key][1].knnMatch(desc, k=2) if len(m) == 2 and m[0].distance < RATIO * m[1].distance]
