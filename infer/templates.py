@@ -209,6 +209,3 @@ def load_templates(source, product: str | None = None) -> TemplateSet:
         raise RectifyError(f"{path}: {kind} has no template for {product!r}; it has: "
                            f"{', '.join(sorted({p for p, _ in found}))}")
     return TemplateSet([_from_file(f, p) for p, f in chosen])
-
-
-# -- a template from genuine photos ----------------------------------------------------------------
