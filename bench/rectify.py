@@ -6,7 +6,7 @@ and on real grocery photos (identification from catalogue images, refusal of pro
 
 synth: every photo of the split is matched against all of the dataset's templates (<product>/template.png).
 Corner error is the distance between where rectification puts the template's corners and where the
-generator put the package face (train.synthpack.generate.photo_corners), in photo pixels and in % of the
+generator put the package face (train.synthpack.geometry.photo_corners), in photo pixels and in % of the
 face's width. --loo also removes each photo's own template: what is accepted then is a false identification.
 grocery: the 31 catalogue images (iconic/) are the templates and the shop photos (photos/val, --split) the
 queries; then each photo again without its product's template, where the only right answer is a refusal.
@@ -64,7 +64,7 @@ def naive(img: np.ndarray, ts: R.TemplateSet) -> tuple[str | None, float]:
 
 
 def synth(args) -> dict:
-    from train.synthpack.generate import photo_corners
+    from train.synthpack.geometry import photo_corners
 
     root = Path(args.data)
     info = json.loads((root / "synthpack.json").read_text())

@@ -267,6 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--split", default="val", choices=["train", "val", "test"])
     ca.add_argument("--max-fpr", type=float, default=0.01)
     ca.add_argument("--max-miss", type=float, default=0.05)
+    # Fitting is training-side work (scikit-learn): train.fusion, not the torch-free references module.
+    ca.set_defaults(func=command("references calibrate", "train.fusion", ["sklearn"],
+                                 ("infer.references:ReferenceError",)))
     r.set_defaults(func=command("references", "infer.references_cli"))
     return p
 

@@ -94,7 +94,7 @@ class Rectified:
 
 def _fit(kp: np.ndarray, desc: np.ndarray, t: Template):
     """Homography template -> photo keypoints' frame from ratio-test matches: (H, inliers, matches, median error)."""
-    good = match(desc, t)
+    good = match(desc, t.descriptors)
     if len(good) < 4:
         return None, 0, len(good), 0.0
     src = t.keypoints[[m.trainIdx for m in good]].astype(np.float64)

@@ -1,4 +1,4 @@
-"""`genuine references ...`: manage a reference gallery (no torch needed except for `calibrate`).
+"""`genuine references ...`: manage a reference gallery, torch-free (`calibrate` fits on the train side: train.fusion).
 
     genuine references add model.onnx --db refs.db --product acme-tea refs/acme-tea/ --note "factory samples"
     genuine references add --db refs.db --product acme-tea --template artwork/acme-tea-front.png   # no model
@@ -43,11 +43,9 @@ def _add(args) -> int:
         hint = "; templates are given with --template IMAGE" if not args.model.endswith(".onnx") else ""
         raise ReferenceError(f"reference photos need MODEL PHOTO...: no photos after {args.model}{hint}")
     # Every template is built before anything is stored: one refused (too few keypoints) stores nothing.
-    from infer.rectify import Template
-    from infer.templates import template_image
+    from infer.templates import template_from_file
 
-    built = [(Template.from_image(args.product, template_image(image, image), image), "artwork", "")
-             for image in templates]
+    built = [(template_from_file(image, args.product), "artwork", "") for image in templates]
     if from_photos:
         built.append(_from_photos(args.product, from_photos))
     db = ReferenceDB(args.db, create=True)
@@ -141,14 +139,5 @@ def _reembed(args) -> int:
     return 0
 
 
-def _calibrate(args) -> int:
-    from genuine.cli import require_extra
-
-    require_extra("train", "references calibrate", ["sklearn"])
-    from train.fusion import main as calibrate_main
-
-    return calibrate_main(args)
-
-
 ACTIONS = {"add": _add, "list": _list, "remove": _remove, "export": _export, "import": _import,
-           "reembed": _reembed, "calibrate": _calibrate}
+           "reembed": _reembed}   # calibrate fits on the train side: train.fusion, registered in genuine/cli.py

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from infer.photo import PhotoError, load_photo
-from infer.keypoints import RATIO, RectifyError, Template, describe, pixel_scaling
+from infer.keypoints import RectifyError, Template, describe, match, pixel_scaling
 from infer.rectify import LIMITS, MATCH_SIDE, PAD, frame_corners, warp_face
 from infer.templates import MAX_TEMPLATE_SIDE
 
@@ -25,8 +25,7 @@ def _fit_pair(a: tuple, b: tuple, lim: dict):
     (kpa, desca, sa), (kpb, descb, sb) = a, b
     if len(desca) < 8 or len(descb) < 8:
         return None, None, None, f"too few keypoints ({min(len(desca), len(descb))})"
-    pairs = cv2.BFMatcher(cv2.NORM_L2).knnMatch(descb, desca, k=2)
-    good = [m[0] for m in pairs if len(m) == 2 and m[0].distance < RATIO * m[1].distance]
+    good = match(descb, desca)
     if len(good) < lim["min_inliers"]:
         return None, None, None, f"only {len(good)} matching keypoints"
     ia, ib = np.array([m.trainIdx for m in good]), np.array([m.queryIdx for m in good])

@@ -164,7 +164,8 @@ def _is_sqlite(path: Path) -> bool:
         return f.read(16) == SQLITE_MAGIC
 
 
-def _from_file(path: Path, product: str) -> Template:
+def template_from_file(path, product: str) -> Template:
+    """A template from an image file (artwork, catalogue image); RectifyError names the file and why not."""
     return Template.from_image(product, template_image(path, str(path)), str(path))
 
 
@@ -192,7 +193,7 @@ def load_templates(source, product: str | None = None) -> TemplateSet:
     if path.is_file():
         if not is_photo_path(path):
             raise RectifyError(f"{path}: neither an image nor a reference store (.db)")
-        return TemplateSet([_from_file(path, product or path.stem)])
+        return TemplateSet([template_from_file(path, product or path.stem)])
     # A dataset root: <product>/template*.png|jpg; front/back faces as template-back.png and the like.
     found = [(d.name, f) for d in sorted(p for p in path.iterdir() if p.is_dir()) for f in sorted(d.iterdir())
              if f.is_file() and f.suffix.lower() in (".png", ".jpg", ".jpeg")
@@ -208,4 +209,4 @@ def load_templates(source, product: str | None = None) -> TemplateSet:
     if not chosen:
         raise RectifyError(f"{path}: {kind} has no template for {product!r}; it has: "
                            f"{', '.join(sorted({p for p, _ in found}))}")
-    return TemplateSet([_from_file(f, p) for p, f in chosen])
+    return TemplateSet([template_from_file(f, p) for p, f in chosen])

@@ -12,6 +12,7 @@ from sklearn.metrics import roc_auc_score
 
 import train.faces as tf
 from genuine.cli import main as cli
+from infer.templates import load_templates
 from train import baseline
 from train.layout import discover
 from train.synthpack.generate import generate
@@ -31,7 +32,7 @@ def test_faces_are_cached_and_recomputed_when_a_photo_changes(synth320, tmp_path
     monkeypatch.setenv("GENUINE_CACHE", str(tmp_path / "cache"))
     ds = discover(synth320)
     recs = [r for r in ds.records if r.product == ds.products[0]][:6]
-    templates = tf.load_templates(ds.root)
+    templates = load_templates(ds.root)
     calls = []
     real = tf.rectify
     monkeypatch.setattr(tf, "rectify", lambda *a, **k: calls.append(1) or real(*a, **k))

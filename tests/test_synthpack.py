@@ -17,7 +17,8 @@ from train.synthpack.barcode import check_digit, ean13_modules, is_valid, with_c
 from train.synthpack.defects import FAMILIES, REGION, SEVERITY, counterfeit
 from train.synthpack.design import make_design
 from train.synthpack import capture, generate as gen
-from train.synthpack.generate import face_size, generate, make_template, photo_corners
+from train.synthpack.generate import face_size, generate, make_template
+from train.synthpack.geometry import photo_corners, shot_corners
 from train.synthpack.render import Item, render
 
 
@@ -345,7 +346,7 @@ def test_the_template_photographed_lands_on_the_corners_to_a_fraction_of_a_pixel
         photo = np.asarray(Image.open(io.BytesIO(gen.shoot(q, tpl, k)[0])).convert("RGB"))
         c = photo_corners(info, {"product": make_design(0, 1).slug, "item_id": f"{make_design(0, 1).slug}-0005",
                                  "photo": str(k)})
-        assert np.array_equal(c, gen.shot_corners(q, k))
+        assert np.array_equal(c, shot_corners(q, k))
         ok = _mad(_face_back(photo, c, w, h), tpl_a)
         for sx, sy in ((0.5, 0), (-0.5, 0), (0, 0.5), (0, -0.5)):
             assert ok < _mad(_face_back(photo, c, w, h, (sx, sy)), tpl_a), (k, sx, sy)

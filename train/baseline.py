@@ -25,11 +25,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from infer.templates import load_templates
 from infer.verdict import INCONCLUSIVE, decide
 from train.calibrate import fit_temperature, operating_point, sigmoid
 from train.data import select
 from train.evaluate import build_report
-from train.faces import aligned_faces, load_templates
+from train.faces import aligned_faces
 from train.layout import discover
 from train.metrics import binary_metrics
 

@@ -27,7 +27,6 @@ import numpy as np
 from infer.photo import PhotoError, load_photo
 from infer.keypoints import FACE_SIDE, KP_VERSION, Template, TemplateSet
 from infer.rectify import PAD, rectify
-from infer.templates import load_templates  # noqa: F401  (re-exported: faces need templates)
 from train.layout import Record
 
 VERSION = "1"            # bump when the same inputs would give other faces
