@@ -41,6 +41,21 @@ def prepare(img: Image.Image, size: int) -> np.ndarray:
     return out
 
 
+FACE_INPUT = (320, 208)  # (W, H): the comparator's default input; a landscape carton's face at about native size
+
+
+def face_input(face: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A rectified face or a template (h, w, 3) uint8, in the package's frame -> the comparator's (H, W, 3)
+    input. Face and template go through this same resize, so they stay aligned whatever the aspect."""
+    import cv2
+
+    w, h = int(size[0]), int(size[1])
+    if face.shape[:2] == (h, w):
+        return np.ascontiguousarray(face)
+    shrink = face.shape[1] > w and face.shape[0] > h
+    return cv2.resize(face, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
 def tiles(img: Image.Image, size: int, overlap: float = 0.25) -> np.ndarray:
     """Crops of size x size at the photo's native resolution covering all of it: (K, size, size, 3) uint8.
 

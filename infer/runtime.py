@@ -2,7 +2,8 @@
 
     model = OnnxModel("model.onnx", threads=1)
     model.meta["thresholds"], model.sha256
-    out = model.run(batch_uint8_nhwc)     # {"p_counterfeit": (N,), "embedding": ..., "heatmap": ..., ...}
+    out = model.compare(faces, templates)  # comparator: {"p_counterfeit": (N,), "heatmap": (N, H/4, W/4)}
+    out = model.run(batch_uint8_nhwc)     # whole-photo: {"p_counterfeit": (N,), "embedding": ..., "heatmap": ..., ...}
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import onnxruntime as ort
 from infer.preprocess import RESIZE
 
 META_KEY = "genuine"
-SUPPORTED = ("genuine-onnx/1",)
+SUPPORTED = ("genuine-onnx/1", "genuine-onnx/2")  # whole-photo classifier, comparator (face + template)
 
 
 WEAK_AUROC = 0.90  # below this validation AUROC a model is flagged as not ready wherever it is used
@@ -79,11 +80,23 @@ class OnnxModel:
             raise ModelError(f"{name}: corrupt genuine metadata ({e})") from None
         if self.meta.get("format") not in SUPPORTED:
             raise ModelError(f"{name}: metadata format {self.meta.get('format')!r} is not one of {SUPPORTED}")
+        self.outputs = [o.name for o in self.session.get_outputs()]
+        self.is_comparator = self.meta.get("arch") == "comparator"
+        if self.is_comparator:
+            self.size = None
+            self.face_size = tuple(int(v) for v in self.meta["input"]["face_size"])
+            w, h = self.face_size
+            ins = {i.name: i for i in self.session.get_inputs()}
+            for key in ("face", "template"):
+                i = ins.get(key)
+                if i is None or i.type != "tensor(uint8)" or list(i.shape[1:]) != [h, w, 3]:
+                    raise ModelError(f"{name}: comparator input {key!r} does not match its metadata "
+                                     f"(uint8, N x {h} x {w} x 3)")
+            return
         if self.meta["input"]["resize"] != RESIZE:
             raise ModelError(f"{name}: model expects {self.meta['input']['resize']!r} preprocessing, "
                              f"this runtime does {RESIZE!r}")
         self.size = int(self.meta["input"]["size"])
-        self.outputs = [o.name for o in self.session.get_outputs()]
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         if inp.type != "tensor(uint8)" or list(inp.shape[1:]) != [self.size, self.size, 3]:
@@ -94,7 +107,20 @@ class OnnxModel:
     def products(self) -> list[str]:
         return self.meta.get("products", [])
 
+    def compare(self, faces: np.ndarray, templates: np.ndarray) -> dict:
+        """Comparator: rectified faces against their templates, both uint8 (N, H, W, 3) at face_size."""
+        if not self.is_comparator:
+            raise ValueError(f"{self.name} is a whole-photo model: use run()")
+        w, h = self.face_size
+        for a in (faces, templates):
+            if a.dtype != np.uint8 or a.ndim != 4 or a.shape[1:] != (h, w, 3):
+                raise ValueError(f"expected uint8 (N, {h}, {w}, 3), got {a.dtype} {a.shape}")
+        res = self.session.run(None, {"face": faces, "template": templates})
+        return dict(zip(self.outputs, res))
+
     def run(self, images: np.ndarray) -> dict:
+        if self.is_comparator:
+            raise ValueError(f"{self.name} is a comparator: use compare(faces, templates)")
         if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (self.size, self.size, 3):
             raise ValueError(f"expected uint8 (N, {self.size}, {self.size}, 3), got {images.dtype} {images.shape}")
         res = self.session.run(None, {self.input_name: images})

@@ -43,7 +43,7 @@ def pairs(n: int, rng: np.random.Generator):
 def test_a_tiny_comparator_separates_a_planted_defect_from_genuine_variation():
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    net = Comparator("mobilenet_v3_small", strides=(4, 8))
+    net = Comparator("mobilenet_v3_small", strides=(4, 8), hidden=32)
     opt = torch.optim.AdamW(net.parameters(), lr=3e-3)
     for _ in range(400):   # fresh pairs every step: it must learn the rule, it cannot memorise pairs
         f, t, y, _ = pairs(32, rng)

@@ -19,7 +19,7 @@ from train.metrics import accuracy_coverage, binary_metrics, ece
 from train.model import GenuineNet, WeightsError, resolve_weights
 from train.train import losses
 
-SMALL = ["--backbone", "mobilenet_v3_small", "--size", "64", "--batch", "16", "--weights", "none"]
+SMALL = ["--arch", "whole", "--backbone", "mobilenet_v3_small", "--size", "64", "--batch", "16", "--weights", "none"]
 
 
 def _args(data, out, **kw):
@@ -228,4 +228,4 @@ def test_finetune_starts_from_a_checkpoint(tiny_model, tiny_synth, tmp_path, cap
     assert meta["weights"]["source"] == "finetune" and len(meta["weights"]["sha256"]) == 64
     with pytest.raises(SystemExit, match="mobilenet_v3_small"):
         cli(["train", str(tiny_synth), "--out", str(tmp_path / "ft2"), "--finetune", str(ckpt), "--epochs", "1",
-             "--backbone", "mobilenet_v3_large", "--size", "64", "--weights", "none"])
+             "--arch", "whole", "--backbone", "mobilenet_v3_large", "--size", "64", "--weights", "none"])

@@ -2,7 +2,7 @@
 
     save(path, {"model": net.state_dict(), "meta": meta, ...})
     ckpt = load(path)          # torch.load(weights_only=True): no pickle code ever runs
-    net = build_from(ckpt)     # GenuineNet with the checkpoint's weights, in eval mode
+    net = build_from(ckpt)     # Comparator or GenuineNet with the checkpoint's weights, in eval mode
 """
 from __future__ import annotations
 
@@ -60,9 +60,16 @@ def load(path) -> dict:
 
 
 def build_from(ckpt: dict):
+    """The checkpoint's network (a Comparator or a whole-photo GenuineNet) with its weights, in eval mode."""
+    meta = ckpt["meta"]
+    if meta.get("arch") == "comparator":
+        from train.comparator import build
+
+        net = build(meta["comparator"])
+        net.load_state_dict(ckpt["model"])
+        return net.eval()
     from train.model import GenuineNet
 
-    meta = ckpt["meta"]
     net = GenuineNet(meta["backbone"], n_products=max(1, len(meta["products"])))
     net.load_state_dict(ckpt["model"])
     return net.eval()

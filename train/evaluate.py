@@ -1,15 +1,19 @@
 """`genuine evaluate`: honest numbers for a checkpoint on a split, overall, per product, per defect family.
 
     genuine evaluate checkpoints/synthpack/best.pt datasets/synthpack --split test
+    genuine evaluate checkpoints/synthpack/model.onnx datasets/synthpack      # the deployed file itself
     genuine evaluate aligned datasets/synthpack --split test     # the training-free baseline (train/baseline.py)
 
-Both paths score, then share build_report(), write() and summary(): every model lands in the same table.
+Every path scores, then shares build_report(), write() and summary(): every model lands in the same table.
+A comparator (checkpoint or ONNX) sees each photo as the inspector does: rectified onto its product's template
+(cached per dataset), quality-gated, compared; a photo that cannot be rectified is INCONCLUSIVE at p = 0.5 and
+stays in every metric.
 """
 from __future__ import annotations
 
 import csv
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +126,66 @@ def evaluate(ckpt_path, data, split="test", device="cpu") -> tuple[dict, np.ndar
     return report, y, p, rows
 
 
+def comparator_scores(model, data, split: str, products: list[str] | None = None, workers: int = 0):
+    """(report, y, p, rows) for a comparator: a best.pt checkpoint or an exported ONNX file (runtime.OnnxModel)."""
+    from infer.quality import assess_face
+    from infer.templates import load_templates
+    from train.face_data import FaceSet
+
+    onnx_file = hasattr(model, "compare")
+    meta = model.meta if onnx_file else model["meta"]
+    size = tuple(meta["input"]["face_size"] if onnx_file else meta["face_size"])
+    if onnx_file:
+        scorer = lambda f, t: model.compare(f, t)["p_counterfeit"]  # noqa: E731 (calibrated inside the graph)
+    else:
+        net, temp = checkpoint.build_from(model), meta["calibration"]["temperature"]
+
+        def scorer(f, t):
+            with torch.no_grad():
+                return torch.sigmoid(net(torch.from_numpy(f), torch.from_numpy(t))["logit"] / temp).numpy()
+    ds = discover(data)
+    recs = [r for r in select(ds, split) if not products or r.product in products]
+    if not recs:
+        raise SystemExit(f"{ds.root}: no photos in the {split} split" + (f" of {', '.join(products)}" if products else ""))
+    fs = FaceSet.build(ds.root, recs, load_templates(ds.root), size, workers=workers)
+    p_face = np.concatenate([scorer(fs.faces[s:s + 32], fs.templates[fs.product[s:s + 32]])
+                             for s in range(0, len(fs), 32)]) if len(fs) else np.zeros(0)
+    where = {id(r): k for k, r in enumerate(fs.records)}
+    why = {id(r): reason for r, reason in fs.not_aligned}
+    th = meta["thresholds"]
+    y = np.array([r.label == "counterfeit" for r in recs], int)
+    p, verdicts, issues = np.full(len(recs), 0.5), [], {}
+    for i, r in enumerate(recs):
+        k = where.get(id(r))
+        if k is None:
+            verdicts.append(INCONCLUSIVE)
+            continue
+        p[i] = p_face[k]
+        q = assess_face(fs.faces[k], 1.0, meta.get("quality"))  # what the inspector's quality gate would say
+        for code, _ in q.issues:
+            issues[code] = issues.get(code, 0) + 1
+        verdicts.append(INCONCLUSIVE if q.issues else decide(float(p[i]), th))
+    same_data = fingerprint([r for r in ds.records if r.split in ("train", "val") and r.product in meta["products"]]
+                            ) == meta["data"]["fingerprint"]
+    caveat = None
+    if same_data and split in ("train", "val"):
+        caveat = f"the {split} split was used for {'training' if split == 'train' else 'early stopping and calibration'}: optimistic"
+    unseen = sorted({r.product for r in recs} - set(meta["products"]))
+    report, rows = build_report(recs, y, p, th, verdicts, head={
+        "checkpoint": str(getattr(model, "name", None) or meta.get("path", "")), "scorer": "comparator"
+        + (f" (ONNX, sha256 {model.sha256})" if onnx_file else " (checkpoint)"),
+        "data": str(ds.root), "split": split, "caveat": caveat, "same_data_as_training": same_data,
+        "products_not_trained_on": unseen, "unreadable": [r.rel for r, w in fs.not_aligned if w.startswith("unreadable")],
+        "not_aligned": [{"path": r.rel, "label": r.label, "defect": r.extra.get("defect", ""), "reason": w}
+                        for r, w in fs.not_aligned],
+        "not_aligned_policy": "p_counterfeit=0.5 and verdict INCONCLUSIVE; counted in every metric",
+        "alignment": {"photos": len(recs), "aligned": len(fs), "reasons": dict(Counter(w for _, w in fs.not_aligned))},
+        "quality_gate": issues})
+    aligned = np.array([id(r) in where for r in recs])
+    report["metrics_aligned_only"] = binary_metrics(y[aligned], p[aligned]) if aligned.any() else None
+    return report, y, p, rows
+
+
 def _f(x, digits: int = 4) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}"
 
@@ -164,8 +228,29 @@ def main(args) -> int:
         name = Path(args.data).resolve().name
         out = Path(args.out) if args.out else Path("runs") / f"eval-aligned-{name}-{args.split}"
     else:
-        report, y, p, rows = evaluate(args.checkpoint, args.data, args.split, args.device)
-        out = Path(args.out) if args.out else Path(args.checkpoint).parent / f"eval-{args.split}"
+        products = [p for p in (getattr(args, "products", "") or "").split(",") if p] or None
+        path = Path(args.checkpoint)
+        if path.is_dir() and (path / "best.pt").is_file():
+            path = path / "best.pt"   # a run folder, as users type it
+        if path.suffix.lower() == ".onnx":
+            from infer.runtime import OnnxModel
+
+            model = OnnxModel(path, threads=getattr(args, "threads", 0) or 0)
+            if not model.is_comparator:
+                raise checkpoint.CheckpointError(f"{path}: evaluating a whole-photo ONNX model is not supported; "
+                                                 f"evaluate its best.pt")
+            print(f"evaluating the exported file {path} (sha256 {model.sha256[:16]}...)")
+            report, y, p, rows = comparator_scores(model, args.data, args.split, products, getattr(args, "workers", 0))
+        else:
+            ckpt = checkpoint.load(path)
+            if ckpt["meta"].get("arch") == "comparator":
+                ckpt["meta"]["path"] = str(path)
+                report, y, p, rows = comparator_scores(ckpt, args.data, args.split, products,
+                                                       getattr(args, "workers", 0))
+            else:
+                report, y, p, rows = evaluate(path, args.data, args.split, args.device)
+        name = f"eval-{args.split}" if path.stem == "best" else f"eval-{path.stem}-{args.split}"
+        out = Path(args.out) if args.out else path.parent / name
     write(report, y, p, rows, out)
     summary(report, args.split)
     if "not_aligned" in report:

@@ -3,8 +3,10 @@
     genuine export checkpoints/synthpack/best.pt --out checkpoints/synthpack/model.onnx
     genuine export checkpoints/synthpack/best.pt --out model.onnx --int8 --calib datasets/synthpack
 
-The graph takes uint8 RGB (N, H, W, 3) and contains normalisation and the calibration
-temperature; its metadata_props["genuine"] (JSON) holds everything else the runtime needs.
+A comparator's graph takes two uint8 RGB (N, H, W, 3) inputs, `face` (the photo rectified onto the template) and
+`template`, and returns p_counterfeit and the heatmap in the package's frame; a whole-photo model's takes one,
+`image`. Normalisation and the calibration temperature are inside; metadata_props["genuine"] (JSON) holds
+everything else the runtime needs. Every output is compared with torch on real validation photos before writing.
 """
 from __future__ import annotations
 
@@ -27,7 +29,8 @@ from train import checkpoint
 from train.data import PhotoSet, select
 from train.layout import discover
 
-FORMAT = "genuine-onnx/1"
+FORMAT = "genuine-onnx/1"             # whole-photo classifier
+COMPARATOR_FORMAT = "genuine-onnx/2"  # comparator: face + template
 PARITY_TOL = 1e-4
 PRODUCT_MIN_CONFIDENCE = 0.5  # below: "product not covered by this model"
 
@@ -51,6 +54,22 @@ class Deployable(nn.Module):
         return tuple(res)
 
 
+class DeployableComparator(nn.Module):
+    """The comparator as the handheld runs it: calibrated probability and the heatmap on the template's grid."""
+
+    def __init__(self, net, temperature: float):
+        super().__init__()
+        self.net, self.t = net, float(temperature)
+
+    def forward(self, face, template):
+        out = self.net(face, template)
+        return torch.sigmoid(out["logit"] / self.t), out["heatmap"]
+
+
+def is_comparator(meta: dict) -> bool:
+    return meta.get("arch") == "comparator"
+
+
 def _names(n_products: int) -> list[str]:
     return ["p_counterfeit", "embedding", "heatmap"] + (["product_prob"] if n_products > 1 else [])
 
@@ -58,7 +77,18 @@ def _names(n_products: int) -> list[str]:
 def metadata(meta: dict, int8: bool, parity: float) -> dict:
     from genuine import __version__
 
-    return {"format": FORMAT, "input": meta["preprocess"], "labels": meta["labels"], "products": meta["products"],
+    if is_comparator(meta):
+        from infer.keypoints import FACE_SIDE, KP_VERSION
+        from infer.preprocess import MEAN, STD
+
+        head = {"format": COMPARATOR_FORMAT, "arch": "comparator", "comparator": meta["comparator"],
+                "input": {"face_size": meta["face_size"], "resize": "face_input", "mean": list(MEAN), "std": list(STD),
+                          "input": "uint8 RGB NHWC: face (the photo rectified onto the template), template",
+                          "rectify": {"keypoints": KP_VERSION, "face_side": FACE_SIDE}},
+                "excluded_products": meta.get("excluded_products", [])}
+    else:
+        head = {"format": FORMAT, "input": meta["preprocess"]}
+    return {**head, "labels": meta["labels"], "products": meta["products"],
             "score": "p_counterfeit: calibrated probability of counterfeit (authenticity = 1 - p)",
             "thresholds": meta["thresholds"], "calibration": meta["calibration"], "backbone": meta["backbone"],
             "data": meta["data"], "metrics": meta["metrics"], "weights": meta["weights"],
@@ -69,6 +99,18 @@ def metadata(meta: dict, int8: bool, parity: float) -> dict:
 
 
 def to_onnx(net, meta: dict) -> bytes:
+    if is_comparator(meta):
+        w, h = meta["face_size"]
+        x = torch.zeros(1, h, w, 3, dtype=torch.uint8)
+        buf, names = io.BytesIO(), ["p_counterfeit", "heatmap"]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.onnx.export(DeployableComparator(net, meta["calibration"]["temperature"]).eval(), (x, x), buf,
+                              dynamo=False, opset_version=17, input_names=["face", "template"], output_names=names,
+                              dynamic_axes={"face": {0: "batch"}, "template": {0: "batch"},
+                                            **{n: {0: "batch"} for n in names}})
+        return buf.getvalue()
     size = meta["preprocess"]["size"]
     names = _names(len(meta["products"]))
     buf = io.BytesIO()
@@ -102,7 +144,34 @@ def parity_photos(meta: dict, calib: str | None, limit: int = 200) -> PhotoSet:
     return PhotoSet(recs, meta["preprocess"]["size"], meta["products"])
 
 
-def check_parity(net, meta, model_bytes: bytes, images: np.ndarray) -> float:
+def comparator_pairs(meta: dict, calib: str | None, limit: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """(faces, templates) of real validation photos rectified by infer/, at the model's input size."""
+    from infer.templates import load_templates
+    from train.face_data import FaceSet
+
+    root = calib or meta["data"]["root"]
+    if not Path(root).is_dir():
+        raise ExportError(f"no photos to check parity on: {root} is gone; pass --calib DATA")
+    ds = discover(root)
+    recs = select(ds, "val") or select(ds, "train")
+    recs = [recs[i] for i in sorted(np.random.default_rng(0).permutation(len(recs))[:limit])]
+    fs = FaceSet.build(ds.root, recs, load_templates(ds.root), tuple(meta["face_size"]))
+    if not len(fs):
+        raise ExportError(f"no photo of {root} could be rectified for the parity check")
+    return fs.faces, fs.templates[fs.product]
+
+
+def check_parity(net, meta, model_bytes: bytes, images) -> float:
+    """Largest difference between torch and onnxruntime over every output the runtime uses."""
+    if is_comparator(meta):
+        faces, templates = images
+        with torch.no_grad():
+            ref = DeployableComparator(net, meta["calibration"]["temperature"])(torch.from_numpy(faces),
+                                                                                 torch.from_numpy(templates))
+        got = OnnxModel.from_bytes(model_bytes, threads=2).compare(faces, templates)
+        heat = ref[1].numpy()   # logits: compared relative to their own scale
+        return max(float(np.abs(ref[0].numpy() - got["p_counterfeit"]).max()),
+                   float(np.abs(heat - got["heatmap"]).max() / max(1.0, float(np.abs(heat).max()))))
     with torch.no_grad():
         ref = Deployable(net, meta["calibration"]["temperature"])(torch.from_numpy(images))[0].numpy()
     got = OnnxModel.from_bytes(model_bytes, threads=2).run(images)["p_counterfeit"]
@@ -126,10 +195,19 @@ def main(args) -> int:
         raise ExportError(f"{args.checkpoint}: not calibrated (training did not finish); run genuine train --resume")
     net = checkpoint.build_from(ckpt)
     out = Path(args.out)
-    val = parity_photos(meta, args.calib)
+    if is_comparator(meta):
+        if args.int8:
+            raise ExportError("--int8 is not available for comparator models yet; export FP32")
+        val = None
+        images = comparator_pairs(meta, args.calib)
+        n = len(images[0])
+    else:
+        val = parity_photos(meta, args.calib)
+        images, n = val.images, len(val)
     fp32 = to_onnx(net, meta)
-    diff = check_parity(net, meta, with_metadata(fp32, metadata(meta, False, None)), val.images)
-    print(f"parity onnxruntime vs torch on {len(val)} real photos: max |dp| = {diff:.2e} (limit {PARITY_TOL:.0e})")
+    diff = check_parity(net, meta, with_metadata(fp32, metadata(meta, False, None)), images)
+    print(f"parity onnxruntime vs torch on {n} real photos, every output: max |diff| = {diff:.2e} "
+          f"(limit {PARITY_TOL:.0e})")
     if not diff <= PARITY_TOL:
         raise ExportError(f"ONNX output differs from torch by {diff:.2e} > {PARITY_TOL:.0e}; nothing written")
     info = metadata(meta, False, diff)
@@ -148,6 +226,9 @@ def main(args) -> int:
           f"and model card {out.with_suffix('.md')}")
     if warning := weak_model_warning(info):
         print(f"WARNING: {warning}", file=sys.stderr)
-    print(f"Next: genuine inspect {out} PHOTO.jpg --heatmap heatmap.png")
+    if is_comparator(meta):
+        print(f"Next: genuine inspect {out} PHOTO.jpg --templates {meta['data']['root']} --heatmap heatmap.png")
+    else:
+        print(f"Next: genuine inspect {out} PHOTO.jpg --heatmap heatmap.png")
     return 0
 

@@ -10,6 +10,18 @@ def _fmt(x, digits=4):
     return "n/a" if x is None else (f"{x:.{digits}f}" if isinstance(x, float) else str(x))
 
 
+def _input_line(meta: dict) -> str:
+    inp, t = meta["input"], meta["calibration"]["temperature"]
+    if meta.get("arch") == "comparator":
+        w, h = inp["face_size"]
+        return (f"- input: two uint8 RGB {w}x{h} images, the photo rectified onto its product's template "
+                f"({inp['rectify']['keypoints']}) and the template; normalisation and temperature ({t:.3f}) are "
+                f"inside the graph. A product needs only its template: {', '.join(meta.get('products', []))} were "
+                f"in training, others are compared with their template alone")
+    return (f"- input: uint8 RGB {inp['size']}x{inp['size']}, {inp['resize']} (pad {inp['pad_value']}); "
+            f"normalisation and temperature ({t:.3f}) are inside the graph")
+
+
 def model_card(path: Path, meta: dict, sha256: str, size: int, why_fp32: str | None) -> str:
     val = meta["metrics"]["val"]
     th = meta["thresholds"]
@@ -29,9 +41,7 @@ def model_card(path: Path, meta: dict, sha256: str, size: int, why_fp32: str | N
         f"- file: `{path.name}`, {size / 1e6:.1f} MB, sha256 `{sha256}`",
         f"- backbone: {meta['backbone']} ({'INT8 static QDQ' if meta['int8'] else 'FP32'}); pretrained weights: "
         f"{meta['weights'].get('source')}",
-        f"- input: uint8 RGB {meta['input']['size']}x{meta['input']['size']}, {meta['input']['resize']} "
-        f"(pad {meta['input']['pad_value']}); normalisation and temperature ({meta['calibration']['temperature']:.3f}) "
-        f"are inside the graph",
+        _input_line(meta),
         f"- products ({len(products)}): {', '.join(products) if products else 'one'}",
         f"- exported {meta['exported']} by genuine {meta['genuine_version']}",
         "",

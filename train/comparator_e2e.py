@@ -1,0 +1,90 @@
+"""End-to-end comparator training (`genuine train --train-backbone`): the backbone learns too, from fresh views.
+
+The default (train/train_comparator.py) freezes the pretrained backbone and trains the heads on features computed
+once: minutes on a CPU. Here the backbone's later stages (stride 8 and deeper) learn as well, on a new jittered,
+re-exposed view of every face each epoch fed by a DataLoader with workers; the stem and the stride-2/4 stages stay
+frozen (edges and strokes need no relearning, and their activations are the largest to back-propagate through),
+and BatchNorm keeps its ImageNet statistics (batches of a few products are no population to estimate them from).
+Templates pass through the current backbone without gradient: eight templates per step cost little, and the face
+branch carries the shared weights' gradient. Roughly 10x the CPU time of the frozen mode per epoch.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from train.comparator import Comparator
+from train.face_data import FaceSet, augment
+
+FROZEN_STRIDE = 4    # stages up to this stride stay as pretrained
+
+
+class FaceViews(Dataset):
+    """Face i of epoch e: augmented with the generator seeded by (seed, e, i), so --resume replays it exactly."""
+
+    def __init__(self, fs: FaceSet, seed: int):
+        self.fs, self.seed, self.epoch = fs, seed, 0
+
+    def __len__(self) -> int:
+        return len(self.fs)
+
+    def __getitem__(self, i: int):
+        face = augment(self.fs.faces[i], np.random.default_rng([self.seed, self.epoch, i]))
+        return torch.from_numpy(face), int(self.fs.labels[i]), int(self.fs.product[i])
+
+
+def prepare(net: Comparator) -> list[torch.nn.Parameter]:
+    """Unfreeze the stages deeper than FROZEN_STRIDE; return the parameters that learn (heads included)."""
+    net.freeze_backbone = False
+    strides, _ = net.body.stage_shapes()
+    for stage, s in zip(net.body, strides):
+        stage.requires_grad_(s > FROZEN_STRIDE)
+    return [p for p in net.parameters() if p.requires_grad]
+
+
+def set_mode(net: Comparator, training: bool) -> None:
+    net.train(training)
+    net.body.eval()   # BatchNorm statistics stay ImageNet's (see the module docstring)
+
+
+def loader(views: FaceViews, batch: int, workers: int, epoch: int) -> DataLoader:
+    views.epoch = epoch
+    order = torch.Generator().manual_seed(views.seed * 7919 + epoch)
+    return DataLoader(views, batch_size=batch, shuffle=True, generator=order, num_workers=workers,
+                      drop_last=len(views) > batch)   # BatchNorm-free heads, but a batch of one is noise
+
+
+def train_one_epoch(net: Comparator, views: FaceViews, templates: np.ndarray, opt, sched, epoch: int, args,
+                    pos_weight) -> dict:
+    set_mode(net, True)
+    torch.manual_seed(args.seed * 100_003 + epoch)
+    total, seen, t0 = 0.0, 0, time.perf_counter()
+    tmpl = torch.from_numpy(templates)
+    for face, y, product in loader(views, args.batch, args.loader_workers, epoch):
+        with torch.no_grad():
+            tf = net.features(tmpl)
+        out = net.score(net.features(face), [t[product] for t in tf])
+        loss = F.binary_cross_entropy_with_logits(out["logit"], y.float(), pos_weight=pos_weight)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for p in net.parameters() if p.requires_grad], 5.0)
+        opt.step()
+        sched.step()
+        total += loss.item() * len(y)
+        seen += len(y)
+    return {"train_loss": total / max(seen, 1), "pairs_per_s": seen / (time.perf_counter() - t0)}
+
+
+@torch.no_grad()
+def logits(net: Comparator, fs: FaceSet, batch: int = 32) -> np.ndarray:
+    set_mode(net, False)
+    tf = net.features(torch.from_numpy(fs.templates))
+    out = []
+    for s in range(0, len(fs), batch):
+        p = torch.from_numpy(fs.product[s:s + batch])
+        out.append(net.score(net.features(torch.from_numpy(fs.faces[s:s + batch])), [t[p] for t in tf])["logit"])
+    return torch.cat(out).numpy() if out else np.zeros(0)

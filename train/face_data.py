@@ -1,0 +1,78 @@
+"""Comparator data: a dataset split -> (face, template) pairs at the comparator's input size, and their augmentation.
+
+    ds = discover("datasets/synthpack")
+    templates = load_templates(ds.root)
+    fs = FaceSet.build(ds.root, select(ds, "train"), templates, (320, 208))
+    fs.faces[i], fs.templates[fs.product[i]], fs.labels[i]      # uint8 (H, W, 3), uint8 (H, W, 3), 0/1
+    fs.not_aligned                                               # [(record, reason)]: never silently dropped
+    view = augment(fs.faces[i], np.random.default_rng(seed))     # jitter + one photometric gain on the whole face
+
+Faces come from train/faces.py (rectified once per dataset, cached), so every consumer (training, evaluation of a
+checkpoint or of an exported ONNX file) sees the pixels the inspector would rectify.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from infer.keypoints import TemplateSet
+from infer.preprocess import face_input
+from train.faces import aligned_faces
+from train.layout import Record
+
+JITTER_PX = 2.0       # alignment error to tolerate, in input pixels (rectification is good to about a pixel)
+JITTER_DEG = 1.0
+JITTER_SCALE = 0.015
+GAIN = (0.75, 1.25)   # exposure, one factor on all channels: a per-channel shift is the colour defect itself
+GAMMA = (0.85, 1.15)
+
+
+@dataclass
+class FaceSet:
+    records: list[Record]            # aligned photos, in order
+    faces: np.ndarray                # (n, H, W, 3) uint8
+    labels: np.ndarray               # (n,) int: 1 counterfeit
+    product: np.ndarray              # (n,) int index into names
+    names: list[str]                 # products, sorted
+    templates: np.ndarray            # (len(names), H, W, 3) uint8
+    not_aligned: list[tuple[Record, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @classmethod
+    def build(cls, root, records: list[Record], templates: TemplateSet, size: tuple[int, int],
+              workers: int = 0) -> "FaceSet":
+        by_name = {t.product: t for t in templates.templates}
+        faces = aligned_faces(root, records, templates, workers=workers)
+        names = sorted(p for p in faces if p in by_name)
+        keep, arrays, bad = [], [], []
+        for product, f in faces.items():
+            for j, i in enumerate(f.index):
+                if f.ok[j]:
+                    keep.append(int(i))
+                    arrays.append(face_input(f.faces[j], size))
+                else:
+                    bad.append((records[i], f.reasons[j]))
+        order = np.argsort(keep, kind="stable")          # back to the records' order
+        recs = [records[keep[k]] for k in order]
+        w, h = size
+        return cls(recs, np.stack([arrays[k] for k in order]) if recs else np.zeros((0, h, w, 3), np.uint8),
+                   np.array([r.label == "counterfeit" for r in recs], int),
+                   np.array([names.index(r.product) for r in recs], int), names,
+                   np.stack([face_input(by_name[n].image, size) for n in names]) if names
+                   else np.zeros((0, h, w, 3), np.uint8), bad)
+
+
+def augment(face: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One training view of a face: a small similarity jitter (alignment is never exact) and one exposure
+    gain and gamma for the whole face. Genuine printing tolerances are left to the data."""
+    h, w = face.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), rng.uniform(-JITTER_DEG, JITTER_DEG),
+                                1.0 + rng.uniform(-JITTER_SCALE, JITTER_SCALE))
+    m[:, 2] += rng.uniform(-JITTER_PX, JITTER_PX, 2)
+    out = cv2.warpAffine(face, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    x = (out.astype(np.float32) / 255.0) ** rng.uniform(*GAMMA) * rng.uniform(*GAIN)
+    return np.clip(x * 255.0 + 0.5, 0, 255).astype(np.uint8)

@@ -1,0 +1,256 @@
+"""`genuine train` (the default, --arch comparator): teach the comparator what differs from a template in a way
+genuine units do not. Early-stop on val AUROC, calibrate, save a self-describing checkpoint.
+
+    genuine train datasets/synthpack --out checkpoints/synthpack
+    genuine train datasets/synthpack --out checkpoints/synthpack --resume            # after a crash
+    genuine train datasets/synthpack --out runs/unseen --exclude-products 06-vetoel,07-sari
+
+Every photo is rectified onto its product's template once (train/faces.py, cached). The pretrained backbone is
+frozen: its features of each train face (one clean view and --views - 1 jittered, re-exposed ones) and of each
+template are computed once, and only the comparison heads train on them, many epochs in seconds each. That is
+what makes a CPU run take minutes: a full backbone step costs ~40x more per pair, and the ImageNet features
+already describe print, edges and shapes; what must be learnt is which differences genuine units also show.
+Every random draw is a function of (seed, epoch) or (seed, photo, view), so --resume continues exactly.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from infer.preprocess import FACE_INPUT
+from infer.runtime import weak_model_warning
+from infer.templates import load_templates
+from train import backbones, checkpoint
+from train.calibrate import fit_temperature, operating_point, sigmoid
+from train.comparator import Comparator
+from train.data import fingerprint, select
+from train.face_data import FaceSet, augment
+from train.layout import discover
+from train.metrics import binary_metrics
+from train.train import _log, versions
+
+
+class TrainError(ValueError):
+    """Arguments or data that cannot train a comparator; the message says what to change."""
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in str(text).lower().split("x"))
+    except ValueError:
+        raise TrainError(f"--face-size {text!r}: expected WIDTHxHEIGHT, e.g. 320x208") from None
+    if w % 16 or h % 16 or min(w, h) < 32:
+        raise TrainError(f"--face-size {text!r}: both sides must be multiples of 16, at least 32")
+    return w, h
+
+
+@torch.no_grad()
+def extract(net: Comparator, images: np.ndarray, batch: int = 32) -> list[torch.Tensor]:
+    """The frozen features of uint8 (N, H, W, 3) images, per level, as float16 (memory: ~340 KB a face)."""
+    net.eval()
+    out: list[list[torch.Tensor]] = []
+    for s in range(0, len(images), batch):
+        maps = net.features(torch.from_numpy(np.ascontiguousarray(images[s:s + batch])))
+        out.append([m.half() for m in maps])
+    return [torch.cat([o[k] for o in out]) for k in range(len(out[0]))]
+
+
+def views(faces: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """k views of every face: view 0 as rectified, the others augmented; (k * N, H, W, 3), view-major."""
+    out = [faces]
+    for v in range(1, k):
+        out.append(np.stack([augment(f, np.random.default_rng([seed, i, v])) for i, f in enumerate(faces)]))
+    return np.concatenate(out)
+
+
+def logits_of(net: Comparator, feats, tfeats, product: np.ndarray, batch: int = 64) -> np.ndarray:
+    net.eval()
+    res = []
+    with torch.no_grad():
+        for s in range(0, len(product), batch):
+            idx = torch.arange(s, min(s + batch, len(product)))
+            p = torch.from_numpy(product[idx.numpy()])
+            res.append(net.score([f[idx].float() for f in feats], [t[p].float() for t in tfeats])["logit"])
+    return torch.cat(res).numpy() if res else np.zeros(0)
+
+
+def train_one_epoch(net, feats, tfeats, y, product, opt, sched, epoch, args, pos_weight) -> dict:
+    net.train()
+    torch.manual_seed(args.seed * 100_003 + epoch)
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(args.seed * 7919 + epoch))
+    total, seen, t0 = 0.0, 0, time.perf_counter()
+    for s in range(0, len(order), args.batch):
+        idx = order[s:s + args.batch]
+        p = torch.from_numpy(product[idx.numpy()])
+        out = net.score([f[idx].float() for f in feats], [t[p].float() for t in tfeats])
+        loss = F.binary_cross_entropy_with_logits(out["logit"], torch.from_numpy(y[idx.numpy()]).float(),
+                                                  pos_weight=pos_weight)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.heads.parameters(), 5.0)
+        opt.step()
+        sched.step()
+        total += loss.item() * len(idx)
+        seen += len(idx)
+    return {"train_loss": total / max(seen, 1), "pairs_per_s": seen / (time.perf_counter() - t0)}
+
+
+def load_sets(args, ds):
+    """Train and val FaceSets (only the products trained on) and the fingerprint of what they came from."""
+    templates = load_templates(ds.root)
+    skip = {p for p in (args.exclude_products or "").split(",") if p}
+    unknown = skip - set(ds.products)
+    if unknown:
+        raise TrainError(f"--exclude-products: {', '.join(sorted(unknown))} not in {ds.root}")
+    recs = {s: [r for r in select(ds, s) if r.product not in skip] for s in ("train", "val")}
+    if not recs["val"]:
+        raise TrainError(f"{ds.root}: the val split is empty; calibration and early stopping need it")
+    size = parse_size(args.face_size)
+    t0 = time.perf_counter()
+    sets = {s: FaceSet.build(ds.root, r, templates, size, workers=args.workers) for s, r in recs.items()}
+    for s, fs in sets.items():
+        print(f"{s}: {len(fs)} photos aligned to their templates, {len(fs.not_aligned)} not "
+              f"({time.perf_counter() - t0:.0f}s)", file=sys.stderr)
+        for r, why in fs.not_aligned[:5]:
+            print(f"  not aligned ({why}): {r.rel}", file=sys.stderr)
+    return sets, size, fingerprint(recs["train"] + recs["val"]), sorted(skip)
+
+
+def main(args) -> int:
+    out_dir = Path(args.out)
+    torch.manual_seed(args.seed)
+    ds = discover(args.data)
+    resume = checkpoint.load(out_dir / "last.pt") if args.resume else None
+    if resume is None and (out_dir / "last.pt").exists():
+        sys.exit(f"genuine train: {out_dir} already holds a run; pass --resume to continue it or choose another --out")
+    start_ckpt = checkpoint.load(args.finetune) if getattr(args, "finetune", None) and resume is None else None
+    if resume is not None:
+        weights = resume["meta"]["weights"]
+    elif start_ckpt is not None:
+        if start_ckpt["meta"].get("arch") != "comparator" or start_ckpt["meta"]["backbone"] != args.backbone:
+            raise TrainError(f"--finetune {args.finetune}: not a {args.backbone} comparator checkpoint")
+        weights = {"source": "finetune", "path": str(args.finetune), "sha256": backbones.file_sha256(args.finetune)}
+    else:  # before aligning anything: a missing weights file is the first thing to hear about
+        weights = backbones.resolve_weights(args.backbone, args.weights)
+    sets, size, fp, skipped = load_sets(args, ds)
+    tr, va = sets["train"], sets["val"]
+    if resume is not None:
+        old = resume["meta"]
+        if old.get("arch") != "comparator" or old["data"]["fingerprint"] != fp or old["backbone"] != args.backbone \
+                or old["face_size"] != list(size):
+            sys.exit(f"genuine train --resume: {out_dir / 'last.pt'} was trained on other data, backbone or size")
+    net = Comparator(args.backbone, freeze_backbone=True)
+    if start_ckpt is not None:
+        net.load_state_dict(start_ckpt["model"])   # the backbone and the heads: a new start for new products
+    elif weights["source"] != "none":
+        backbones.load_weights(net.body, weights["path"])
+    print(f"backbone {args.backbone} ({'stride 8+ learning' if getattr(args, 'train_backbone', False) else 'frozen'})"
+          f", weights: {weights['source']}"
+          f"{' (' + weights['path'] + ')' if 'path' in weights else ' (random init)'}", file=sys.stderr)
+    if tr.labels.min(initial=1) == tr.labels.max(initial=0):
+        sys.exit(f"{ds.root}: the aligned train photos hold only one class; the comparator needs both")
+
+    t0 = time.perf_counter()
+    e2e = bool(getattr(args, "train_backbone", False))
+    if e2e:   # the backbone learns too: fresh views every epoch (train/comparator_e2e.py)
+        from train import comparator_e2e
+
+        params = comparator_e2e.prepare(net)
+        data = comparator_e2e.FaceViews(tr, args.seed)
+        y = tr.labels
+        run_epoch = lambda e: comparator_e2e.train_one_epoch(net, data, tr.templates, opt, sched, e, args,  # noqa
+                                                             pos_weight)
+        val_logits = lambda n: comparator_e2e.logits(n, va)  # noqa: E731
+        groups = [{"params": [p for p in params if not any(p is q for q in net.heads.parameters())],
+                   "lr": args.lr * 0.1}, {"params": list(net.heads.parameters())}]
+    else:     # frozen backbone: features once, heads on them
+        k = max(1, args.views)
+        feats = extract(net, views(tr.faces, k, args.seed))
+        y, product = np.tile(tr.labels, k), np.tile(tr.product, k)
+        tfeats = extract(net, tr.templates)
+        vfeats, vt = extract(net, va.faces), extract(net, va.templates)
+        print(f"features of {len(y)} train views, {len(va)} val faces and {len(tr.names)} templates in "
+              f"{time.perf_counter() - t0:.0f}s", file=sys.stderr)
+        run_epoch = lambda e: train_one_epoch(net, feats, tfeats, y, product, opt, sched, e, args,  # noqa: E731
+                                              pos_weight)
+        val_logits = lambda n: logits_of(n, vfeats, vt, va.product)  # noqa: E731
+        groups = [{"params": list(net.heads.parameters())}]
+
+    pos_weight = torch.tensor((len(y) - y.sum()) / max(y.sum(), 1.0))  # balance the classes
+    opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=0.01)
+    steps = math.ceil(len(y) / args.batch)
+    total = steps * args.epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / steps) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, total)))))
+    meta = {"format": checkpoint.FORMAT, "arch": "comparator", "comparator": net.config(),
+            "backbone": args.backbone, "face_size": list(size), "labels": ["genuine", "counterfeit"],
+            "score": "probability of counterfeit", "products": tr.names, "excluded_products": skipped,
+            "data": {"root": str(ds.root), "fingerprint": fp, "train_photos": len(tr), "val_photos": len(va),
+                     "train_not_aligned": len(tr.not_aligned), "val_not_aligned": len(va.not_aligned),
+                     "views": None if e2e else k, "manifest": ds.manifest is not None},
+            "weights": weights, "versions": versions(),
+            "args": {kk: v for kk, v in vars(args).items() if kk != "func"}}
+    start, best, history, stale = 0, {"auroc": -1.0, "epoch": -1}, [], 0
+    if resume is not None:
+        net.load_state_dict(resume["model"])
+        opt.load_state_dict(resume["optimizer"])
+        sched.load_state_dict(resume["scheduler"])
+        start, best, history, stale = resume["epoch"] + 1, resume["best"], resume["history"], resume["stale"]
+        print(f"resuming after epoch {start} (best val AUROC {best['auroc']:.4f} at epoch {best['epoch'] + 1})",
+              file=sys.stderr)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    epoch = start
+    for epoch in range(start, args.epochs):
+        if stale >= args.patience:
+            print(f"stopped at epoch {epoch}: no val AUROC gain for {stale} epochs; best {best['auroc']:.4f} at "
+                  f"epoch {best['epoch'] + 1}", file=sys.stderr)
+            break
+        t1 = time.perf_counter()
+        row = {"epoch": epoch + 1, **run_epoch(epoch)}
+        m = binary_metrics(va.labels, sigmoid(val_logits(net)))
+        row.update({"val_auroc": m["auroc"], "val_accuracy": m["accuracy"], "lr": opt.param_groups[0]["lr"],
+                    "seconds": round(time.perf_counter() - t1, 2)})
+        improved = (m["auroc"] or 0.0) > best["auroc"] + 1e-6
+        best, stale = ({"auroc": m["auroc"] or 0.0, "epoch": epoch}, 0) if improved else (best, stale + 1)
+        history.append(row)
+        _log(out_dir, row)
+        print(f"epoch {epoch + 1}/{args.epochs}  loss {row['train_loss']:.4f}  val AUROC {m['auroc']:.4f}  "
+              f"{row['pairs_per_s']:.0f} pairs/s  {row['seconds']:.1f}s{'  *best' if improved else ''}",
+              file=sys.stderr)
+        if improved:
+            checkpoint.save(out_dir / "best.pt", {"model": net.state_dict(), "meta": {**meta, "epoch": epoch + 1}})
+        checkpoint.save(out_dir / "last.pt", {"model": net.state_dict(), "optimizer": opt.state_dict(),
+                                              "scheduler": sched.state_dict(), "epoch": epoch, "best": best,
+                                              "history": history, "stale": stale, "meta": meta})
+    return finish(out_dir, val_logits, va, args, history)
+
+
+def finish(out_dir: Path, val_logits, va: FaceSet, args, history) -> int:
+    """Calibrate the best model on the val faces and store everything a deployment needs in best.pt."""
+    ckpt = checkpoint.load(out_dir / "best.pt")
+    net = checkpoint.build_from(ckpt)
+    z = val_logits(net)
+    temp = fit_temperature(z, va.labels)
+    p = sigmoid(z / temp)
+    op = operating_point(p, va.labels, max_fpr=args.max_fpr, max_miss=args.max_miss)
+    val = binary_metrics(va.labels, p)
+    val["uncalibrated_ece"] = binary_metrics(va.labels, sigmoid(z))["ece"]
+    val["not_aligned"] = len(va.not_aligned)
+    ckpt["meta"].update({"calibration": {"temperature": temp, "method": "temperature scaling on aligned val faces"},
+                         "thresholds": op, "metrics": {"val": val}, "history": history,
+                         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    checkpoint.save(out_dir / "best.pt", ckpt)
+    print(f"val (calibrated, T={temp:.3f}, {len(va)} aligned photos): AUROC {val['auroc']:.4f}  "
+          f"TPR@1%FPR {val['tpr_at_fpr_1pct']:.3f}  ECE {val['ece']:.4f} (was {val['uncalibrated_ece']:.4f})  "
+          f"coverage {op['coverage']:.3f}")
+    if warning := weak_model_warning(ckpt["meta"]):
+        print(f"WARNING: {warning}", file=sys.stderr)
+    print(f"Results saved to {out_dir / 'best.pt'} (log: {out_dir / 'log.jsonl'})")
+    print(f"Next: genuine evaluate {out_dir / 'best.pt'} {args.data} --split test")
+    return 0
