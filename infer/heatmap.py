@@ -1,6 +1,8 @@
-"""Where the model looked: the score map drawn over the photo (numpy + Pillow, no matplotlib).
+"""Where the model looked: the score map drawn over the photo (numpy + Pillow; OpenCV for the projection).
 
-    overlay(photo, heat, model_size).save("heatmap.png")
+    overlay(photo, heat, model_size).save("heatmap.png")             # whole-photo model: its letterboxed input
+    overlay_face(face, heat).save("face.png")                        # comparator: on the rectified face
+    overlay_photo(photo, heat, H, template_wh).save("heatmap.png")   # ... projected back onto the photo
     where(heat)   # "upper left"
 """
 from __future__ import annotations
@@ -25,15 +27,54 @@ def _photo_map(photo: Image.Image, heat: np.ndarray, model_size: int) -> np.ndar
     return square[top:top + nh, left:left + nw]
 
 
-def overlay(photo: Image.Image, heat: np.ndarray, model_size: int, max_side: int = 1024, alpha: float = 0.45) -> Image.Image:
+def _shrunk(photo: Image.Image, max_side: int) -> tuple[Image.Image, float]:
     k = min(1.0, max_side / max(photo.size))
-    base = photo.resize((max(1, round(photo.width * k)), max(1, round(photo.height * k))), Image.BILINEAR) if k < 1 else photo
-    m = _photo_map(photo, heat, model_size)
-    m = np.asarray(Image.fromarray(m, "F").resize(base.size, Image.BILINEAR))
+    if k < 1:
+        photo = photo.resize((max(1, round(photo.width * k)), max(1, round(photo.height * k))), Image.BILINEAR)
+    return photo, k
+
+
+def _blend(base: Image.Image, m: np.ndarray, alpha: float, inside: np.ndarray | None = None) -> Image.Image:
+    """m: 0..1 at base's size; `inside` (0..1) limits the tint to where the map means something."""
     colour = LUT[np.clip(m * 255, 0, 255).astype(np.uint8)]
-    a = (alpha * (0.25 + 0.75 * m))[..., None]  # hot areas stand out, cold ones barely tint
-    out = np.asarray(base, np.float32) * (1 - a) + colour.astype(np.float32) * a
+    a = alpha * (0.25 + 0.75 * m)  # hot areas stand out, cold ones barely tint
+    if inside is not None:
+        a = a * inside
+    out = np.asarray(base.convert("RGB"), np.float32) * (1 - a[..., None]) + colour.astype(np.float32) * a[..., None]
     return Image.fromarray(np.clip(out, 0, 255).astype(np.uint8))
+
+
+def _relative(heat: np.ndarray) -> np.ndarray:
+    h = heat.astype(np.float32)
+    return (h - h.min()) / max(float(h.max() - h.min()), 1e-6)
+
+
+def overlay(photo: Image.Image, heat: np.ndarray, model_size: int, max_side: int = 1024, alpha: float = 0.45) -> Image.Image:
+    base, _ = _shrunk(photo, max_side)
+    m = _photo_map(photo, heat, model_size)
+    return _blend(base, np.asarray(Image.fromarray(m, "F").resize(base.size, Image.BILINEAR)), alpha)
+
+
+def overlay_face(face: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> Image.Image:
+    """The comparator's map over the rectified face: the package in its own frame, whatever the photo's angle."""
+    base = Image.fromarray(face)
+    return _blend(base, np.asarray(Image.fromarray(_relative(heat), "F").resize(base.size, Image.BILINEAR)), alpha)
+
+
+def overlay_photo(photo: Image.Image, heat: np.ndarray, H: np.ndarray, template_wh: tuple[int, int],
+                  max_side: int = 1024, alpha: float = 0.45) -> Image.Image:
+    """The comparator's map projected back onto the photo through the rectification's homography H
+    (template pixels -> full-resolution photo pixels): the officer sees the spot on the package in hand."""
+    import cv2
+
+    base, k = _shrunk(photo, max_side)
+    tw, th = template_wh
+    m = cv2.resize(_relative(heat), (tw, th), interpolation=cv2.INTER_LINEAR)
+    to_base = np.diag([k, k, 1.0]) @ np.asarray(H, np.float64)
+    warped = cv2.warpPerspective(m, to_base, base.size, flags=cv2.INTER_LINEAR, borderValue=0)
+    inside = cv2.warpPerspective(np.ones((th, tw), np.float32), to_base, base.size, flags=cv2.INTER_LINEAR,
+                                 borderValue=0)
+    return _blend(base, warped, alpha, inside)
 
 
 def where(heat: np.ndarray) -> str:

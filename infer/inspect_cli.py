@@ -9,7 +9,8 @@ import json
 import sys
 from pathlib import Path
 
-from infer.heatmap import overlay
+from infer.heatmap import overlay, overlay_face, overlay_photo
+from infer.keypoints import RectifyError
 from infer.photo import PhotoError, load_photo
 from infer.references import ReferenceError
 from infer.runtime import ModelError, weak_model_warning
@@ -28,8 +29,9 @@ def main(args) -> int:
     from infer.inspector import Inspector  # onnxruntime import kept off `genuine --help`
 
     try:
-        insp = Inspector(args.model, threads=args.threads, references=args.references)
-    except (ModelError, ReferenceError) as e:
+        insp = Inspector(args.model, threads=args.threads, references=args.references,
+                         templates=getattr(args, "templates", None))
+    except (ModelError, ReferenceError, RectifyError) as e:
         print(f"genuine inspect: {e}", file=sys.stderr)
         return MODEL_ERROR
     if warning := weak_model_warning(insp.meta):
@@ -48,18 +50,24 @@ def main(args) -> int:
                 print(f"{path}: ERROR {e.reason}", file=sys.stderr)
             continue
         codes.append(EXIT[r.verdict])
+        hp = None
         if args.heatmap and r.heatmap is not None:
             hp = _heatmap_path(args.heatmap, k, len(args.photos))
-            overlay(load_photo(path), r.heatmap, insp.size).save(hp)
+            if r.face is not None:   # comparator: on the photo through the homography, and on the rectified face
+                overlay_photo(load_photo(path), r.heatmap, r.H, (r.face.shape[1], r.face.shape[0])).save(hp)
+                overlay_face(r.face, r.heatmap).save(hp.with_name(f"{hp.stem}-face{hp.suffix or '.png'}"))
+            else:
+                overlay(load_photo(path), r.heatmap, insp.size).save(hp)
         if args.json:
-            print(json.dumps({**r.to_dict(), **({"heatmap_png": str(hp)} if args.heatmap else {})}))
+            print(json.dumps({**r.to_dict(), **({"heatmap_png": str(hp)} if hp else {})}))
             continue
         v = f"{COLOUR[r.verdict]}{r.verdict}\033[0m" if tty else r.verdict
         prod = f"  product {r.product} ({r.product_confidence:.2f})" if r.product_confidence is not None else (
             f"  product {r.product}" if r.product else "")
-        print(f"{path}: {v}  authenticity {r.authenticity:.3f}{prod}  {r.timing_ms['total']:.0f} ms")
+        score = f"authenticity {r.authenticity:.3f}" if r.authenticity is not None else "not scored"
+        print(f"{path}: {v}  {score}{prod}  {r.timing_ms['total']:.0f} ms")
         print(f"  {r.reason}")
-        if args.heatmap:
-            print(f"  heatmap: {hp}")
+        if hp:
+            print(f"  heatmap: {hp} (and {hp.stem}-face{hp.suffix or '.png'}: on the package's own face)")
     errors = [c for c in codes if c >= PHOTO_ERROR]
     return max(errors) if errors else (1 if 1 in codes else max(codes, default=0))

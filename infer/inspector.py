@@ -1,9 +1,16 @@
 """The inspector: photo -> verdict, score, reason, product, quality, heatmap. No torch.
 
     from infer.inspector import Inspector
-    insp = Inspector("model.onnx")
+    insp = Inspector("model.onnx", templates="datasets/synthpack")   # a comparator: templates from a dataset
+    insp = Inspector("model.onnx", references="refs.db")             # ... or from the reference store
     r = insp.inspect("IMG_0001.jpg")        # a path, bytes, PIL image or HxWx3 uint8 array
     print(r.verdict, r.authenticity, r.reason)
+
+A comparator model (the default since issue 11) runs: decode -> rectify onto the product's template (which also
+names the product) -> quality of the rectified face -> comparator (face against template) -> calibrated verdict.
+A photo that cannot be rectified is INCONCLUSIVE with rectification's instruction, never scored. A store given
+as templates is re-read when a trainer adds to it, so a new product is inspectable at once. A whole-photo model
+(genuine-onnx/1) keeps the older path (judge()).
 """
 from __future__ import annotations
 
@@ -16,9 +23,9 @@ import numpy as np
 from infer import quality
 from infer.heatmap import where
 from infer.photo import load_photo
-from infer.preprocess import decode_side, prepare
+from infer.preprocess import decode_side, face_input, prepare
 from infer.references import DEFAULT_SIM_FLOOR, fuse
-from infer.runtime import OnnxModel
+from infer.runtime import ModelError, OnnxModel
 from infer.verdict import GENUINE, INCONCLUSIVE, SUSPECT, decide
 
 
@@ -35,12 +42,16 @@ class Result:
     timing_ms: dict
     model_sha256: str
     reference: dict | None = None  # closest references and similarities, when inspecting with --references
+    rectification: dict | None = None  # comparator models: how the photo was aligned (infer.rectify.to_dict)
     heatmap: np.ndarray | None = field(default=None, repr=False)   # score map on the model input grid
     embedding: np.ndarray | None = field(default=None, repr=False)
+    face: np.ndarray | None = field(default=None, repr=False)      # comparator: the rectified face (heatmap's frame)
+    H: np.ndarray | None = field(default=None, repr=False)         # comparator: face pixels -> photo pixels
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d.pop("heatmap"), d.pop("embedding")
+        for k in ("heatmap", "embedding", "face", "H"):
+            d.pop(k)
         return d
 
 
@@ -49,18 +60,108 @@ def _source(photo) -> str:
 
 
 class Inspector:
-    def __init__(self, model_path, threads: int = 1, references=None):
+    def __init__(self, model_path, threads: int = 1, references=None, templates=None):
         self.model = OnnxModel(model_path, threads=threads)
         self.meta = self.model.meta
         self.size = self.model.size
         self.refs = None
         self.fusion: dict = {}
         self._gallery, self._refs_version = None, None
+        if self.model.is_comparator:
+            source = templates if templates is not None else references
+            if source is None:
+                raise ModelError(f"{model_path}: a comparator model inspects photos against their product's "
+                                 f"template: pass --templates (a dataset root, an image folder or a reference "
+                                 f"store .db) or --references DB")
+            self._template_source, self._templates_version = source, None
+            self.templates, self._inputs = None, {}
+            self._load_templates()
+            return
         if references is not None:
             from infer.references import ReferenceDB
 
             self.refs = ReferenceDB(references)
             self.refs.check_model(self.model.sha256)
+
+    def _load_templates(self) -> None:
+        """(Re)read the templates; from a store only when it changed since the last look (a trainer added one)."""
+        from infer.templates import _is_sqlite, load_templates
+
+        src = self._template_source
+        if str(src).endswith(".db") or (os.path.isfile(src) and _is_sqlite(src)):
+            from infer.references import ReferenceDB
+
+            db = ReferenceDB(src)
+            try:
+                v = db.version()
+                if v == self._templates_version and self.templates is not None:
+                    return
+                self.templates, self._templates_version, self._inputs = load_templates(src), v, {}
+            finally:
+                db.conn.close()
+        elif self.templates is None:
+            self.templates = load_templates(src)
+
+    def _template_input(self, t) -> np.ndarray:
+        key = (t.product, id(t))
+        if key not in self._inputs:   # a template's model input is computed once, not per photo
+            self._inputs[key] = face_input(t.image, self.model.face_size)
+        return self._inputs[key]
+
+    def inspect_comparator(self, photo) -> Result:
+        from infer.rectify import rectify
+
+        t0 = time.perf_counter()
+        self._load_templates()
+        img = load_photo(photo)
+        rgb = np.asarray(img)
+        t1 = time.perf_counter()
+        r = rectify(rgb, self.templates)
+        t2 = time.perf_counter()
+        timing = {"decode": round(1000 * (t1 - t0), 2), "rectify": round(1000 * (t2 - t1), 2)}
+        src = _source(photo)
+        if not r.ok:
+            timing["total"] = round(1000 * (time.perf_counter() - t0), 2)
+            return self.not_rectified(src, r.to_dict(), timing)
+        q = quality.assess_face(r.face, r.scale, self.meta.get("quality"))
+        x = face_input(r.face, self.model.face_size)
+        out = self.model.compare(x[None], self._template_input(r.template)[None])
+        t3 = time.perf_counter()
+        timing.update({"model": round(1000 * (t3 - t2), 2), "total": round(1000 * (t3 - t0), 2)})
+        res = self.judge_face({k: v[0] for k, v in out.items()}, q, r.to_dict(), src)
+        res.timing_ms, res.face = timing, r.face
+        res.H = r.H @ np.diag([r.template.size[0] / r.face.shape[1], r.template.size[1] / r.face.shape[0], 1.0])
+        return res
+
+    def not_rectified(self, source: str, rect: dict, timing: dict | None = None) -> Result:
+        """A photo whose package could not be aligned: no score (nothing was compared), rectify's instruction.
+        The closest product, if any, stays in rectification["closest"]."""
+        return Result(source, INCONCLUSIVE, rect["reason"], None, None, None, None, {"issues": [rect["reason_code"]]},
+                      timing or {}, self.model.sha256, rectification=rect)
+
+    def judge_face(self, out: dict, q: quality.Quality, rect: dict, source: str) -> Result:
+        """Verdict for one rectified face from the comparator's outputs and the face's quality (shared with scans)."""
+        p, heat, product = float(out["p_counterfeit"]), out["heatmap"], rect["product"]
+        th = self.meta["thresholds"]
+        if q.issues:
+            verdict, reason = INCONCLUSIVE, "; ".join(advice for _, advice in q.issues)
+        else:
+            verdict = decide(p, th)
+            if verdict == SUSPECT:
+                reason = (f"signs of counterfeiting (p={p:.3f} >= {th['threshold_suspect']:.3f}): the package "
+                          f"differs from the genuine reference of {product} most in its {where(heat)}: "
+                          f"examine that area")
+            elif verdict == GENUINE:
+                reason = (f"matches the genuine reference of {product}: no sign of counterfeiting found "
+                          f"(p={p:.3f} < {th['threshold_genuine']:.3f})")
+            else:
+                reason = (f"uncertain (p={p:.3f}, between {th['threshold_genuine']:.3f} and "
+                          f"{th['threshold_suspect']:.3f}): retake closer and in good light, or examine by hand; "
+                          f"the largest difference is in the package's {where(heat)}")
+        if product not in self.meta.get("products", []):
+            reason += "; this product was not in the model's training data: compared with its template only"
+        return Result(source, verdict, reason, round(1.0 - p, 6), round(p, 6), product, rect["quality"],
+                      q.to_dict(), {}, self.model.sha256, rectification=rect, heatmap=heat)
 
     def load(self, photo):
         """Decode and preprocess: (PIL photo, uint8 model input, quality); raises PhotoError."""
@@ -69,6 +170,8 @@ class Inspector:
         return img, x, quality.assess(x, img.size, self.size, self.meta.get("quality"))
 
     def inspect(self, photo) -> Result:
+        if self.model.is_comparator:
+            return self.inspect_comparator(photo)
         t0 = time.perf_counter()
         img, x, q = self.load(photo)
         t1 = time.perf_counter()

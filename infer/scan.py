@@ -2,7 +2,8 @@
 
     genuine scan model.onnx /archive/case42 case43.zip --out runs/case42 --workers 2
 
-Worker processes read, hash and decode photos; the main process batches them through
+Worker processes read, hash and decode photos (and, for a comparator model, rectify them onto their product's
+template: the costly part runs in parallel); the main process batches them through
 onnxruntime and appends one JSON line per finished photo to RUN_DIR/results.jsonl
 (fsynced every few records and at exit). Records are keyed by the photo's sha256 and the
 model's sha256: a rerun skips what is done (unchanged paths are not even re-read), a torn
@@ -22,19 +23,37 @@ import numpy as np
 from PIL import Image
 
 from infer import quality
-from infer.heatmap import overlay
+from infer.heatmap import overlay, overlay_face
 from infer.photo import PhotoError, load_photo
-from infer.preprocess import decode_side, letterbox_geometry, prepare
+from infer.preprocess import decode_side, face_input, letterbox_geometry, prepare
 from infer.sources import Entry, entries, looks_like_photo, read
 
 FSYNC_EVERY = 16
 _model_size = 0
 _quality_limits: dict | None = None
+_templates = None          # comparator models: the TemplateSet photos are rectified onto
+_face_size: tuple[int, int] | None = None
 
 
-def _init_worker(size: int, limits: dict | None) -> None:
-    global _model_size, _quality_limits
-    _model_size, _quality_limits = size, limits
+def _init_worker(size: int, limits: dict | None, templates=None, face_size=None) -> None:
+    global _model_size, _quality_limits, _templates, _face_size
+    _model_size, _quality_limits, _templates, _face_size = size, limits, templates, face_size
+    if templates is not None:
+        import cv2
+
+        cv2.setNumThreads(1)  # one photo per process: OpenCV's own threads would only contend
+
+
+def _rectified(out: dict, img) -> dict:
+    """Worker, comparator models: rectify; the face's model input, its quality and the template used."""
+    from infer.rectify import rectify
+
+    r = rectify(np.asarray(img), _templates)
+    if not r.ok:
+        return {**out, "rect": r.to_dict()}
+    return {**out, "rect": r.to_dict(), "x": face_input(r.face, _face_size),
+            "template": next(i for i, t in enumerate(_templates.templates) if t is r.template),
+            "quality": quality.assess_face(r.face, r.scale, _quality_limits)}
 
 
 def decode(e: Entry) -> dict:
@@ -50,7 +69,9 @@ def decode(e: Entry) -> dict:
         return {**out, "error_kind": "unreadable", "error": f"cannot read ({err})"}
     out["sha256"] = hashlib.sha256(data).hexdigest()
     try:
-        img = load_photo(data, min_side=decode_side(_model_size))
+        img = load_photo(data) if _templates is not None else load_photo(data, min_side=decode_side(_model_size))
+        if _templates is not None:
+            return _rectified(out, img)
     except PhotoError as err:
         return {**out, "error_kind": err.kind, "error": err.reason}
     except Exception as err:  # one strange file must never stop a run of 10^6
@@ -135,9 +156,31 @@ class Scanner:
         if len([q for q in self.queue if not q.get("duplicate")]) >= self.batch:
             self.flush()
 
+    def _flush_comparator(self, fresh: list[dict]) -> None:
+        insp = self.insp
+        scored = [q for q in fresh if "x" in q]
+        out = insp.model.compare(np.stack([q["x"] for q in scored]), np.stack(
+            [insp._template_input(insp.templates.templates[q["template"]]) for q in scored])) if scored else {}
+        k = 0
+        for q in fresh:
+            if "x" not in q:
+                r = insp.not_rectified(q["entry"].key, q["rect"])
+            else:
+                r = insp.judge_face({n: v[k] for n, v in out.items()}, q["quality"], q["rect"], q["entry"].key)
+                k += 1
+            thumb = None
+            if r.verdict != "GENUINE" and r.heatmap is not None:
+                thumb = f"thumbs/{q['sha256'][:20]}.jpg"
+                overlay_face(q["x"], r.heatmap).save(self.run_dir / thumb, quality=85)
+            rec = {k2: v for k2, v in r.to_dict().items() if k2 not in ("source", "timing_ms", "model_sha256")}
+            self._record({"type": "photo", "path": q["entry"].key, "stamp": list(q["entry"].stamp),
+                          **rec, "sha256": q["sha256"], "thumb": thumb})
+
     def flush(self) -> None:
         fresh = [q for q in self.queue if not q.get("duplicate")]
-        if fresh:
+        if fresh and self.insp.model.is_comparator:
+            self._flush_comparator(fresh)
+        elif fresh:
             out = self.insp.model.run(np.stack([q["x"] for q in fresh]))
             for k, q in enumerate(fresh):
                 r = self.insp.judge({n: v[k] for n, v in out.items()}, q["quality"], q["entry"].key)
@@ -165,9 +208,15 @@ def scan(inspector, sources: list[str], run_dir, workers: int = 0, batch: int = 
     todo = [e for e in listed if not sc.finished(e)]
     bar = Progress(len(todo), progress)
     workers = workers or os.cpu_count() or 1
-    ctx = get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    # spawn for comparator models: a fork of a process whose OpenCV threads hold a lock (templates were just
+    # described with SIFT) can hang in the child
+    fork = sys.platform.startswith("linux") and not inspector.model.is_comparator
+    ctx = get_context("fork" if fork else "spawn")
     try:
-        with ctx.Pool(workers, _init_worker, (inspector.size, inspector.meta.get("quality"))) as pool:
+        comparator = inspector.model.is_comparator
+        init = (inspector.size, inspector.meta.get("quality"), inspector.templates if comparator else None,
+                inspector.model.face_size if comparator else None)
+        with ctx.Pool(workers, _init_worker, init) as pool:
             for item in pool.imap_unordered(decode, todo, chunksize=4):
                 sc.add(item)
                 bar.step()
@@ -209,13 +258,15 @@ FAIL_CODES = {"suspect": ("SUSPECT", 1), "inconclusive": ("INCONCLUSIVE", 2), "e
 def main(args) -> int:
     """Exit codes: 0 done; with --fail-on: 1 any SUSPECT, 2 any INCONCLUSIVE, 3 any bad file; 4 model error."""
     from infer.inspector import Inspector
+    from infer.keypoints import RectifyError
     from infer.references import ReferenceError
     from infer.runtime import ModelError, weak_model_warning
     from infer.scan_outputs import write_outputs
 
     try:
-        insp = Inspector(args.model, threads=args.threads, references=args.references)
-    except (ModelError, ReferenceError) as e:
+        insp = Inspector(args.model, threads=args.threads, references=args.references,
+                         templates=getattr(args, "templates", None))
+    except (ModelError, ReferenceError, RectifyError) as e:
         print(f"genuine scan: {e}", file=sys.stderr)
         return 4
     if warning := weak_model_warning(insp.meta):  # also in summary.json and on top of report.html
