@@ -18,6 +18,17 @@ def tiny_synth(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def synth320(tmp_path_factory):
+    """2 products x 8 genuine + 8 counterfeit items x 2 photos at 320 px, with <product>/template.png: photos
+    large enough to rectify (the aligned baseline, the comparator)."""
+    out = tmp_path_factory.mktemp("synth320") / "data"
+    generate(out, products=2, items_per_class=8, photos_per_item=2, size=320, difficulty="medium", seed=0,
+             workers=1, progress=False)
+    assert len(list(out.glob("*/template.png"))) == 2
+    return out
+
+
+@pytest.fixture(scope="session")
 def tiny_model(tiny_synth, tmp_path_factory):
     """A 1-epoch mobilenet_v3_small at 64 px, calibrated and exported: best.pt and model.onnx in one folder."""
     import argparse

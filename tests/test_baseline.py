@@ -15,17 +15,6 @@ from genuine.cli import main as cli
 from infer.templates import load_templates
 from train import baseline
 from train.layout import discover
-from train.synthpack.generate import generate
-
-
-@pytest.fixture(scope="module")
-def synth320(tmp_path_factory):
-    """2 products x 8 genuine + 8 counterfeit items x 2 photos at 320 px, with <product>/template.png."""
-    out = tmp_path_factory.mktemp("synth320") / "data"
-    generate(out, products=2, items_per_class=8, photos_per_item=2, size=320, difficulty="medium", seed=0,
-             workers=1, progress=False)
-    assert len(list(out.glob("*/template.png"))) == 2
-    return out
 
 
 def test_faces_are_cached_and_recomputed_when_a_photo_changes(synth320, tmp_path, monkeypatch):

@@ -66,6 +66,15 @@ class FaceSet:
                    else np.zeros((0, h, w, 3), np.uint8), bad)
 
 
+def twin_pairs(fs: FaceSet) -> np.ndarray:
+    """(k, 2) indices (counterfeit, its genuine twin) where SynthPack --twins photographed both under one capture:
+    twin item ids end in "t", and photo k of both shares the capture. Empty for other datasets."""
+    where = {(r.item_id, r.extra.get("photo")): i for i, r in enumerate(fs.records)}
+    pairs = [(i, where[(r.item_id + "t", r.extra.get("photo"))]) for i, r in enumerate(fs.records)
+             if r.label == "counterfeit" and r.item_id and (r.item_id + "t", r.extra.get("photo")) in where]
+    return np.array(pairs, int).reshape(-1, 2)
+
+
 def augment(face: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One training view of a face: a small similarity jitter (alignment is never exact) and one exposure
     gain and gamma for the whole face. Genuine printing tolerances are left to the data."""

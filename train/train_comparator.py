@@ -30,7 +30,7 @@ from train import backbones, checkpoint
 from train.calibrate import fit_temperature, operating_point, sigmoid
 from train.comparator import Comparator
 from train.data import fingerprint, select
-from train.face_data import FaceSet, augment
+from train.face_data import FaceSet, augment, twin_pairs
 from train.layout import discover
 from train.metrics import binary_metrics
 from train.train import _log, versions
@@ -61,11 +61,13 @@ def extract(net: Comparator, images: np.ndarray, batch: int = 32) -> list[torch.
     return [torch.cat([o[k] for o in out]) for k in range(len(out[0]))]
 
 
-def views(faces: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """k views of every face: view 0 as rectified, the others augmented; (k * N, H, W, 3), view-major."""
+def views(faces: np.ndarray, k: int, seed: int, keys: np.ndarray | None = None) -> np.ndarray:
+    """k views of every face: view 0 as rectified, the others augmented; (k * N, H, W, 3), view-major.
+    keys[i] seeds face i's augmentation (default i): a twin pair shares one key, so one jitter and exposure."""
+    keys = np.arange(len(faces)) if keys is None else keys
     out = [faces]
     for v in range(1, k):
-        out.append(np.stack([augment(f, np.random.default_rng([seed, i, v])) for i, f in enumerate(faces)]))
+        out.append(np.stack([augment(f, np.random.default_rng([seed, int(keys[i]), v])) for i, f in enumerate(faces)]))
     return np.concatenate(out)
 
 
@@ -80,24 +82,42 @@ def logits_of(net: Comparator, feats, tfeats, product: np.ndarray, batch: int = 
     return torch.cat(res).numpy() if res else np.zeros(0)
 
 
-def train_one_epoch(net, feats, tfeats, y, product, opt, sched, epoch, args, pos_weight) -> dict:
+TWIN_MARGIN = 2.0   # logits: a counterfeit should score this much above its own genuine twin
+
+
+def train_one_epoch(net, feats, tfeats, y, product, opt, sched, epoch, args, pos_weight, twins=None) -> dict:
+    """Class-balanced BCE over all views; with twins (pairs of view indices), also a ranking loss that asks each
+    counterfeit to score above its genuine twin photographed under the same capture: their difference is the
+    defect alone, the cleanest lesson in what matters."""
     net.train()
     torch.manual_seed(args.seed * 100_003 + epoch)
-    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(args.seed * 7919 + epoch))
+    g = torch.Generator().manual_seed(args.seed * 7919 + epoch)
+    order = torch.randperm(len(y), generator=g)
+    pair_order = torch.randperm(len(twins), generator=g) if twins is not None and len(twins) else None
+    steps = math.ceil(len(order) / args.batch)
+    per_step = math.ceil(len(twins) / steps) if pair_order is not None else 0
     total, seen, t0 = 0.0, 0, time.perf_counter()
-    for s in range(0, len(order), args.batch):
+    for k, s in enumerate(range(0, len(order), args.batch)):
         idx = order[s:s + args.batch]
+        n = len(idx)
+        if per_step:
+            tp = torch.from_numpy(twins[pair_order[k * per_step:(k + 1) * per_step].numpy()])
+            idx = torch.cat([idx, tp[:, 0], tp[:, 1]])
         p = torch.from_numpy(product[idx.numpy()])
         out = net.score([f[idx].float() for f in feats], [t[p].float() for t in tfeats])
-        loss = F.binary_cross_entropy_with_logits(out["logit"], torch.from_numpy(y[idx.numpy()]).float(),
+        loss = F.binary_cross_entropy_with_logits(out["logit"][:n], torch.from_numpy(y[idx[:n].numpy()]).float(),
                                                   pos_weight=pos_weight)
+        m = (len(idx) - n) // 2
+        if m:
+            z = out["logit"][n:]
+            loss = loss + F.softplus(TWIN_MARGIN - (z[:m] - z[m:])).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.heads.parameters(), 5.0)
         opt.step()
         sched.step()
-        total += loss.item() * len(idx)
-        seen += len(idx)
+        total += loss.item() * n
+        seen += n
     return {"train_loss": total / max(seen, 1), "pairs_per_s": seen / (time.perf_counter() - t0)}
 
 
@@ -171,14 +191,20 @@ def main(args) -> int:
                    "lr": args.lr * 0.1}, {"params": list(net.heads.parameters())}]
     else:     # frozen backbone: features once, heads on them
         k = max(1, args.views)
-        feats = extract(net, views(tr.faces, k, args.seed))
+        pairs = twin_pairs(tr)
+        keys = np.arange(len(tr))
+        keys[pairs[:, 1]] = pairs[:, 0]
+        feats = extract(net, views(tr.faces, k, args.seed, keys))
         y, product = np.tile(tr.labels, k), np.tile(tr.product, k)
+        twins = np.concatenate([pairs + v * len(tr) for v in range(k)]) if len(pairs) else None
+        if twins is not None:
+            print(f"{len(pairs)} counterfeit/genuine twin pairs: ranking loss on", file=sys.stderr)
         tfeats = extract(net, tr.templates)
         vfeats, vt = extract(net, va.faces), extract(net, va.templates)
         print(f"features of {len(y)} train views, {len(va)} val faces and {len(tr.names)} templates in "
               f"{time.perf_counter() - t0:.0f}s", file=sys.stderr)
         run_epoch = lambda e: train_one_epoch(net, feats, tfeats, y, product, opt, sched, e, args,  # noqa: E731
-                                              pos_weight)
+                                              pos_weight, twins)
         val_logits = lambda n: logits_of(n, vfeats, vt, va.product)  # noqa: E731
         groups = [{"params": list(net.heads.parameters())}]
 

@@ -1,0 +1,149 @@
+"""The comparator path end to end on tiny data: train -> export -> evaluate the ONNX file -> inspect, scan and the
+reference store, including a product the model never saw (only its template). Tiny backbone, seconds each."""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from genuine.cli import main as cli
+from infer.runtime import OnnxModel
+from infer.verdict import VERDICTS
+from train.layout import discover
+
+TINY = ["--backbone", "mobilenet_v3_small", "--weights", "none", "--face-size", "96x64", "--views", "2",
+        "--batch", "16", "--workers", "1"]
+
+
+@pytest.fixture(scope="session")
+def comparator_run(synth320, tmp_path_factory):
+    """A comparator trained on the first product only (the second is 'new': only its template), exported."""
+    run = tmp_path_factory.mktemp("comparator")
+    ds = discover(synth320)
+    new = ds.products[1]
+    assert cli(["train", str(synth320), "--out", str(run), "--epochs", "2", "--exclude-products", new, *TINY]) == 0
+    assert cli(["export", str(run / "best.pt"), "--out", str(run / "model.onnx")]) == 0
+    return run, ds, new
+
+
+def _photo_that_rectifies(ds, product, label="genuine"):
+    from infer.photo import load_photo
+    from infer.rectify import rectify
+    from infer.templates import load_templates
+
+    ts = load_templates(ds.root)
+    for r in ds.records:
+        if r.product == product and r.label == label and rectify(np.asarray(load_photo(r.path)), ts).ok:
+            return r.path
+    pytest.skip(f"no photo of {product} rectifies")
+
+
+def test_checkpoint_and_onnx_describe_a_comparator(comparator_run):
+    run, ds, new = comparator_run
+    meta = torch.load(run / "best.pt", weights_only=True)["meta"]
+    assert meta["arch"] == "comparator" and meta["face_size"] == [96, 64]
+    assert meta["products"] == [ds.products[0]] and meta["excluded_products"] == [new]
+    assert "thresholds" in meta and meta["calibration"]["temperature"] > 0
+    m = OnnxModel(run / "model.onnx")
+    assert m.is_comparator and m.face_size == (96, 64) and m.meta["parity_max_abs_diff"] <= 1e-4
+    out = m.compare(np.zeros((2, 64, 96, 3), np.uint8), np.zeros((2, 64, 96, 3), np.uint8))
+    assert out["p_counterfeit"].shape == (2,) and out["heatmap"].shape == (2, 16, 24)
+    with pytest.raises(ValueError, match="compare"):
+        m.run(np.zeros((1, 64, 64, 3), np.uint8))
+
+
+def test_evaluate_scores_the_exported_file_like_the_checkpoint(comparator_run, capsys):
+    run, ds, new = comparator_run
+    for name in ("best.pt", "model.onnx"):
+        assert cli(["evaluate", str(run / name), str(ds.root), "--out", str(run / f"ev-{name}")]) == 0
+    out = capsys.readouterr().out
+    assert "evaluating the exported file" in out and "Results saved to" in out
+    rows = {n: list(csv.DictReader(open(run / f"ev-{n}" / "predictions.csv"))) for n in ("best.pt", "model.onnx")}
+    assert len(rows["best.pt"]) == len([r for r in ds.records if r.split == "test"])
+    for a, b in zip(rows["best.pt"], rows["model.onnx"]):
+        assert a["path"] == b["path"] and abs(float(a["p_counterfeit"]) - float(b["p_counterfeit"])) < 1e-4
+    report = json.loads((run / "ev-model.onnx" / "report.json").read_text())
+    assert "ONNX" in report["scorer"] and report["products_not_trained_on"] == [new]
+    assert report["alignment"]["photos"] == len(rows["best.pt"]) and new in report["per_product"]
+    # photos that could not be aligned are INCONCLUSIVE at p = 0.5, never dropped
+    for na in report["not_aligned"]:
+        row = next(r for r in rows["model.onnx"] if r["path"] == na["path"])
+        assert row["verdict"] == "INCONCLUSIVE" and float(row["p_counterfeit"]) == 0.5
+
+
+def test_inspect_a_product_never_trained_on_with_only_its_template(comparator_run, tmp_path, capsys):
+    run, ds, new = comparator_run
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    shutil.copy(ds.root / new / "template.png", folder / f"{new}.png")   # an image folder: product = file stem
+    photo = _photo_that_rectifies(ds, new)
+    code = cli(["inspect", str(run / "model.onnx"), str(photo), "--templates", str(folder), "--json",
+                "--heatmap", str(tmp_path / "h.png")])
+    r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code in (0, 1, 2) and r["verdict"] in VERDICTS and r["product"] == new
+    assert 0.0 <= r["p_counterfeit"] <= 1.0 and "not in the model's training data" in r["reason"]
+    assert r["rectification"]["ok"] and len(r["model_sha256"]) == 64
+    assert (tmp_path / "h.png").is_file() and (tmp_path / "h-face.png").is_file()
+    # A photo of the other product against this template alone: not scored, an instruction instead
+    other = _photo_that_rectifies(ds, ds.products[0])
+    assert cli(["inspect", str(run / "model.onnx"), str(other), "--templates", str(folder), "--json"]) == 2
+    r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert r["verdict"] == "INCONCLUSIVE" and r["p_counterfeit"] is None and r["reason"]
+
+
+def test_a_comparator_needs_templates(comparator_run, capsys):
+    run, ds, _ = comparator_run
+    assert cli(["inspect", str(run / "model.onnx"), str(ds.records[0].path)]) == 4
+    assert "--templates" in capsys.readouterr().err
+
+
+def test_scan_and_the_reference_store_on_the_comparator_path(comparator_run, tmp_path, capsys):
+    run, ds, new = comparator_run
+    db = str(tmp_path / "refs.db")
+    assert cli(["references", "add", "--db", db, "--product", new, "--template",
+                str(ds.root / new / "template.png")]) == 0
+    photos = sorted((ds.root / new).glob("*/*.jpg"))[:6]
+    # the store's templates serve inspect at once: no retraining, no model in the store
+    photo = _photo_that_rectifies(ds, new)
+    assert cli(["inspect", str(run / "model.onnx"), str(photo), "--references", db, "--json"]) in (0, 1, 2)
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["product"] == new
+    out = tmp_path / "scan"
+    assert cli(["scan", str(run / "model.onnx"), *map(str, photos), "--templates", db, "--out", str(out),
+                "--workers", "1"]) == 0
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert len(rows) == len(photos) and {r["verdict"] for r in rows} <= set(VERDICTS)
+    assert all(r["product"] == new for r in rows if r["p_counterfeit"])
+    assert cli(["scan", str(run / "model.onnx"), *map(str, photos), "--templates", db, "--out", str(out),
+                "--workers", "1"]) == 0          # a rerun adds nothing
+    assert len(open(out / "results.jsonl").readlines()) == len(photos)
+
+
+def test_resume_continues_exactly(synth320, tmp_path, monkeypatch):
+    import train.train_comparator as tc
+
+    args = ["--epochs", "3", "--patience", "5", *TINY]
+    assert cli(["train", str(synth320), "--out", str(tmp_path / "a"), *args]) == 0
+    real, calls = tc.train_one_epoch, []
+
+    def crash_on_third_epoch(*a, **kw):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt("simulated crash")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(tc, "train_one_epoch", crash_on_third_epoch)
+    assert cli(["train", str(synth320), "--out", str(tmp_path / "b"), *args]) == 130   # Ctrl-C / a crash
+    monkeypatch.setattr(tc, "train_one_epoch", real)
+    with pytest.raises(SystemExit, match="--resume"):
+        cli(["train", str(synth320), "--out", str(tmp_path / "b"), *args])
+    assert cli(["train", str(synth320), "--out", str(tmp_path / "b"), "--resume", *args]) == 0
+    sa = torch.load(tmp_path / "a" / "last.pt", weights_only=True)
+    sb = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
+    assert sa["epoch"] == sb["epoch"] == 2
+    for k, v in sa["model"].items():
+        assert torch.allclose(v.float(), sb["model"][k].float(), atol=1e-6), k
+    assert [h["val_auroc"] for h in sa["history"]] == [h["val_auroc"] for h in sb["history"]]
