@@ -86,3 +86,38 @@ def test_comparator_shapes_and_export():
     logit, heat = sess.run(None, {"face": f.numpy(), "template": t.numpy()})
     assert np.abs(logit - out["logit"].numpy()).max() < 1e-4
     assert np.abs(heat - out["heatmap"].numpy()).max() < 1e-4
+
+
+def test_twin_targets_mark_where_a_counterfeit_differs_from_its_twin():
+    from train.train_comparator import twin_targets
+
+    g = torch.Generator().manual_seed(0)
+    base = [torch.randn(4, 8, 16, 24, generator=g), torch.randn(4, 16, 8, 12, generator=g)]
+    for b in base:
+        b[1], b[3] = b[0] + 0.05 * torch.randn(b[0].shape, generator=g), b[2]   # twins: the same print and capture
+    feats = [b.clone() for b in base]
+    feats[0][0, :, 3:5, 10:13] += 3.0          # face 0 differs from its twin (face 1) in one stride-4 patch
+    feats[1][2, :, 6:8, 0:2] += 3.0           # face 2 differs from face 3 in one stride-8 patch
+    t = twin_targets([f.half() for f in feats], np.array([[0, 1], [2, 3]]))
+    assert t.shape == (2, 16, 24)
+    assert t[0, 3:5, 10:13].all() and t[0].sum() <= 12
+    assert t[1, 12:16, 0:4].float().mean() > 0.5 and t[1, :8].sum() == 0
+
+
+def test_twin_pairs_come_from_synthpack_twins(tmp_path):
+    from infer.templates import load_templates
+    from train.data import select
+    from train.face_data import FaceSet, twin_pairs
+    from train.layout import discover
+    from train.synthpack.generate import generate
+
+    generate(tmp_path / "t", products=1, items_per_class=6, photos_per_item=1, size=320, difficulty="medium",
+             seed=0, workers=1, progress=False, twins=True)
+    ds = discover(tmp_path / "t")
+    fs = FaceSet.build(ds.root, select(ds, "train"), load_templates(ds.root), (96, 64), workers=1)
+    pairs = twin_pairs(fs)
+    assert len(pairs) >= 2
+    for c, g in pairs:
+        a, b = fs.records[c], fs.records[g]
+        assert (a.label, b.label) == ("counterfeit", "genuine") and b.item_id == a.item_id + "t"
+        assert a.extra["photo"] == b.extra["photo"]

@@ -83,12 +83,35 @@ def logits_of(net: Comparator, feats, tfeats, product: np.ndarray, batch: int = 
 
 
 TWIN_MARGIN = 2.0   # logits: a counterfeit should score this much above its own genuine twin
+WHERE_WEIGHT = 0.5  # the heatmap loss from twins, against the image-level losses
 
 
-def train_one_epoch(net, feats, tfeats, y, product, opt, sched, epoch, args, pos_weight, twins=None) -> dict:
+@torch.no_grad()
+def twin_targets(feats: list[torch.Tensor], twins: np.ndarray) -> torch.Tensor:
+    """Where each counterfeit differs from its twin, (len(twins), h, w) in {0, 1} at the heatmap's grid: per level
+    the squared feature difference (one capture, one item: only the defect differs) relative to that level's mean
+    difference, the largest over levels, kept where at least half the pair's peak."""
+    out = []
+    for s in range(0, len(twins), 128):   # in chunks: the stride-4 maps of a thousand pairs are large
+        c, g = torch.from_numpy(twins[s:s + 128, 0]), torch.from_numpy(twins[s:s + 128, 1])
+        d = None
+        for f in feats:
+            e = (f[c].float() - f[g].float()).pow(2).mean(1, keepdim=True)
+            # scaled by the level's typical difference over the pairs: a level where twins barely differ stays low
+            e = F.interpolate(e / e.mean().clamp_min(1e-8), size=feats[0].shape[-2:], mode="bilinear",
+                              align_corners=False)
+            d = e if d is None else torch.maximum(d, e)
+        d = d[:, 0] / d.flatten(1).amax(1).clamp_min(1e-8)[:, None, None]
+        out.append((d >= 0.5).half())
+    return torch.cat(out)
+
+
+def train_one_epoch(net, feats, tfeats, y, product, opt, sched, epoch, args, pos_weight, twins=None,
+                    where=None) -> dict:
     """Class-balanced BCE over all views; with twins (pairs of view indices), also a ranking loss that asks each
     counterfeit to score above its genuine twin photographed under the same capture: their difference is the
-    defect alone, the cleanest lesson in what matters."""
+    defect alone, the cleanest lesson in what matters. With `where` (twin_targets), the heatmap learns it too:
+    high where the counterfeit differs from its twin, low elsewhere and everywhere on the twin."""
     net.train()
     torch.manual_seed(args.seed * 100_003 + epoch)
     g = torch.Generator().manual_seed(args.seed * 7919 + epoch)
@@ -111,6 +134,11 @@ def train_one_epoch(net, feats, tfeats, y, product, opt, sched, epoch, args, pos
         if m:
             z = out["logit"][n:]
             loss = loss + F.softplus(TWIN_MARGIN - (z[:m] - z[m:])).mean()
+            if where is not None:
+                t = where[pair_order[k * per_step:(k + 1) * per_step]].float()
+                heat = out["heatmap"][n:]
+                loss = loss + WHERE_WEIGHT * (F.binary_cross_entropy_with_logits(heat[:m], t)
+                                              + F.binary_cross_entropy_with_logits(heat[m:], torch.zeros_like(t)))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.heads.parameters(), 5.0)
@@ -197,14 +225,16 @@ def main(args) -> int:
         feats = extract(net, views(tr.faces, k, args.seed, keys))
         y, product = np.tile(tr.labels, k), np.tile(tr.product, k)
         twins = np.concatenate([pairs + v * len(tr) for v in range(k)]) if len(pairs) else None
+        where = twin_targets(feats, twins) if twins is not None and getattr(args, "where", True) else None
         if twins is not None:
-            print(f"{len(pairs)} counterfeit/genuine twin pairs: ranking loss on", file=sys.stderr)
+            print(f"{len(pairs)} counterfeit/genuine twin pairs: ranking loss on"
+                  f"{', heatmap targets from their differences' if where is not None else ''}", file=sys.stderr)
         tfeats = extract(net, tr.templates)
         vfeats, vt = extract(net, va.faces), extract(net, va.templates)
         print(f"features of {len(y)} train views, {len(va)} val faces and {len(tr.names)} templates in "
               f"{time.perf_counter() - t0:.0f}s", file=sys.stderr)
         run_epoch = lambda e: train_one_epoch(net, feats, tfeats, y, product, opt, sched, e, args,  # noqa: E731
-                                              pos_weight, twins)
+                                              pos_weight, twins, where)
         val_logits = lambda n: logits_of(n, vfeats, vt, va.product)  # noqa: E731
         groups = [{"params": list(net.heads.parameters())}]
 

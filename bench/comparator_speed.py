@@ -1,0 +1,76 @@
+"""Benchmark: photo -> verdict on the comparator path (decode, rectify, comparator), one thread, per stage.
+
+    python bench/comparator_speed.py MODEL.onnx DATA [--photos 24] [--repeat 3]
+
+MODEL: an exported comparator; DATA: a SynthPack root (its templates; e.g. one generated with --size 4032 for
+12 MP phone photos). Every stage runs on one thread (OpenCV and onnxruntime), as on a handheld. Reported: the
+median per stage and in total, and the same photos through the naive path measured in the same run: full-size
+SIFT on the whole photo with brute-force matching against every template (no shrink, no FLANN): what
+finding the face costs without this project's levers (ours includes the warp as well).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from infer.inspector import Inspector
+from infer.photo import load_photo
+
+
+def median_ms(xs) -> float:
+    return round(1000 * statistics.median(xs), 1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("model")
+    ap.add_argument("data")
+    ap.add_argument("--photos", type=int, default=24)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--naive", action="store_true", help="also time full-size SIFT + brute-force matching")
+    args = ap.parse_args()
+    cv2.setNumThreads(1)
+    insp = Inspector(args.model, threads=1, templates=args.data)
+    photos = sorted(Path(args.data).glob("*/*/*.jpg"))
+    photos = [photos[i] for i in np.linspace(0, len(photos) - 1, min(args.photos, len(photos))).astype(int)]
+    stages = {k: [] for k in ("decode", "rectify", "model", "total")}
+    ok, sizes = [], []
+    for _ in range(args.repeat):
+        for p in photos:
+            r = insp.inspect(p)
+            for k in stages:
+                if k in r.timing_ms:
+                    stages[k].append(r.timing_ms[k] / 1000)
+            ok.append(bool(r.rectification and r.rectification["ok"]))
+    for p in photos[:3]:
+        sizes.append(Path(p).stat().st_size)
+    out = {"machine": platform.processor() or platform.machine(), "photos": len(photos), "repeat": args.repeat,
+           "photo_px": list(load_photo(photos[0]).size), "file_mb": round(statistics.mean(sizes) / 1e6, 2),
+           "ms": {k: median_ms(v) for k, v in stages.items() if v},
+           "share": {k: round(statistics.median(v) / statistics.median(stages["total"]), 3)
+                     for k, v in stages.items() if v and k != "total"},
+           "rectified": round(float(np.mean(ok)), 3)}
+    if args.naive:
+        sift, bf, t = cv2.SIFT_create(), cv2.BFMatcher(cv2.NORM_L2), []
+        for p in photos:
+            t0 = time.perf_counter()
+            rgb = np.asarray(load_photo(p))
+            kp, d = sift.detectAndCompute(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), None)
+            for tm in insp.templates.templates:
+                bf.knnMatch(tm.descriptors, d, k=2)
+            t.append(time.perf_counter() - t0)
+        out["naive_decode_plus_find_ms"] = median_ms(t)
+        ours = statistics.median(stages["decode"]) + statistics.median(stages["rectify"])
+        out["speedup_decode_plus_rectify"] = round(statistics.median(t) / ours, 2)
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
