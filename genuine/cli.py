@@ -189,6 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--products", default="", metavar="NAME,...",
                    help="comparator: only these products' photos (e.g. the ones left out of training)")
     e.add_argument("--threads", type=int, default=0, help="onnxruntime threads for an .onnx model (default: all cores)")
+    e.add_argument("--compare-baseline", action="store_true",
+                   help="also score the training-free aligned baseline on the same photos and report both")
     e.add_argument("--workers", type=int, default=0, help="aligned: processes aligning photos (default: all cores); "
                                                           "aligned faces are cached under DATA/.cache/ or $GENUINE_CACHE")
     e.set_defaults(func=command("evaluate", "train.evaluate", EXTRAS["train"],

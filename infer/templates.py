@@ -16,12 +16,11 @@ import sqlite3
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 from PIL import Image
 
 from infer.photo import PhotoError, is_photo_path, load_photo
-from infer.keypoints import KP_VERSION, RectifyError, Template, TemplateSet, describe
+from infer.keypoints import KP_VERSION, RectifyError, Template, TemplateSet
 
 MAX_TEMPLATE_SIDE = 2048  # 2x rectify.FACE_SIDE: sharp faces without 30 MB artwork blobs in the store
 TEMPLATE_NAMES = ("template.png", "template.jpg", "template.jpeg")  # in <product>/ of a dataset root

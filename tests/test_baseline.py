@@ -7,7 +7,6 @@ import os
 
 import cv2
 import numpy as np
-import pytest
 from sklearn.metrics import roc_auc_score
 
 import train.faces as tf

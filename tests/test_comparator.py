@@ -89,7 +89,7 @@ def test_comparator_shapes_and_export():
 
 
 def test_twin_targets_mark_where_a_counterfeit_differs_from_its_twin():
-    from train.train_comparator import twin_targets
+    from train.comparator_frozen import twin_targets
 
     g = torch.Generator().manual_seed(0)
     base = [torch.randn(4, 8, 16, 24, generator=g), torch.randn(4, 16, 8, 12, generator=g)]

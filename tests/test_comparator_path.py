@@ -123,7 +123,7 @@ def test_scan_and_the_reference_store_on_the_comparator_path(comparator_run, tmp
 
 
 def test_resume_continues_exactly(synth320, tmp_path, monkeypatch):
-    import train.train_comparator as tc
+    import train.comparator_frozen as tc
 
     args = ["--epochs", "3", "--patience", "5", *TINY]
     assert cli(["train", str(synth320), "--out", str(tmp_path / "a"), *args]) == 0

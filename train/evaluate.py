@@ -151,7 +151,6 @@ def comparator_scores(model, data, split: str, products: list[str] | None = None
     p_face = np.concatenate([scorer(fs.faces[s:s + 32], fs.templates[fs.product[s:s + 32]])
                              for s in range(0, len(fs), 32)]) if len(fs) else np.zeros(0)
     where = {id(r): k for k, r in enumerate(fs.records)}
-    why = {id(r): reason for r, reason in fs.not_aligned}
     th = meta["thresholds"]
     y = np.array([r.label == "counterfeit" for r in recs], int)
     p, verdicts, issues = np.full(len(recs), 0.5), [], {}
@@ -251,8 +250,20 @@ def main(args) -> int:
                 report, y, p, rows = evaluate(path, args.data, args.split, args.device)
         name = f"eval-{args.split}" if path.stem == "best" else f"eval-{path.stem}-{args.split}"
         out = Path(args.out) if args.out else path.parent / name
+    if getattr(args, "compare_baseline", False) and args.checkpoint != ALIGNED:
+        from train import baseline
+
+        b, *_ = baseline.evaluate(args.data, args.split, workers=getattr(args, "workers", 0))
+        report["compared_with_aligned_baseline"] = {
+            "auroc": b["metrics"]["auroc"], "tpr_at_fpr_1pct": b["metrics"]["tpr_at_fpr_1pct"],
+            "per_defect": {k: v["auroc"] for k, v in b["per_defect"].items()}}
     write(report, y, p, rows, out)
     summary(report, args.split)
+    if "compared_with_aligned_baseline" in report:
+        c, m = report["compared_with_aligned_baseline"], report["metrics"]
+        print(f"training-free aligned baseline on the same photos: AUROC {_f(c['auroc'])} (this model "
+              f"{_f(m['auroc'])}); per family: " + ", ".join(
+                  f"{k} {_f(v, 3)}/{_f(report['per_defect'].get(k, {}).get('auroc'), 3)}" for k, v in c["per_defect"].items()))
     if "not_aligned" in report:
         n = len(report["not_aligned"])
         print(f"not aligned: {n} photo(s), INCONCLUSIVE, scored p=0.5 in every metric"
