@@ -35,7 +35,10 @@ def model_card(path: Path, meta: dict, sha256: str, size: int, why_fp32: str | N
         "## Intended use",
         "Screening photos of packaged goods for signs of counterfeiting, on a handheld or in batch, as an aid to a "
         "trained officer or analyst. A SUSPECT verdict is a reason to examine the item, not proof; GENUINE means no "
-        "sign was found at the validated false-alarm rate. Not for products outside the list below.",
+        "sign was found at the validated false-alarm rate. " + (
+            "Any product with a template (artwork or aligned genuine photos); products outside the training list are "
+            "compared with their template alone, with no measured accuracy until evaluated."
+            if meta.get("arch") == "comparator" else "Not for products outside the list below."),
         "",
         "## Model",
         f"- file: `{path.name}`, {size / 1e6:.1f} MB, sha256 `{sha256}`",
@@ -65,8 +68,12 @@ def model_card(path: Path, meta: dict, sha256: str, size: int, why_fp32: str | N
         "## Limitations",
         "- Validation numbers come from the split used for early stopping and calibration; run `genuine evaluate` "
         "on the test split for unbiased numbers.",
-        "- Defect types absent from training may go undetected; photos of products not listed above are refused "
-        f"as 'not covered' only when product confidence is below {meta['product_min_confidence']}.",
+        "- Defect types absent from training may go undetected; " + (
+            "a photo that cannot be rectified onto any template is INCONCLUSIVE with an instruction (not covered, "
+            "package not found, too small, cut off), never scored."
+            if meta.get("arch") == "comparator" else
+            f"photos of products not listed above are refused as 'not covered' only when product confidence is below "
+            f"{meta['product_min_confidence']}."),
         "- Poor photos (blur, darkness, glare, distance) are answered INCONCLUSIVE by the quality gate, not judged.",
     ]
     if gate:
