@@ -125,7 +125,7 @@ def main(args) -> int:
         feats = extract(net, views(tr.faces, k, args.seed, keys))
         y, product = np.tile(tr.labels, k), np.tile(tr.product, k)
         twins = np.concatenate([pairs + v * len(tr) for v in range(k)]) if len(pairs) else None
-        where = twin_targets(feats, twins) if twins is not None and getattr(args, "where", True) else None
+        where = twin_targets(feats, twins) if twins is not None and getattr(args, "where", False) else None
         if twins is not None:
             print(f"{len(pairs)} counterfeit/genuine twin pairs: ranking loss on"
                   f"{', heatmap targets from their differences' if where is not None else ''}", file=sys.stderr)
