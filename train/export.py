@@ -133,14 +133,19 @@ def with_metadata(model_bytes: bytes, meta: dict) -> bytes:
     return m.SerializeToString()
 
 
-def parity_photos(meta: dict, calib: str | None, limit: int = 200) -> PhotoSet:
-    """Real validation photos (the checkpoint's own val split when still on disk), preprocessed by infer/."""
+def _parity_records(meta: dict, calib: str | None, limit: int):
+    """(dataset, up to `limit` of its val photos, else train photos): the checkpoint's own data when still on disk."""
     root = calib or meta["data"]["root"]
     if not Path(root).is_dir():
         raise ExportError(f"no photos to check parity on: {root} is gone; pass --calib DATA")
     ds = discover(root)
     recs = select(ds, "val") or select(ds, "train")
-    recs = [recs[i] for i in sorted(np.random.default_rng(0).permutation(len(recs))[:limit])]
+    return ds, [recs[i] for i in sorted(np.random.default_rng(0).permutation(len(recs))[:limit])]
+
+
+def parity_photos(meta: dict, calib: str | None, limit: int = 200) -> PhotoSet:
+    """Real validation photos, preprocessed by infer/."""
+    _, recs = _parity_records(meta, calib, limit)
     return PhotoSet(recs, meta["preprocess"]["size"], meta["products"])
 
 
@@ -149,15 +154,10 @@ def comparator_pairs(meta: dict, calib: str | None, limit: int = 64) -> tuple[np
     from infer.templates import load_templates
     from train.face_data import FaceSet
 
-    root = calib or meta["data"]["root"]
-    if not Path(root).is_dir():
-        raise ExportError(f"no photos to check parity on: {root} is gone; pass --calib DATA")
-    ds = discover(root)
-    recs = select(ds, "val") or select(ds, "train")
-    recs = [recs[i] for i in sorted(np.random.default_rng(0).permutation(len(recs))[:limit])]
+    ds, recs = _parity_records(meta, calib, limit)
     fs = FaceSet.build(ds.root, recs, load_templates(ds.root), tuple(meta["face_size"]))
     if not len(fs):
-        raise ExportError(f"no photo of {root} could be rectified for the parity check")
+        raise ExportError(f"no photo of {ds.root} could be rectified for the parity check")
     return fs.faces, fs.templates[fs.product]
 
 

@@ -170,6 +170,17 @@ def main(args) -> int:
                      "val_photos": len(val_set), "manifest": ds.manifest is not None},
             "weights": weights, "versions": versions(),
             "args": {k: v for k, v in vars(args).items() if k != "func"}}
+    history = fit(net, opt, sched, meta, out_dir, args, resume,
+                  run_epoch=lambda e: train_one_epoch(net, train_set, opt, sched, e, args, pos_weight, device),
+                  val_metrics=lambda: binary_metrics(val_set.labels.numpy(), sigmoid(predict(net, val_set, device)["logit"])),
+                  describe=lambda r: f"acc {r['val_accuracy']:.3f}  {r['photos_per_s']:.1f} photos/s  {r['seconds']:.0f}s")
+    return finish(out_dir, val_set, device, args, history)
+
+
+def fit(net, opt, sched, meta: dict, out_dir: Path, args, resume, run_epoch, val_metrics, describe) -> list[dict]:
+    """The epoch loop every trainer shares: continue a resume state, train (run_epoch(e) -> row), validate
+    (val_metrics() -> binary_metrics), early-stop on val AUROC and say so, write best.pt and last.pt atomically.
+    Returns the history."""
     start, best, history, stale = 0, {"auroc": -1.0, "epoch": -1}, [], 0
     if resume is not None:
         net.load_state_dict(resume["model"])
@@ -181,26 +192,26 @@ def main(args) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     for epoch in range(start, args.epochs):
         if stale >= args.patience:
+            print(f"stopped at epoch {epoch}: no val AUROC gain for {stale} epochs; best {best['auroc']:.4f} at "
+                  f"epoch {best['epoch'] + 1}", file=sys.stderr)
             break
         t0 = time.perf_counter()
-        row = {"epoch": epoch + 1, **train_one_epoch(net, train_set, opt, sched, epoch, args, pos_weight, device)}
-        pred = predict(net, val_set, device)
-        m = binary_metrics(val_set.labels.numpy(), sigmoid(pred["logit"]))
+        row = {"epoch": epoch + 1, **run_epoch(epoch)}
+        m = val_metrics()
         row.update({"val_auroc": m["auroc"], "val_accuracy": m["accuracy"], "lr": opt.param_groups[0]["lr"],
                     "seconds": round(time.perf_counter() - t0, 2)})
-        improved = (m["auroc"] or 0.0) > best["auroc"]
+        improved = (m["auroc"] or 0.0) > best["auroc"] + 1e-6
         best, stale = ({"auroc": m["auroc"] or 0.0, "epoch": epoch}, 0) if improved else (best, stale + 1)
         history.append(row)
         _log(out_dir, row)
         print(f"epoch {epoch + 1}/{args.epochs}  loss {row['train_loss']:.4f}  val AUROC {m['auroc']:.4f}  "
-              f"acc {m['accuracy']:.3f}  {row['photos_per_s']:.1f} photos/s  {row['seconds']:.0f}s"
-              f"{'  *best' if improved else ''}", file=sys.stderr)
+              f"{describe(row)}{'  *best' if improved else ''}", file=sys.stderr)
         if improved:
             checkpoint.save(out_dir / "best.pt", {"model": net.state_dict(), "meta": {**meta, "epoch": epoch + 1}})
         checkpoint.save(out_dir / "last.pt", {"model": net.state_dict(), "optimizer": opt.state_dict(),
                                               "scheduler": sched.state_dict(), "epoch": epoch, "best": best,
                                               "history": history, "stale": stale, "meta": meta})
-    return finish(out_dir, val_set, device, args, history)
+    return history
 
 
 def finish(out_dir: Path, val_set, device, args, history) -> int:

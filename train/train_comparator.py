@@ -32,7 +32,7 @@ from train.data import fingerprint, select
 from train.face_data import FaceSet, twin_pairs
 from train.layout import discover
 from train.metrics import binary_metrics
-from train.train import _log, versions
+from train.train import fit, versions
 
 
 class TrainError(ValueError):
@@ -152,38 +152,9 @@ def main(args) -> int:
                      "views": None if e2e else k, "manifest": ds.manifest is not None},
             "weights": weights, "versions": versions(),
             "args": {kk: v for kk, v in vars(args).items() if kk != "func"}}
-    start, best, history, stale = 0, {"auroc": -1.0, "epoch": -1}, [], 0
-    if resume is not None:
-        net.load_state_dict(resume["model"])
-        opt.load_state_dict(resume["optimizer"])
-        sched.load_state_dict(resume["scheduler"])
-        start, best, history, stale = resume["epoch"] + 1, resume["best"], resume["history"], resume["stale"]
-        print(f"resuming after epoch {start} (best val AUROC {best['auroc']:.4f} at epoch {best['epoch'] + 1})",
-              file=sys.stderr)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    epoch = start
-    for epoch in range(start, args.epochs):
-        if stale >= args.patience:
-            print(f"stopped at epoch {epoch}: no val AUROC gain for {stale} epochs; best {best['auroc']:.4f} at "
-                  f"epoch {best['epoch'] + 1}", file=sys.stderr)
-            break
-        t1 = time.perf_counter()
-        row = {"epoch": epoch + 1, **run_epoch(epoch)}
-        m = binary_metrics(va.labels, sigmoid(val_logits(net)))
-        row.update({"val_auroc": m["auroc"], "val_accuracy": m["accuracy"], "lr": opt.param_groups[0]["lr"],
-                    "seconds": round(time.perf_counter() - t1, 2)})
-        improved = (m["auroc"] or 0.0) > best["auroc"] + 1e-6
-        best, stale = ({"auroc": m["auroc"] or 0.0, "epoch": epoch}, 0) if improved else (best, stale + 1)
-        history.append(row)
-        _log(out_dir, row)
-        print(f"epoch {epoch + 1}/{args.epochs}  loss {row['train_loss']:.4f}  val AUROC {m['auroc']:.4f}  "
-              f"{row['pairs_per_s']:.0f} pairs/s  {row['seconds']:.1f}s{'  *best' if improved else ''}",
-              file=sys.stderr)
-        if improved:
-            checkpoint.save(out_dir / "best.pt", {"model": net.state_dict(), "meta": {**meta, "epoch": epoch + 1}})
-        checkpoint.save(out_dir / "last.pt", {"model": net.state_dict(), "optimizer": opt.state_dict(),
-                                              "scheduler": sched.state_dict(), "epoch": epoch, "best": best,
-                                              "history": history, "stale": stale, "meta": meta})
+    history = fit(net, opt, sched, meta, out_dir, args, resume, run_epoch,
+                  val_metrics=lambda: binary_metrics(va.labels, sigmoid(val_logits(net))),
+                  describe=lambda r: f"{r['pairs_per_s']:.0f} pairs/s  {r['seconds']:.1f}s")
     return finish(out_dir, val_logits, va, args, history)
 
 
