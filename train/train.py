@@ -227,14 +227,20 @@ def finish(out_dir: Path, val_set, device, args, history) -> int:
     val["uncalibrated_ece"] = binary_metrics(y, sigmoid(pred["logit"]))["ece"]
     if pred["product_prob"] is not None:
         val["product_accuracy"] = float((pred["product_prob"].argmax(1) == val_set.products.numpy()).mean())
-    ckpt["meta"].update({"calibration": {"temperature": temp, "method": "temperature scaling on val"},
+    return save_calibrated(out_dir, ckpt, temp, "temperature scaling on val", op, val, history, args.data, "")
+
+
+def save_calibrated(out_dir: Path, ckpt: dict, temp: float, method: str, op: dict, val: dict, history: list,
+                    data, what: str) -> int:
+    """Store calibration, thresholds and val metrics in best.pt; say what was measured and what comes next."""
+    ckpt["meta"].update({"calibration": {"temperature": temp, "method": method},
                          "thresholds": op, "metrics": {"val": val}, "history": history,
                          "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     checkpoint.save(out_dir / "best.pt", ckpt)
-    print(f"val (calibrated, T={temp:.3f}): AUROC {val['auroc']:.4f}  TPR@1%FPR {val['tpr_at_fpr_1pct']:.3f}  "
+    print(f"val (calibrated, T={temp:.3f}{what}): AUROC {val['auroc']:.4f}  TPR@1%FPR {val['tpr_at_fpr_1pct']:.3f}  "
           f"ECE {val['ece']:.4f} (was {val['uncalibrated_ece']:.4f})  coverage {op['coverage']:.3f}")
     if warning := weak_model_warning(ckpt["meta"]):
         print(f"WARNING: {warning}", file=sys.stderr)
     print(f"Results saved to {out_dir / 'best.pt'} (log: {out_dir / 'log.jsonl'})")
-    print(f"Next: genuine evaluate {out_dir / 'best.pt'} {args.data} --split test")
+    print(f"Next: genuine evaluate {out_dir / 'best.pt'} {data} --split test")
     return 0

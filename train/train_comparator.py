@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from infer.runtime import weak_model_warning
 from infer.templates import load_templates
 from train import backbones, checkpoint, comparator_frozen
 from train.calibrate import fit_temperature, operating_point, sigmoid
@@ -32,7 +31,7 @@ from train.data import fingerprint, select
 from train.face_data import FaceSet, twin_pairs
 from train.layout import discover
 from train.metrics import binary_metrics
-from train.train import fit, versions
+from train.train import fit, save_calibrated, versions
 
 
 class TrainError(ValueError):
@@ -169,15 +168,5 @@ def finish(out_dir: Path, val_logits, va: FaceSet, args, history) -> int:
     val = binary_metrics(va.labels, p)
     val["uncalibrated_ece"] = binary_metrics(va.labels, sigmoid(z))["ece"]
     val["not_aligned"] = len(va.not_aligned)
-    ckpt["meta"].update({"calibration": {"temperature": temp, "method": "temperature scaling on aligned val faces"},
-                         "thresholds": op, "metrics": {"val": val}, "history": history,
-                         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-    checkpoint.save(out_dir / "best.pt", ckpt)
-    print(f"val (calibrated, T={temp:.3f}, {len(va)} aligned photos): AUROC {val['auroc']:.4f}  "
-          f"TPR@1%FPR {val['tpr_at_fpr_1pct']:.3f}  ECE {val['ece']:.4f} (was {val['uncalibrated_ece']:.4f})  "
-          f"coverage {op['coverage']:.3f}")
-    if warning := weak_model_warning(ckpt["meta"]):
-        print(f"WARNING: {warning}", file=sys.stderr)
-    print(f"Results saved to {out_dir / 'best.pt'} (log: {out_dir / 'log.jsonl'})")
-    print(f"Next: genuine evaluate {out_dir / 'best.pt'} {args.data} --split test")
-    return 0
+    return save_calibrated(out_dir, ckpt, temp, "temperature scaling on aligned val faces", op, val, history,
+                           args.data, f", {len(va)} aligned photos")
