@@ -18,7 +18,12 @@ from infer.references import ReferenceDB, ReferenceError
 
 def _inspector(model):
     from infer.inspector import Inspector
+    from infer.runtime import OnnxModel
 
+    if OnnxModel(model).is_comparator:   # its references are templates: nothing to embed
+        raise ReferenceError(f"{model} is a comparator: it compares photos with templates, it keeps no reference "
+                             f"embeddings. Add a product with: genuine references add --db DB --product NAME "
+                             f"--template IMAGE (or --template-from-photos PHOTOS)")
     return Inspector(model)
 
 

@@ -120,6 +120,9 @@ def test_scan_and_the_reference_store_on_the_comparator_path(comparator_run, tmp
     assert cli(["scan", str(run / "model.onnx"), *map(str, photos), "--templates", db, "--out", str(out),
                 "--workers", "1"]) == 0          # a rerun adds nothing
     assert len(open(out / "results.jsonl").readlines()) == len(photos)
+    # a comparator keeps no embeddings: adding reference photos with it says what to do instead
+    assert cli(["references", "add", str(run / "model.onnx"), str(photos[0]), "--db", db, "--product", new]) == 2
+    assert "--template" in capsys.readouterr().err
 
 
 def test_resume_continues_exactly(synth320, tmp_path, monkeypatch):
