@@ -73,9 +73,16 @@ class Inspector:
                 raise ModelError(f"{model_path}: a comparator model inspects photos against their product's "
                                  f"template: pass --templates (a dataset root, an image folder or a reference "
                                  f"store .db) or --references DB")
-            self._template_source, self._templates_version = source, None
-            self.templates, self._inputs = None, {}
-            self._load_templates()
+            from infer.templates import _is_sqlite, load_templates
+
+            self.templates, self._inputs = load_templates(source), {}   # names the path and why, when it cannot
+            self._store = None
+            if os.path.isfile(source) and _is_sqlite(source):
+                from infer.references import ReferenceDB
+
+                # One connection kept open: SQLite's data_version is only comparable on the same connection.
+                self._store = ReferenceDB(source)
+                self._templates_version = self._store.version()
             return
         if references is not None:
             from infer.references import ReferenceDB
@@ -84,29 +91,22 @@ class Inspector:
             self.refs.check_model(self.model.sha256)
 
     def _load_templates(self) -> None:
-        """(Re)read the templates; from a store only when it changed since the last look (a trainer added one)."""
-        from infer.templates import _is_sqlite, load_templates
+        """Re-read a store's templates when it changed since the last look (a trainer added one)."""
+        if self._store is None:
+            return
+        v = self._store.version()
+        if v != self._templates_version:
+            from infer.keypoints import TemplateSet
 
-        src = self._template_source
-        if str(src).endswith(".db") or (os.path.isfile(src) and _is_sqlite(src)):
-            from infer.references import ReferenceDB
-
-            db = ReferenceDB(src)
-            try:
-                v = db.version()
-                if v == self._templates_version and self.templates is not None:
-                    return
-                self.templates, self._templates_version, self._inputs = load_templates(src), v, {}
-            finally:
-                db.conn.close()
-        elif self.templates is None:
-            self.templates = load_templates(src)
+            found = self._store.templates()
+            if found:   # a store emptied meanwhile keeps the templates it had rather than failing mid-run
+                self.templates, self._inputs = TemplateSet(found), {}
+            self._templates_version = v
 
     def _template_input(self, t) -> np.ndarray:
-        key = (t.product, id(t))
-        if key not in self._inputs:   # a template's model input is computed once, not per photo
-            self._inputs[key] = face_input(t.image, self.model.face_size)
-        return self._inputs[key]
+        if id(t) not in self._inputs:   # a template's model input is computed once, not per photo
+            self._inputs[id(t)] = face_input(t.image, self.model.face_size)
+        return self._inputs[id(t)]
 
     def inspect_comparator(self, photo) -> Result:
         from infer.rectify import rectify

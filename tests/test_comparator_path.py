@@ -125,6 +125,21 @@ def test_scan_and_the_reference_store_on_the_comparator_path(comparator_run, tmp
     assert "--template" in capsys.readouterr().err
 
 
+def test_a_template_added_to_the_store_serves_a_running_inspector(comparator_run, tmp_path):
+    from infer.inspector import Inspector
+    from infer.references import ReferenceDB
+
+    run, ds, new = comparator_run
+    db = tmp_path / "live.db"
+    ReferenceDB(db, create=True).add_template(new, str(ds.root / new / "template.png"))
+    insp = Inspector(run / "model.onnx", templates=str(db))
+    photo = _photo_that_rectifies(ds, ds.products[0])
+    assert insp.inspect(photo).p_counterfeit is None          # not covered yet
+    ReferenceDB(db).add_template(ds.products[0], str(ds.root / ds.products[0] / "template.png"))  # a trainer adds
+    r = insp.inspect(photo)
+    assert r.product == ds.products[0] and r.p_counterfeit is not None
+
+
 def test_resume_continues_exactly(synth320, tmp_path, monkeypatch):
     import train.comparator_frozen as tc
 
