@@ -56,6 +56,36 @@ def test_checkpoint_and_onnx_describe_a_comparator(comparator_run):
         m.run(np.zeros((1, 64, 64, 3), np.uint8))
 
 
+def test_int8_comparator_keeps_its_heads_in_fp32_and_goes_through_the_gate(comparator_run, tmp_path, capsys):
+    import onnx
+
+    from train.quantize import calibration_inputs, quantize
+
+    run, ds, new = comparator_run
+    meta = torch.load(run / "best.pt", weights_only=True)["meta"]
+    calib, val, labels = calibration_inputs(meta, str(ds.root))
+    assert set(calib) == {"face", "template"} and len(val["face"]) == len(labels) > 0
+    fp32 = (run / "model.onnx").read_bytes()
+    q = quantize(fp32, calib)
+    nodes = onnx.load_from_string(q).graph.node
+    dq = {n.output[0] for n in nodes if n.op_type == "DequantizeLinear"}
+    convs = [n for n in nodes if n.op_type == "Conv"]
+    # the backbone's convolutions read 8-bit weights; the heads', which compare two feature maps, do not
+    assert all(c.input[1] in dq for c in convs if "/heads" not in c.name)
+    assert not any(c.input[1] in dq for c in convs if "/heads" in c.name)
+    p32 = OnnxModel.from_bytes(fp32).compare(val["face"], val["template"])["p_counterfeit"]
+    p8 = OnnxModel.from_bytes(q).compare(val["face"], val["template"])["p_counterfeit"]
+    assert p8.shape == p32.shape and np.all((p8 >= 0) & (p8 <= 1))
+    # the CLI gates it: either kept with its gate numbers in the file, or refused with the reason
+    assert cli(["export", str(run / "best.pt"), "--out", str(tmp_path / "q.onnx"), "--int8"]) == 0
+    out = capsys.readouterr().out
+    assert f"INT8 gate on {len(labels)} val photos: AUROC" in out
+    m = OnnxModel(tmp_path / "q.onnx")
+    assert m.is_comparator and m.meta["int8"] == ("INT8 rejected, keeping FP32" not in out)
+    if m.meta["int8"]:
+        assert m.meta["int8_gate"]["verdicts_changed"] <= 0.01
+
+
 def test_evaluate_scores_the_exported_file_like_the_checkpoint(comparator_run, capsys):
     run, ds, new = comparator_run
     for name in ("best.pt", "model.onnx"):

@@ -196,14 +196,11 @@ def main(args) -> int:
     net = checkpoint.build_from(ckpt)
     out = Path(args.out)
     if is_comparator(meta):
-        if args.int8:
-            raise ExportError("--int8 is not available for comparator models yet; export FP32")
-        val = None
         images = comparator_pairs(meta, args.calib)
         n = len(images[0])
     else:
-        val = parity_photos(meta, args.calib)
-        images, n = val.images, len(val)
+        images = parity_photos(meta, args.calib).images
+        n = len(images)
     fp32 = to_onnx(net, meta)
     diff = check_parity(net, meta, with_metadata(fp32, metadata(meta, False, None)), images)
     print(f"parity onnxruntime vs torch on {n} real photos, every output: max |diff| = {diff:.2e} "
@@ -213,9 +210,9 @@ def main(args) -> int:
     info = metadata(meta, False, diff)
     final, int8, why = with_metadata(fp32, info), False, None
     if args.int8:
-        from train.quantize import quantize_gated
+        from train.quantize import calibration_inputs, quantize_gated
 
-        q, why, gate = quantize_gated(final, meta, args.calib or meta["data"]["root"], val)
+        q, why, gate = quantize_gated(final, meta, *calibration_inputs(meta, args.calib or meta["data"]["root"]))
         if q is not None:
             info = {**metadata(meta, True, diff), "int8_gate": gate}
             final, int8 = with_metadata(q, info), True
