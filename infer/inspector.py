@@ -109,22 +109,19 @@ class Inspector:
         return self._inputs[id(t)]
 
     def inspect_comparator(self, photo) -> Result:
-        from infer.rectify import rectify
+        from infer.rectify import rectify_photo
 
         t0 = time.perf_counter()
         self._load_templates()
-        img = load_photo(photo)
-        rgb = np.asarray(img)
-        t1 = time.perf_counter()
-        r = rectify(rgb, self.templates)
+        r, decode_s = rectify_photo(photo, self.templates, self.model.face_size)
         t2 = time.perf_counter()
-        timing = {"decode": round(1000 * (t1 - t0), 2), "rectify": round(1000 * (t2 - t1), 2)}
+        timing = {"decode": round(1000 * decode_s, 2), "rectify": round(1000 * (t2 - t0 - decode_s), 2)}
         src = _source(photo)
         if not r.ok:
             timing["total"] = round(1000 * (time.perf_counter() - t0), 2)
             return self.not_rectified(src, r.to_dict(), timing)
-        q = quality.assess_face(r.face, r.scale, self.meta.get("quality"))
         x = face_input(r.face, self.model.face_size)
+        q = quality.assess_face(x, r.density, self.meta.get("quality"))
         out = self.model.compare(x[None], self._template_input(r.template)[None])
         t3 = time.perf_counter()
         timing.update({"model": round(1000 * (t3 - t2), 2), "total": round(1000 * (t3 - t0), 2)})

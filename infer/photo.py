@@ -134,12 +134,18 @@ def load_photo(src, min_side: int | None = None) -> Image.Image:
     the caller resizes further anyway. None decodes at full resolution.
     Raises PhotoError naming the source and the reason.
     """
+    return load_photo_scaled(src, min_side)[0]
+
+
+def load_photo_scaled(src, min_side: int | None = None) -> tuple[Image.Image, tuple[float, float]]:
+    """load_photo, and the photo's full-resolution pixels per decoded pixel (x, y): (1, 1) unless a JPEG was
+    decoded DCT-scaled. Coordinates found on the decode map to the full photo through it."""
     if isinstance(src, np.ndarray):
         if src.dtype != np.uint8 or src.ndim not in (2, 3) or (src.ndim == 3 and src.shape[2] not in (3, 4)):
             raise PhotoError("<array>", "unsupported", f"array must be uint8 HxW, HxWx3 or HxWx4, got {src.dtype} {src.shape}")
-        return _to_rgb(Image.fromarray(src))
+        return _to_rgb(Image.fromarray(src)), (1.0, 1.0)
     if isinstance(src, Image.Image):
-        return _to_rgb(ImageOps.exif_transpose(src))
+        return _to_rgb(ImageOps.exif_transpose(src)), (1.0, 1.0)
 
     if ImageFile.LOAD_TRUNCATED_IMAGES:
         raise RuntimeError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set: truncated photos would be grey-filled "
@@ -162,7 +168,9 @@ def load_photo(src, min_side: int | None = None) -> Image.Image:
         raise PhotoError(name, kind, f"{'truncated file' if kind == 'truncated' else 'cannot decode'} ({msg})") from None
     except (ValueError, SyntaxError, EOFError) as e:
         raise PhotoError(name, "unreadable", f"cannot decode ({e})") from None
+    factor = (w / im.size[0], h / im.size[1])
+    turned = im.getexif().get(0x0112, 1) in (5, 6, 7, 8)
     im = ImageOps.exif_transpose(im)  # handheld photos are stored sideways more often than not
     if im.mode in ("RGB", "CMYK"):
         im = _to_srgb(im, icc)
-    return _to_rgb(im)
+    return _to_rgb(im), (factor[::-1] if turned else factor)

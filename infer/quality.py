@@ -24,7 +24,7 @@ DEFAULTS = {
     "min_side_ratio": 0.75,    # photo's shorter side / model input size
     # Photo pixels per template pixel on a rectified face (infer.rectify). SynthPack's medium capture puts
     # 0.5-0.95 on its template (bench/rectify.py); a face from fewer is blown up from too few pixels.
-    "min_face_scale": 0.4,
+    "min_face_density": 0.45,   # photo pixels per model input pixel (rectify_photo): 0.4 of a 365 px SynthPack template
 }
 ADVICE = {
     "blur": "hold steady and retake: the photo is blurred",
@@ -67,12 +67,14 @@ def assess(x: np.ndarray, photo_size: tuple[int, int], model_size: int, limits: 
     return _light_and_focus(q, lim)
 
 
-def assess_face(face: np.ndarray, scale: float, limits: dict | None = None) -> Quality:
-    """Judge a rectified face (infer.rectify) the same way; `scale` is the photo's pixels per template pixel:
-    below min_face_scale the face is blown up from too few pixels to show fine print."""
+def assess_face(x: np.ndarray, density: float, limits: dict | None = None) -> Quality:
+    """Judge the comparator's input `x` (a rectified face at the model's input size, preprocess.face_input) the
+    same way; `density` is the photo's pixels per input pixel (Rectified.density): below min_face_density the
+    face is blown up from too few pixels to show fine print. Measured on the model's input, whatever the
+    template's own resolution, so an 8000 px artwork does not make every photo "too small"."""
     lim = {**DEFAULTS, **(limits or {})}
-    q = _measure(face, face.shape[1], face.shape[0])
-    if scale < lim["min_face_scale"]:
+    q = _measure(x, x.shape[1], x.shape[0])
+    if density < lim["min_face_density"]:
         q.issues.append(("small", ADVICE["small"]))
     return _light_and_focus(q, lim)
 

@@ -66,7 +66,8 @@ def main(args) -> int:
         row.update(r.to_dict())
         row["photo_size"] = [img.width, img.height]
         if r.face is not None:
-            row["face_quality"] = quality.assess_face(r.face, r.scale).to_dict()
+            # no model here: the density is the photo's pixels per pixel of the face written
+            row["face_quality"] = quality.assess_face(r.face, r.scale * r.template.size[0] / r.face.shape[1]).to_dict()
         if out is not None and r.face is not None:
             face = out / _face_name(e.key, k, used)
             cv2.imwrite(str(face), cv2.cvtColor(r.face, cv2.COLOR_RGB2BGR))

@@ -44,16 +44,17 @@ def _init_worker(size: int, limits: dict | None, templates=None, face_size=None)
         cv2.setNumThreads(1)  # one photo per process: OpenCV's own threads would only contend
 
 
-def _rectified(out: dict, img) -> dict:
+def _rectified(out: dict, data: bytes) -> dict:
     """Worker, comparator models: rectify; the face's model input, its quality and the template used."""
-    from infer.rectify import rectify
+    from infer.rectify import rectify_photo
 
-    r = rectify(np.asarray(img), _templates)
+    r, _ = rectify_photo(data, _templates, _face_size)
     if not r.ok:
         return {**out, "rect": r.to_dict()}
-    return {**out, "rect": r.to_dict(), "x": face_input(r.face, _face_size),
+    x = face_input(r.face, _face_size)
+    return {**out, "rect": r.to_dict(), "x": x,
             "template": next(i for i, t in enumerate(_templates.templates) if t is r.template),
-            "quality": quality.assess_face(r.face, r.scale, _quality_limits)}
+            "quality": quality.assess_face(x, r.density, _quality_limits)}
 
 
 def decode(e: Entry) -> dict:
@@ -69,9 +70,9 @@ def decode(e: Entry) -> dict:
         return {**out, "error_kind": "unreadable", "error": f"cannot read ({err})"}
     out["sha256"] = hashlib.sha256(data).hexdigest()
     try:
-        img = load_photo(data) if _templates is not None else load_photo(data, min_side=decode_side(_model_size))
         if _templates is not None:
-            return _rectified(out, img)
+            return _rectified(out, data)
+        img = load_photo(data, min_side=decode_side(_model_size))
     except PhotoError as err:
         return {**out, "error_kind": err.kind, "error": err.reason}
     except Exception as err:  # one strange file must never stop a run of 10^6

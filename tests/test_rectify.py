@@ -179,3 +179,44 @@ def test_rectify_cli_refuses_a_product_without_template(synth384, tmp_path, caps
     assert all(r["product"] is None and not r["ok"] and r["reason"] for r in rows)
     assert sum(r["reason_code"] == "not_covered" for r in rows) >= len(rows) - 1
     assert cli(["rectify", str(photos[0]), "--templates", str(tmp_path / "nothing")]) == 2
+
+
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_rectify_photo_decodes_scaled_and_reports_the_full_photo_frame(templates, tmp_path, orientation):
+    """The comparator's input path decodes a big JPEG DCT-scaled, yet H and the corners are in the full photo's
+    pixels (EXIF-rotated too), and the density counts the pixels the face was actually made from."""
+    import io
+
+    from PIL import Image
+
+    from infer.photo import load_photo
+    from infer.quality import assess_face
+    from infer.rectify import rectify_photo
+
+    tpl = templates.templates[2].image
+    corners = np.array([[400, 260], [1720, 360], [1660, 1220], [360, 1100]], np.float64)
+    photo, _ = photograph(tpl, corners, 2080, 1560, seed=3)
+    stored = Image.fromarray(photo)
+    if orientation == 6:   # stored sideways, upright after EXIF: the same upright photo
+        stored = stored.transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    stored.save(buf, "JPEG", quality=95, exif=exif.tobytes())
+    path = tmp_path / "big.jpg"
+    path.write_bytes(buf.getvalue())
+    assert load_photo(path).size == (2080, 1560)
+    from infer.photo import load_photo_scaled
+    img, factor = load_photo_scaled(path, min_side=512)
+    assert img.size == (1040, 780) and factor == (2.0, 2.0)
+
+    r, seconds = rectify_photo(path, templates, (96, 64))       # decodes at 1/2: 1040x780 >= 512
+    assert r.ok and r.product == "p2" and seconds > 0, r.reason
+    full = rectify(np.asarray(load_photo(path)), templates)      # matching runs at 512 px either way
+    assert full.ok and np.abs(r.corners - full.corners).max() < 8.0   # 2 decoded px, in full-photo pixels
+    assert np.abs(r.corners - corners).max() < 20.0
+    assert r.face.shape[1] == 192                                # the face at twice the model's input
+    # ~1320 px wide on the photo, decoded at 1/2: ~660 decoded px for 96 input px
+    assert 6.0 < r.density < 8.4
+    assert "small" not in dict(assess_face(r.face[::2, ::2], r.density).issues)
+    assert "small" in dict(assess_face(r.face[::2, ::2], 0.3).issues)

@@ -160,7 +160,7 @@ def comparator_scores(model, data, split: str, products: list[str] | None = None
             verdicts.append(INCONCLUSIVE)
             continue
         p[i] = p_face[k]
-        q = assess_face(fs.faces[k], 1.0, meta.get("quality"))  # what the inspector's quality gate would say
+        q = assess_face(fs.faces[k], fs.density[k], meta.get("quality"))  # the inspector's quality gate
         for code, _ in q.issues:
             issues[code] = issues.get(code, 0) + 1
         verdicts.append(INCONCLUSIVE if q.issues else decide(float(p[i]), th))

@@ -38,6 +38,7 @@ class FaceSet:
     names: list[str]                 # products, sorted
     templates: np.ndarray            # (len(names), H, W, 3) uint8
     not_aligned: list[tuple[Record, str]] = field(default_factory=list)
+    density: np.ndarray | None = None   # (n,) photo pixels per input pixel: the inspector's "too small" gate
 
     def __len__(self) -> int:
         return len(self.records)
@@ -46,14 +47,15 @@ class FaceSet:
     def build(cls, root, records: list[Record], templates: TemplateSet, size: tuple[int, int],
               workers: int = 0) -> "FaceSet":
         by_name = {t.product: t for t in templates.templates}
-        faces = aligned_faces(root, records, templates, workers=workers)
+        faces = aligned_faces(root, records, templates, workers=workers, face_size=size)
         names = sorted(p for p in faces if p in by_name)
-        keep, arrays, bad = [], [], []
+        keep, arrays, dens, bad = [], [], [], []
         for product, f in faces.items():
             for j, i in enumerate(f.index):
                 if f.ok[j]:
                     keep.append(int(i))
                     arrays.append(face_input(f.faces[j], size))
+                    dens.append(float(f.density[j]))
                 else:
                     bad.append((records[i], f.reasons[j]))
         order = np.argsort(keep, kind="stable")          # back to the records' order
@@ -63,7 +65,7 @@ class FaceSet:
                    np.array([r.label == "counterfeit" for r in recs], int),
                    np.array([names.index(r.product) for r in recs], int), names,
                    np.stack([face_input(by_name[n].image, size) for n in names]) if names
-                   else np.zeros((0, h, w, 3), np.uint8), bad)
+                   else np.zeros((0, h, w, 3), np.uint8), bad, np.array([dens[k] for k in order], float))
 
 
 def twin_pairs(fs: FaceSet) -> np.ndarray:

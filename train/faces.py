@@ -6,7 +6,9 @@
     f = faces["00-fiisfi"]; f.faces[f.ok], f.index, f.reasons   # (n, h, w, 3) uint8, positions in records
 
 A labelled dataset knows each photo's product, so a photo is matched against its own product's template only
-(rectify(..., product=record.product)), from the full-resolution decode. The result of one call is cached per
+(rectify(..., product=record.product)). With a model's face_size the photo takes the inspector's own input path
+(infer.rectify.rectify_photo: DCT-scaled decode, face at twice the input); without, the full-resolution decode at
+face_side (the training-free baseline). The result of one call is cached per
 product as an .npz under <root>/.cache/faces/ (or $GENUINE_CACHE/faces/), keyed by the photos (paths, sizes,
 mtimes), the template's pixels, infer.rectify.KP_VERSION and the face size: a second call with the same photos
 reads the file and rectifies nothing; a changed photo or template computes it again.
@@ -26,10 +28,10 @@ import numpy as np
 
 from infer.photo import PhotoError, load_photo
 from infer.keypoints import FACE_SIDE, KP_VERSION, Template, TemplateSet
-from infer.rectify import PAD, rectify
+from infer.rectify import PAD, model_face_side, rectify, rectify_photo
 from train.layout import Record
 
-VERSION = "1"            # bump when the same inputs would give other faces
+VERSION = "2"            # bump when the same inputs would give other faces (2: density, rectify_photo)
 
 
 @dataclass
@@ -41,6 +43,7 @@ class Faces:
     reasons: list[str]   # rectify's reason_code (or "unreadable: ...") where not ok, "" where ok
     inliers: np.ndarray  # (n,) int
     seconds: np.ndarray  # (n,) float: rectify's own time per photo (decode excluded)
+    density: np.ndarray  # (n,) float: photo pixels per model input pixel (0 without a face_size)
 
 
 def cache_dir(root) -> Path:
@@ -48,8 +51,8 @@ def cache_dir(root) -> Path:
     return (Path(env) if env else Path(root) / ".cache") / "faces"
 
 
-def _key(records: list[Record], t: Template, face_side) -> str:
-    h = hashlib.sha256(f"{VERSION}\t{KP_VERSION}\t{t.product}\t{t.face_size(face_side)}\n".encode())
+def _key(records: list[Record], t: Template, face_side, face_size) -> str:
+    h = hashlib.sha256(f"{VERSION}\t{KP_VERSION}\t{t.product}\t{t.face_size(face_side)}\t{face_size}\n".encode())
     h.update(hashlib.sha256(np.ascontiguousarray(t.image).tobytes() + str(t.image.shape).encode()).digest())
     for r in records:
         try:
@@ -70,13 +73,15 @@ def _init(templates: TemplateSet) -> None:
 
 
 def _one(job):
-    path, product, face_side = job
+    path, product, face_side, face_size = job
     try:
-        photo = np.asarray(load_photo(path))
+        if face_size is not None:
+            r, _ = rectify_photo(path, _TEMPLATES, face_size, product=product)
+        else:
+            r = rectify(np.asarray(load_photo(path)), _TEMPLATES, product=product, face_side=face_side)
     except PhotoError as e:
-        return None, f"unreadable: {e}", 0, 0.0
-    r = rectify(photo, _TEMPLATES, product=product, face_side=face_side)
-    return (r.face if r.ok else None), ("" if r.ok else r.reason_code or "failed"), r.inliers, r.seconds
+        return None, f"unreadable: {e}", 0, 0.0, 0.0
+    return (r.face if r.ok else None), ("" if r.ok else r.reason_code or "failed"), r.inliers, r.seconds, r.density
 
 
 def _save(path: Path, **arrays) -> None:
@@ -92,10 +97,13 @@ def _save(path: Path, **arrays) -> None:
 
 
 def aligned_faces(root, records: list[Record], templates: TemplateSet, face_side: int | None = FACE_SIDE,
-                  workers: int = 0, cache: bool = True) -> dict[str, Faces]:
+                  workers: int = 0, cache: bool = True, face_size: tuple[int, int] | None = None) -> dict[str, Faces]:
     """{product: Faces} for `records`, each photo rectified against its own product's template.
 
+    face_size: a comparator's input (W, H): the inspector's input path, faces at model_face_side(face_size).
     Photos of a product without a template are not ok ("not_covered"). workers=0: all cores; 1: in-process."""
+    if face_size is not None:
+        face_size, face_side = (int(face_size[0]), int(face_size[1])), model_face_side(face_size)
     by_product: dict[str, list[int]] = {}
     for i, r in enumerate(records):
         by_product.setdefault(r.product, []).append(i)
@@ -105,19 +113,20 @@ def aligned_faces(root, records: list[Record], templates: TemplateSet, face_side
         t = tmpl.get(product)
         if t is None:
             out[product] = Faces(np.array(idx), np.full((len(idx), 1, 1, 3), PAD, np.uint8), np.zeros(len(idx), bool),
-                                 ["not_covered"] * len(idx), np.zeros(len(idx), int), np.zeros(len(idx)))
+                                 ["not_covered"] * len(idx), np.zeros(len(idx), int), np.zeros(len(idx)),
+                                 np.zeros(len(idx)))
             continue
-        f = cache_dir(root) / f"{product}-{_key([records[i] for i in idx], t, face_side)}.npz"
+        f = cache_dir(root) / f"{product}-{_key([records[i] for i in idx], t, face_side, face_size)}.npz"
         if cache and f.exists():
             try:
                 with np.load(f) as z:
                     out[product] = Faces(np.array(idx), z["faces"], z["ok"], [str(s) for s in z["reasons"]],
-                                         z["inliers"], z["seconds"])
+                                         z["inliers"], z["seconds"], z["density"])
                 continue
             except (OSError, ValueError, KeyError):
                 pass  # a damaged cache file is recomputed
         todo[product] = (idx, t, f)
-    jobs = [(str(records[i].path), p, face_side) for p, (idx, _, _) in todo.items() for i in idx]
+    jobs = [(str(records[i].path), p, face_side, face_size) for p, (idx, _, _) in todo.items() for i in idx]
     if jobs:
         n = min(len(jobs), workers or os.cpu_count() or 1)
         if n <= 1:
@@ -132,16 +141,18 @@ def aligned_faces(root, records: list[Record], templates: TemplateSet, face_side
             fw, fh = t.face_size(face_side)
             faces = np.full((len(idx), fh, fw, 3), PAD, np.uint8)
             ok, reasons, inliers, secs = np.zeros(len(idx), bool), [], np.zeros(len(idx), int), np.zeros(len(idx))
+            density = np.zeros(len(idx))
             for j in range(len(idx)):
-                face, reason, inliers[j], secs[j] = results[k]
+                face, reason, inliers[j], secs[j], density[j] = results[k]
                 k += 1
                 if face is not None:
                     faces[j], ok[j] = face, True
                 reasons.append(reason)
-            out[product] = Faces(np.array(idx), faces, ok, reasons, inliers, secs)
+            out[product] = Faces(np.array(idx), faces, ok, reasons, inliers, secs, density)
             if cache:
                 try:
-                    _save(f, faces=faces, ok=ok, reasons=np.array(reasons, dtype=str), inliers=inliers, seconds=secs)
+                    _save(f, faces=faces, ok=ok, reasons=np.array(reasons, dtype=str), inliers=inliers, seconds=secs,
+                          density=density)
                 except OSError as e:  # a read-only dataset still evaluates, only slower next time
                     print(f"warning: could not cache aligned faces in {f.parent}: {e}", file=sys.stderr)
     return dict(sorted(out.items()))
