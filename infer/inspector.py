@@ -22,7 +22,7 @@ import numpy as np
 
 from infer import quality
 from infer.heatmap import where
-from infer.photo import load_photo
+from infer.photo import load_photo, printable
 from infer.preprocess import decode_side, face_input, prepare
 from infer.references import DEFAULT_SIM_FLOOR, fuse
 from infer.runtime import ModelError, OnnxModel
@@ -56,7 +56,7 @@ class Result:
 
 
 def _source(photo) -> str:
-    return str(photo) if isinstance(photo, (str, os.PathLike)) else f"<{type(photo).__name__}>"
+    return printable(str(photo)) if isinstance(photo, (str, os.PathLike)) else f"<{type(photo).__name__}>"
 
 
 class Inspector:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import warnings
 from pathlib import Path
 
@@ -21,6 +22,9 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 # purpose rather than by Pillow's default 179 MP bomb limit, which would refuse real photos.
 MAX_PIXELS = 200_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+# Bytes read from one file or archive entry before decoding: a 200 MP JPEG is ~60 MB, a 16-bit TIFF scan a few
+# hundred; more is refused before it costs memory (per scan worker).
+MAX_FILE_BYTES = 512 << 20
 
 # Only photo formats: no EPS/PDF (ghostscript), no GIF animations, no icons.
 PHOTO_FORMATS = ["JPEG", "MPO", "PNG", "WEBP", "TIFF", "BMP"]
@@ -54,20 +58,57 @@ def is_photo_path(path: str | os.PathLike) -> bool:
 
 def _name(src) -> str:
     if isinstance(src, (str, os.PathLike)):
-        return str(src)
+        return printable(str(src))
     return f"<{type(src).__name__}>"
+
+
+def printable(name: str) -> str:
+    """A file name as valid UTF-8 text, faithful and reversible by eye: bytes that were not UTF-8 on disk
+    (Python keeps them as surrogates) become \\xNN escapes, so reports, CSV, SQLite and a strict stdout take it."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def read_bytes(path, limit: int = MAX_FILE_BYTES) -> bytes:
+    """A photo file's bytes: regular files only (a FIFO would block for ever, /dev/zero never ends), and at most
+    `limit` bytes, counted on what is actually read. Raises PhotoError naming the file and the reason."""
+    name = printable(str(path))
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        raise PhotoError(name, "missing", "file not found") from None
+    except IsADirectoryError:
+        raise PhotoError(name, "not_image", "is a folder, not a photo") from None
+    except OSError as e:
+        raise PhotoError(name, "unreadable", f"cannot read file ({e.strerror or e})") from None
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        if stat.S_ISDIR(st.st_mode):
+            raise PhotoError(name, "not_image", "is a folder, not a photo")
+        if not stat.S_ISREG(st.st_mode):
+            raise PhotoError(name, "not_image", "not a regular file (a pipe, device or socket); refused")
+        try:
+            data = fh.read(limit + 1)
+        except OSError as e:
+            raise PhotoError(name, "unreadable", f"cannot read file ({e.strerror or e})") from None
+    if len(data) > limit:
+        raise PhotoError(name, "too_large", f"file larger than {limit >> 20} MB; no photo is, refused")
+    return data
+
+
+def _unidentified(data: bytes) -> str:
+    """Why Pillow could not open bytes that no format accepted: a known signature means a damaged file."""
+    for magic, fmt in ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8", "JPEG"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"),
+                       (b"BM", "BMP")):
+        if data.startswith(magic):
+            return f"damaged {fmt} file: its header cannot be read"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "damaged WEBP file: its header cannot be read"
+    return "not a photo in a supported format"
 
 
 def _open(src, name: str) -> Image.Image:
     if isinstance(src, (str, os.PathLike)):
-        try:
-            data = Path(src).read_bytes()
-        except FileNotFoundError:
-            raise PhotoError(name, "missing", "file not found") from None
-        except IsADirectoryError:
-            raise PhotoError(name, "not_image", "is a folder, not a photo") from None
-        except OSError as e:
-            raise PhotoError(name, "unreadable", f"cannot read file ({e.strerror or e})") from None
+        data = read_bytes(src)
     elif isinstance(src, (bytes, bytearray, memoryview)):
         data = bytes(src)
     else:
@@ -82,7 +123,8 @@ def _open(src, name: str) -> Image.Image:
         raise PhotoError(name, "too_large", f"image is larger than {MAX_PIXELS // 1_000_000} MP; refused") from None
     except UnidentifiedImageError:
         hint = " (install genuine[heic] for HEIC photos)" if pillow_heif is None and name.lower().endswith((".heic", ".heif")) else ""
-        raise PhotoError(name, "not_image", f"not a photo in a supported format{hint}") from None
+        why = _unidentified(data)
+        raise PhotoError(name, "not_image" if why.startswith("not a photo") else "unreadable", why + hint) from None
     except (OSError, ValueError, SyntaxError) as e:
         raise PhotoError(name, "unreadable", f"cannot decode header ({e})") from None
 
@@ -123,6 +165,24 @@ def _to_srgb(im: Image.Image, icc: bytes | None) -> Image.Image:
         return ImageCms.profileToProfile(im, src, ImageCms.createProfile("sRGB"), outputMode=out_mode)
     except Exception:  # a broken profile is not a broken photo: keep the pixels as stored
         return im
+
+
+def _grey_filled_rows(im: Image.Image) -> int:
+    """Rows at the bottom (in stored order) that libjpeg filled with flat grey (128) after data that ended early
+    (an end-of-image marker mid-scan, a header promising more rows than the data holds). Pillow reports no
+    warning for these; a real photo never ends in a whole MCU row of exactly 128 in every channel."""
+    w, h = im.size
+    if not np.all(np.asarray(im.crop((0, h - 1, w, h))) == 128):   # the usual case: one row looked at
+        return 0
+    a = np.asarray(im)
+    if a.ndim == 3:
+        a = a.reshape(a.shape[0], -1)
+    rows = 0
+    for r in range(a.shape[0] - 1, -1, -1):
+        if a[r, 0] != 128 or not np.all(a[r] == 128):
+            break
+        rows += 1
+    return rows if 8 <= rows < a.shape[0] else 0   # a picture grey all over has nothing filled in: not this
 
 
 def load_photo(src, min_side: int | None = None) -> Image.Image:
@@ -168,6 +228,9 @@ def load_photo_scaled(src, min_side: int | None = None) -> tuple[Image.Image, tu
         raise PhotoError(name, kind, f"{'truncated file' if kind == 'truncated' else 'cannot decode'} ({msg})") from None
     except (ValueError, SyntaxError, EOFError) as e:
         raise PhotoError(name, "unreadable", f"cannot decode ({e})") from None
+    if im.format in ("JPEG", "MPO") and (filled := _grey_filled_rows(im)):
+        raise PhotoError(name, "truncated", f"truncated file: the JPEG data ends early and the decoder filled the "
+                                            f"last {filled / im.size[1]:.0%} of rows with grey; refused, never judged")
     factor = (w / im.size[0], h / im.size[1])
     turned = im.getexif().get(0x0112, 1) in (5, 6, 7, 8)
     im = ImageOps.exif_transpose(im)  # handheld photos are stored sideways more often than not

@@ -74,6 +74,7 @@ def _add(args) -> int:
 
 def _from_photos(product: str, sources: list[str]):
     """(Template, "photos", how) from photos of genuine units; photos left out are listed on stderr."""
+    from infer.photo import PhotoError
     from infer.sources import entries, looks_like_photo, read
     from infer.template_photos import template_from_photos
 
@@ -85,8 +86,8 @@ def _from_photos(product: str, sources: list[str]):
         try:
             data.append(read(e))
             keys.append(e.key)
-        except OSError as err:
-            print(f"skipped: {e.key}: {err}", file=sys.stderr)
+        except (OSError, PhotoError) as err:
+            print(f"skipped: {e.key}: {getattr(err, 'reason', err)}", file=sys.stderr)
     if not data:
         raise ReferenceError(f"--template-from-photos: no photos in {', '.join(sources)}")
     more = f" and {len(sources) - 1} more" if len(sources) > 1 else ""

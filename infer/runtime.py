@@ -39,6 +39,44 @@ class ModelError(ValueError):
     """A model file that cannot be used, with the file and the reason."""
 
 
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+
+
+def check_meta(meta, name: str) -> None:
+    """Metadata of the shape the runtime reads, or ModelError naming the first key that is not: valid JSON of
+    the wrong shape must fail as a model error, never as a crash mid-scan."""
+    def bad(key: str, want: str):
+        raise ModelError(f"{name}: genuine metadata {key} must be {want}; re-export the model with genuine export")
+
+    if not isinstance(meta, dict):
+        bad("", "a JSON object")
+    if meta.get("format") not in SUPPORTED:
+        raise ModelError(f"{name}: metadata format {meta.get('format')!r} is not one of {SUPPORTED}")
+    inp = meta.get("input")
+    if not isinstance(inp, dict):
+        bad("'input'", "an object")
+    if meta.get("arch") == "comparator":
+        fs = inp.get("face_size")
+        if not (isinstance(fs, list) and len(fs) == 2 and all(isinstance(v, int) and 16 <= v <= 8192 for v in fs)):
+            bad("input.face_size", "[width, height] in pixels")
+    else:
+        if not (isinstance(inp.get("size"), int) and 16 <= inp["size"] <= 8192):
+            bad("input.size", "a size in pixels")
+        if not isinstance(inp.get("resize"), str):
+            bad("input.resize", "a string")
+    th = meta.get("thresholds")
+    if not isinstance(th, dict) or not all(_number(th.get(k)) for k in ("threshold_genuine", "threshold_suspect")):
+        bad("'thresholds'", "an object with numeric threshold_genuine and threshold_suspect")
+    for key, kind in (("products", list), ("quality", dict), ("metrics", dict), ("calibration", dict)):
+        if meta.get(key) is not None and not isinstance(meta[key], kind):
+            bad(repr(key), "a list" if kind is list else "an object")
+    if not all(isinstance(p, str) for p in meta.get("products") or []):
+        bad("'products'", "a list of names")
+    if any(not _number(v) for v in (meta.get("quality") or {}).values()):
+        bad("'quality'", "an object of numeric limits")
+
+
 class OnnxModel:
     def __init__(self, path: str | os.PathLike, threads: int = 0):
         path = Path(path)
@@ -78,8 +116,7 @@ class OnnxModel:
             self.meta = json.loads(raw)
         except json.JSONDecodeError as e:
             raise ModelError(f"{name}: corrupt genuine metadata ({e})") from None
-        if self.meta.get("format") not in SUPPORTED:
-            raise ModelError(f"{name}: metadata format {self.meta.get('format')!r} is not one of {SUPPORTED}")
+        check_meta(self.meta, name)
         self.outputs = [o.name for o in self.session.get_outputs()]
         self.is_comparator = self.meta.get("arch") == "comparator"
         if self.is_comparator:

@@ -66,8 +66,10 @@ def decode(e: Entry) -> dict:
         return {**out, "error_kind": "skipped", "error": f"not a photo file ({Path(e.member or e.path).suffix or 'no suffix'})"}
     try:
         data = read(e)
-    except (OSError, KeyError, RuntimeError, ValueError) as err:
-        return {**out, "error_kind": "unreadable", "error": f"cannot read ({err})"}
+    except PhotoError as err:
+        return {**out, "error_kind": err.kind, "error": err.reason}
+    except Exception as err:  # one strange entry must never stop a run of 10^6
+        return {**out, "error_kind": "unreadable", "error": f"cannot read ({type(err).__name__}: {err})"}
     out["sha256"] = hashlib.sha256(data).hexdigest()
     try:
         if _templates is not None:
@@ -82,19 +84,57 @@ def decode(e: Entry) -> dict:
     return {**out, "x": x, "quality": quality.assess(x, img.size, _model_size, _quality_limits), "photo_size": img.size}
 
 
+class RunLocked(RuntimeError):
+    """Another scan is writing to this run folder."""
+
+
+def lock_run(run_dir: Path):
+    """An exclusive lock on RUN_DIR/.lock for as long as the returned file stays open: two scans writing one
+    journal would score every photo twice. Released by the OS when the process dies, so kill -9 leaves no
+    stale lock behind."""
+    fh = open(run_dir / ".lock", "a+")
+    try:
+        import fcntl
+
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except ImportError:   # pragma: no cover - Windows: msvcrt locks a byte range instead
+        import msvcrt
+
+        try:
+            msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+        except OSError:
+            fh.close()
+            raise RunLocked(f"{run_dir} is in use by another genuine scan; wait for it or choose another --out") from None
+    except OSError:
+        fh.close()
+        raise RunLocked(f"{run_dir} is in use by another genuine scan; wait for it or choose another --out") from None
+    return fh
+
+
 class Journal:
     """Append-only results.jsonl: the only state of a run, safe against kill -9 at any moment."""
 
     def __init__(self, path: Path):
         self.path = path
         self.records: list[dict] = []
+        self.garbage = 0      # lines that are not a record (a damaged disk, an editor): skipped, rescored
         if path.exists():
             raw = path.read_bytes()
             good = raw[: raw.rfind(b"\n") + 1]          # a torn last line is cut off, not parsed
             if len(good) != len(raw):
                 with open(path, "r+b") as fh:
                     fh.truncate(len(good))
-            self.records = [json.loads(line) for line in good.decode().splitlines() if line.strip()]
+            for line in good.split(b"\n"):
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    rec = None
+                if isinstance(rec, dict) and isinstance(rec.get("path"), str) and isinstance(rec.get("stamp"), list):
+                    self.records.append(rec)
+                else:
+                    self.garbage += 1
         self.fh = open(path, "a", encoding="utf-8")
         self.pending = 0
 
@@ -130,6 +170,9 @@ class Scanner:
         if others:
             raise SystemExit(f"genuine scan: {run_dir} holds results of another model ({sorted(others)[0][:16]}...); "
                              f"choose a new --out")
+        if self.journal.garbage:
+            print(f"genuine scan: {self.journal.garbage} damaged line(s) in {self.journal.path} skipped; the photos "
+                  f"they stood for are scored again", file=sys.stderr)
         self.done_sha = {r["sha256"] for r in self.journal.records if r.get("sha256")}
         self.done_key = {r["path"]: tuple(r["stamp"]) for r in self.journal.records}
         self.queue: list[dict] = []
@@ -201,11 +244,18 @@ class Scanner:
         self.queue = []
 
 
-def scan(inspector, sources: list[str], run_dir, workers: int = 0, batch: int = 16, progress: bool = True) -> dict:
+def scan(inspector, sources: list[str], run_dir, workers: int = 0, batch: int = 16, progress: bool = True,
+         locked: bool = False) -> dict:
+    """Score every photo of `sources` not yet in RUN_DIR's journal. locked: the caller holds lock_run(run_dir)."""
     run_dir = Path(run_dir)
     t0 = time.perf_counter()
+    lock = None if locked else lock_run(run_dir)
     sc = Scanner(inspector, run_dir, batch)
-    listed = list(entries(sources))
+    listed, seen = [], set()
+    for e in entries(sources):
+        if e.key not in seen:   # a path given twice (two sources, a list and a folder) is one item
+            seen.add(e.key)
+            listed.append(e)
     todo = [e for e in listed if not sc.finished(e)]
     bar = Progress(len(todo), progress)
     workers = workers or os.cpu_count() or 1
@@ -225,6 +275,8 @@ def scan(inspector, sources: list[str], run_dir, workers: int = 0, batch: int = 
     finally:
         sc.journal.close()
         bar.close()
+        if lock is not None:
+            lock.close()
     return {"listed": len(listed), "already_done": len(listed) - len(todo), "new": sc.new,
             "seconds": time.perf_counter() - t0}
 
@@ -262,8 +314,10 @@ def main(args) -> int:
     from infer.keypoints import RectifyError
     from infer.references import ReferenceError
     from infer.runtime import ModelError, weak_model_warning
-    from infer.scan_outputs import write_outputs
 
+    if why := usage_error(args):
+        print(f"genuine scan: {why}", file=sys.stderr)
+        return 2
     try:
         insp = Inspector(args.model, threads=args.threads, references=args.references,
                          templates=getattr(args, "templates", None))
@@ -273,13 +327,39 @@ def main(args) -> int:
     if warning := weak_model_warning(insp.meta):  # also in summary.json and on top of report.html
         print(f"genuine scan: {warning}", file=sys.stderr)
     fail_on = [f.strip() for f in (args.fail_on or "").split(",") if f.strip()]
-    bad = [f for f in fail_on if f not in FAIL_CODES]
-    if bad:
-        print(f"genuine scan: --fail-on {','.join(bad)}: choose from {', '.join(FAIL_CODES)}", file=sys.stderr)
-        return 4
     run_dir = Path(args.out)
     run_dir.mkdir(parents=True, exist_ok=True)
-    run = scan(insp, args.sources, run_dir, args.workers, args.batch)
+    try:
+        lock = lock_run(run_dir)   # held until the reports are written too
+    except RunLocked as e:
+        print(f"genuine scan: {e}", file=sys.stderr)
+        return 2
+    with lock:
+        return _scan_and_report(args, insp, run_dir, fail_on, warning)
+
+
+def usage_error(args) -> str | None:
+    """What is wrong with a scan's command line, found before any work: exit 2 like argparse's own errors."""
+    bad = [f for f in (args.fail_on or "").split(",") if f.strip() and f.strip() not in FAIL_CODES]
+    if bad:
+        return f"--fail-on {','.join(bad)}: choose from {', '.join(FAIL_CODES)}"
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        return f"--out {args.out}: is a file; a scan writes a run folder"
+    for src in args.sources:
+        if src.startswith("@"):
+            try:
+                Path(src[1:]).read_bytes().decode("utf-8")
+            except OSError as e:
+                return f"{src}: cannot read the list ({e.strerror or e})"
+            except UnicodeDecodeError as e:
+                return f"{src}: the list is not UTF-8 text (byte {e.start}); write one path per line in UTF-8"
+    return None
+
+
+def _scan_and_report(args, insp, run_dir: Path, fail_on: list[str], warning: str | None) -> int:
+    from infer.scan_outputs import write_outputs
+
+    run = scan(insp, args.sources, run_dir, args.workers, args.batch, locked=True)
     summary = write_outputs(run_dir, Journal(run_dir / "results.jsonl").close_and_records(), {
         "model": str(args.model), "model_sha256": insp.model.sha256, "model_warning": warning,
         "sources": list(args.sources),

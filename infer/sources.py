@@ -10,12 +10,12 @@ import contextlib
 import os
 import sys
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from infer.photo import MAX_PIXELS, is_photo_path
+from infer.photo import MAX_FILE_BYTES, PhotoError, is_photo_path, printable, read_bytes
 
-MAX_ENTRY_BYTES = 1 << 30  # a compressed member claiming more than 1 GB is no phone photo
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class Entry:
     mtime_ns: int = 0
     refused: str | None = None   # reason when it must not be read at all
     refused_kind: str = ""
+    index: int = -1              # position in the archive's directory: two members may share a name
 
     @property
     def stamp(self) -> tuple:
@@ -48,15 +49,18 @@ def _zip_entries(path: str):
                     refused_kind="unreadable")
         return
     with zf:
-        for info in zf.infolist():
+        seen: dict[str, int] = {}
+        for i, info in enumerate(zf.infolist()):
             if info.is_dir():
                 continue
-            key = f"{path}!{info.filename}"
-            stamp = dict(size=info.file_size, mtime_ns=st.st_mtime_ns + info.CRC)  # changes if the member does
+            # Every member is its own item, also when two share a name (the second is "name (entry 2)").
+            seen[info.filename] = seen.get(info.filename, 0) + 1
+            key = printable(f"{path}!{info.filename}") + (f" (entry {seen[info.filename]})" if seen[info.filename] > 1 else "")
+            stamp = dict(size=info.file_size, mtime_ns=st.st_mtime_ns + info.CRC, index=i)  # changes with the member
             if _unsafe(info.filename):
                 yield Entry(key, path, info.filename, refused="refused archive entry: its path escapes the archive",
                             refused_kind="refused_archive_entry", **stamp)
-            elif info.file_size > MAX_ENTRY_BYTES or info.file_size > MAX_PIXELS * 4:
+            elif info.file_size > MAX_FILE_BYTES:   # declared: refused unread (what is read is capped too)
                 yield Entry(key, path, info.filename, refused=f"archive entry of {info.file_size / 1e9:.1f} GB refused",
                             refused_kind="too_large", **stamp)
             elif info.flag_bits & 0x1:
@@ -77,9 +81,12 @@ def _expand(path: str):
         yield from _zip_entries(str(p))
     elif p.is_file():
         st = p.stat()
-        yield Entry(str(p), str(p), size=st.st_size, mtime_ns=st.st_mtime_ns)
+        yield Entry(printable(str(p)), str(p), size=st.st_size, mtime_ns=st.st_mtime_ns)
+    elif p.exists():   # a FIFO, device or socket: reading it could block for ever or never end
+        yield Entry(printable(str(p)), str(p), refused="not a regular file (a pipe, device or socket); refused",
+                    refused_kind="not_image")
     else:
-        yield Entry(str(p), str(p), refused="file not found", refused_kind="missing")
+        yield Entry(printable(str(p)), str(p), refused="file not found", refused_kind="missing")
 
 
 def entries(sources: list[str], stdin=None):
@@ -99,15 +106,23 @@ _open_zips: dict[str, zipfile.ZipFile] = {}  # per process: reopening a large ar
 
 
 def read(e: Entry) -> bytes:
+    """The entry's bytes, at most MAX_FILE_BYTES counted on what is read (an archive entry may inflate far past
+    its declared size). Raises PhotoError (kind and reason) for anything that cannot be read: a damaged archive
+    entry is one bad item, never the end of a run."""
     if e.member is None:
-        return Path(e.path).read_bytes()
-    zf = _open_zips.get(e.path)
-    if zf is None:
-        zf = _open_zips[e.path] = zipfile.ZipFile(e.path)
-    with zf.open(e.member) as fh:
-        data = fh.read(MAX_ENTRY_BYTES + 1)
-    if len(data) > MAX_ENTRY_BYTES:
-        raise OSError("archive entry larger than declared")
+        return read_bytes(e.path)
+    try:
+        zf = _open_zips.get(e.path)
+        if zf is None:
+            zf = _open_zips[e.path] = zipfile.ZipFile(e.path)
+        info = zf.infolist()[e.index] if e.index >= 0 else zf.getinfo(e.member)
+        with zf.open(info) as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, KeyError, IndexError, NotImplementedError,
+            RuntimeError, ValueError) as err:
+        raise PhotoError(e.key, "unreadable", f"damaged archive entry ({type(err).__name__}: {err})") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise PhotoError(e.key, "too_large", f"archive entry inflates past {MAX_FILE_BYTES >> 20} MB; refused")
     return data
 
 

@@ -164,5 +164,7 @@ def test_path_list_on_stdin_and_report(model, tmp_path, monkeypatch, capsys):
 def test_fail_on_and_model_errors(model, tmp_path, capsys):
     (tmp_path / "p.jpg").write_bytes(_jpeg(5))
     assert cli(["scan", str(tmp_path / "nope.onnx"), str(tmp_path), "--out", str(tmp_path / "r")]) == 4
-    assert cli(["scan", str(model), str(tmp_path / "p.jpg"), "--out", str(tmp_path / "r"), "--fail-on", "bogus"]) == 4
     assert "nope.onnx" in capsys.readouterr().err
+    # a bad option is a usage error (2), not a model error
+    assert cli(["scan", str(model), str(tmp_path / "p.jpg"), "--out", str(tmp_path / "r"), "--fail-on", "bogus"]) == 2
+    assert "--fail-on bogus: choose from suspect, inconclusive, error" in capsys.readouterr().err
