@@ -61,7 +61,7 @@ def _zip_entries(path: str):
                 yield Entry(key, path, info.filename, refused="refused archive entry: its path escapes the archive",
                             refused_kind="refused_archive_entry", **stamp)
             elif info.file_size > MAX_FILE_BYTES:   # declared: refused unread (what is read is capped too)
-                yield Entry(key, path, info.filename, refused=f"archive entry of {info.file_size / 1e9:.1f} GB refused",
+                yield Entry(key, path, info.filename, refused=f"archive entry of {info.file_size / 2**20:.0f} MB refused (over {MAX_FILE_BYTES >> 20} MB)",
                             refused_kind="too_large", **stamp)
             elif info.flag_bits & 0x1:
                 yield Entry(key, path, info.filename, refused="encrypted archive entry", refused_kind="unreadable", **stamp)
