@@ -259,3 +259,14 @@ def test_a_second_scan_into_a_busy_run_folder_is_refused(model, tmp_path, capsys
         assert "in use by another genuine scan" in capsys.readouterr().err
         assert not (run / "results.jsonl").exists()
     assert cli(["scan", str(model), str(tmp_path / "p.jpg"), "--out", str(run), "--workers", "1"]) == 0
+
+
+def test_references_add_records_damaged_entries_and_adds_the_rest(model, tmp_path, capsys):
+    _bad_zip(tmp_path / "refs.zip", _jpeg(0))
+    db = str(tmp_path / "refs.db")
+    assert cli(["references", "add", str(model), str(tmp_path / "refs.zip"), "--db", db, "--product", "p"]) == 3
+    err = capsys.readouterr()
+    text = err.out + err.err
+    for n in ("crc.jpg", "deflate.jpg", "header.jpg"):
+        assert f"refs.zip!{n}: damaged archive entry" in text
+    assert "p (genuine): 3 added, 0 already present, 3 unreadable" in text   # good.jpg and both dup.jpg members
