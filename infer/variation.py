@@ -1,0 +1,122 @@
+"""A product's genuine variation, pixel by pixel: the training-free baseline's model, torch-free for the handheld.
+
+    model = fit(genuine_faces)                  # (n, h, w, 3) uint8, aligned in the template's frame
+    s = score(model, faces)                     # standardised: 0 a typical genuine photo, higher less genuine-like
+    z = z_map(model, face)                      # (h, w, 4): where, in luminance and chroma
+
+From the aligned faces of genuine photos: a median face and a robust per-pixel spread. A query face is refined onto
+the median (ECC homography), fitted photometrically (gain and offset per channel, least squares with outliers
+dropped), blur-matched (whichever of the two is sharper is blurred to the other), high-passed (exposure gradients,
+shadows and glare are smooth) and split into luminance and chroma (a shifted colour plate shows in chroma). Each
+part is divided by its spread; the score is the mean of the most suspicious 0.05% of the face, standardised by the
+same score of the genuine photos the model was fit on. It needs no training, only genuine photos of the product:
+`genuine evaluate aligned` scores it (train/baseline.py), and it is what the comparator misses most (text,
+barcode, logo: BENCHMARKS.md, issue 11's table).
+"""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+HIGH_PASS = 5.0       # px: residual minus its Gaussian blur of this sigma
+FLOOR = 3.0           # grey levels: the smallest spread a pixel may have
+TOP = 0.0005          # share of the face's pixels pooled into the score
+CHROMA_WEIGHT = 1.0   # chroma z against luminance z
+BLURS = (0.6, 0.9, 1.2, 1.6, 2.0, 2.6)   # Gaussian sigmas tried to match sharpness
+MAX_REFERENCE = 96    # genuine train faces per product used for the model (evenly spread)
+
+
+@dataclass
+class ProductModel:
+    median: np.ndarray    # (h, w, 3) float32
+    spread: np.ndarray    # (h, w, 4) float32: luminance, then chroma R, G, B
+    centre: float         # robust centre and scale of the genuine train photos' raw scores
+    scale: float
+    n: int                # genuine faces behind it
+
+
+def _refine(q: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """q warped onto m by an ECC homography (the SIFT alignment is good to about a pixel, this to a tenth)."""
+    g = [cv2.cvtColor(np.clip(a, 0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY).astype(np.float32) for a in (m, q)]
+    try:
+        _, w = cv2.findTransformECC(g[0], g[1], np.eye(3, dtype=np.float32), cv2.MOTION_HOMOGRAPHY,
+                                    (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 40, 1e-5), None, 3)
+    except cv2.error:
+        return q  # ECC did not converge: keep the SIFT alignment
+    return cv2.warpPerspective(q, w, (q.shape[1], q.shape[0]), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                               borderMode=cv2.BORDER_REFLECT)
+
+
+def _photometric(q: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """a * q + b per channel, least squares to m, refitted without the pixels 3 robust sigmas off."""
+    out = np.empty_like(q)
+    for c in range(3):
+        x, t = q[..., c].ravel(), m[..., c].ravel()
+        keep = np.ones(x.shape, bool)
+        for _ in range(2):
+            xk, tk = x[keep], t[keep]
+            a = np.cov(xk, tk, bias=True)[0, 1] / max(float(xk.var()), 1e-6)
+            b = tk.mean() - a * xk.mean()
+            r = a * x + b - t
+            keep = np.abs(r) < 3 * (1.4826 * np.median(np.abs(r)) + 1e-3)
+        out[..., c] = a * q[..., c] + b
+    return out
+
+
+def _high_pass(d: np.ndarray) -> np.ndarray:
+    return d - cv2.GaussianBlur(d, (0, 0), HIGH_PASS)
+
+
+def residual(q: np.ndarray, median: np.ndarray) -> np.ndarray:
+    """(h, w, 4) float32: luminance and chroma (R, G, B) of the high-passed difference from the median,
+    sharpness-matched."""
+    q = _photometric(_refine(q.astype(np.float32), median), median)
+    d = _high_pass(q - median)
+    best = float(np.mean(d * d))
+    for s in BLURS:  # the sharper of the two is blurred to the other
+        for a, b in ((cv2.GaussianBlur(q, (0, 0), s), median), (q, cv2.GaussianBlur(median, (0, 0), s))):
+            hp = _high_pass(a - b)
+            e = float(np.mean(hp * hp))
+            if e < best:
+                best, d = e, hp
+    lum = d.mean(-1, keepdims=True)
+    return np.concatenate([lum, d - lum], -1)
+
+
+def _pool(z: np.ndarray) -> float:
+    """log of the mean of the TOP share of the per-pixel z (the larger of luminance and chroma)."""
+    zz = np.maximum(z[..., 0], CHROMA_WEIGHT * np.sqrt(np.mean(z[..., 1:] ** 2, -1)))
+    k = max(1, int(TOP * zz.size))
+    return float(np.log(np.partition(zz.ravel(), -k)[-k:].mean() + 1e-6))
+
+
+def _map(fn, items, threads: int):
+    with ThreadPoolExecutor(max(1, threads)) as ex:  # OpenCV and numpy release the GIL
+        return list(ex.map(fn, items))
+
+
+def fit(faces: np.ndarray, threads: int = 1) -> ProductModel:
+    """The genuine-variation model of one product from its aligned genuine faces (n, h, w, 3) uint8."""
+    if len(faces) > MAX_REFERENCE:
+        faces = faces[np.linspace(0, len(faces) - 1, MAX_REFERENCE).round().astype(int)]
+    m = np.median(faces.astype(np.float32), axis=0)
+    m = np.median(np.stack(_map(lambda f: _refine(f.astype(np.float32), m), faces, threads)), axis=0)
+    res = np.stack(_map(lambda f: residual(f, m), faces, threads))
+    spread = np.maximum(1.4826 * np.median(np.abs(res), axis=0), FLOOR).astype(np.float32)
+    raw = np.array([_pool(np.abs(r) / spread) for r in res])
+    centre = float(np.median(raw))
+    return ProductModel(m, spread, centre, float(max(1.4826 * np.median(np.abs(raw - centre)), 1e-3)), len(faces))
+
+
+def z_map(model: ProductModel, face: np.ndarray) -> np.ndarray:
+    """(h, w, 4) |z| per pixel: how far each pixel is from genuine variation (luminance, chroma)."""
+    return np.abs(residual(face, model.median)) / model.spread
+
+
+def score(model: ProductModel, faces: np.ndarray, threads: int = 1) -> np.ndarray:
+    """Standardised anomaly score per face: 0 is a typical genuine train photo, higher is less genuine-like."""
+    raw = np.array(_map(lambda f: _pool(z_map(model, f)), faces, threads), float)
+    return (raw - model.centre) / model.scale
