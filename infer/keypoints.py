@@ -36,9 +36,11 @@ def shrink(rgb: np.ndarray, side: int) -> tuple[np.ndarray, float]:
     return rgb, s
 
 
-def pixel_scaling(s: float) -> np.ndarray:
-    """Maps pixel-centre coordinates of an image to those of the same image resized by s."""
-    return np.array([[s, 0, 0.5 * s - 0.5], [0, s, 0.5 * s - 0.5], [0, 0, 1]], np.float64)
+def pixel_scaling(s: float, sy: float | None = None) -> np.ndarray:
+    """Maps pixel-centre coordinates of an image to those of the same image resized by s (by s across and sy
+    down when sy is given)."""
+    sy = s if sy is None else sy
+    return np.array([[s, 0, 0.5 * s - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1]], np.float64)
 
 
 _SIFT: dict = {}

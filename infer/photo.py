@@ -174,15 +174,9 @@ def _grey_filled_rows(im: Image.Image) -> int:
     w, h = im.size
     if not np.all(np.asarray(im.crop((0, h - 1, w, h))) == 128):   # the usual case: one row looked at
         return 0
-    a = np.asarray(im)
-    if a.ndim == 3:
-        a = a.reshape(a.shape[0], -1)
-    rows = 0
-    for r in range(a.shape[0] - 1, -1, -1):
-        if a[r, 0] != 128 or not np.all(a[r] == 128):
-            break
-        rows += 1
-    return rows if 8 <= rows < a.shape[0] else 0   # a picture grey all over has nothing filled in: not this
+    flat = np.all(np.asarray(im).reshape(h, -1) == 128, axis=1)
+    rows = h - 1 - int(np.flatnonzero(~flat)[-1]) if not flat.all() else h
+    return rows if 8 <= rows < h else 0   # a picture grey all over has nothing filled in: not this
 
 
 def load_photo(src, min_side: int | None = None) -> Image.Image:

@@ -23,7 +23,6 @@ import numpy as np
 from PIL import Image
 
 from infer.photo import load_photo_scaled
-
 from infer.keypoints import (FACE_SIDE, MAX_FEATURES, RectifyError, Template, TemplateSet,  # noqa: F401 (API)
                              match, pixel_scaling, shrink, sift)
 
@@ -287,7 +286,6 @@ def rectify_photo(src, templates: TemplateSet, face_size, product: str | None = 
         w, h = r.template.size
         r.density = float(r.scale * np.sqrt(w * h / (int(face_size[0]) * int(face_size[1]))))
     if r.H is not None and (fx, fy) != (1.0, 1.0):   # H and corners in the full photo's pixels, as documented
-        up = np.array([[fx, 0, 0.5 * fx - 0.5], [0, fy, 0.5 * fy - 0.5], [0, 0, 1]], np.float64)
-        r.H = up @ r.H
+        r.H = pixel_scaling(fx, fy) @ r.H
         r.corners = cv2.perspectiveTransform(frame_corners(*r.template.size)[None], r.H)[0]
     return r, seconds

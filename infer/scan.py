@@ -7,12 +7,12 @@ template: the costly part runs in parallel); the main process batches them throu
 onnxruntime and appends one JSON line per finished photo to RUN_DIR/results.jsonl
 (fsynced every few records and at exit). Records are keyed by the photo's sha256 and the
 model's sha256: a rerun skips what is done (unchanged paths are not even re-read), a torn
-last line from a kill -9 is cut off, and identical photos under several paths are scored once.
+last line from a kill -9 is cut off, and identical photos under several paths are scored once. The journal
+and the run folder's lock are infer/journal.py.
 """
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import sys
 import time
@@ -26,9 +26,9 @@ from infer import quality
 from infer.heatmap import overlay, overlay_face
 from infer.photo import PhotoError, load_photo
 from infer.preprocess import decode_side, face_input, letterbox_geometry, prepare
+from infer.journal import Journal, RunLocked, lock_run  # noqa: F401 (RunLocked: the scan API)
 from infer.sources import Entry, entries, looks_like_photo, read
 
-FSYNC_EVERY = 16
 _model_size = 0
 _quality_limits: dict | None = None
 _templates = None          # comparator models: the TemplateSet photos are rectified onto
@@ -82,82 +82,6 @@ def decode(e: Entry) -> dict:
     # No separate thumbnail: the report's picture is cut from the model input when a photo is flagged.
     x = prepare(img, _model_size)
     return {**out, "x": x, "quality": quality.assess(x, img.size, _model_size, _quality_limits), "photo_size": img.size}
-
-
-class RunLocked(RuntimeError):
-    """Another scan is writing to this run folder."""
-
-
-def lock_run(run_dir: Path):
-    """An exclusive lock on RUN_DIR/.lock for as long as the returned file stays open: two scans writing one
-    journal would score every photo twice. Released by the OS when the process dies, so kill -9 leaves no
-    stale lock behind."""
-    fh = open(run_dir / ".lock", "a+")
-    try:
-        import fcntl
-
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except ImportError:   # pragma: no cover - Windows: msvcrt locks a byte range instead
-        import msvcrt
-
-        try:
-            msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
-        except OSError:
-            fh.close()
-            raise RunLocked(f"{run_dir} is in use by another genuine scan; wait for it or choose another --out") from None
-    except OSError:
-        fh.close()
-        raise RunLocked(f"{run_dir} is in use by another genuine scan; wait for it or choose another --out") from None
-    return fh
-
-
-class Journal:
-    """Append-only results.jsonl: the only state of a run, safe against kill -9 at any moment."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.records: list[dict] = []
-        self.garbage = 0      # lines that are not a record (a damaged disk, an editor): skipped, rescored
-        if path.exists():
-            raw = path.read_bytes()
-            good = raw[: raw.rfind(b"\n") + 1]          # a torn last line is cut off, not parsed
-            if len(good) != len(raw):
-                with open(path, "r+b") as fh:
-                    fh.truncate(len(good))
-            for line in good.split(b"\n"):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    rec = None
-                if isinstance(rec, dict) and isinstance(rec.get("path"), str) and isinstance(rec.get("stamp"), list):
-                    self.records.append(rec)
-                else:
-                    self.garbage += 1
-        self.fh = open(path, "a", encoding="utf-8")
-        self.pending = 0
-
-    def append(self, rec: dict) -> None:
-        self.fh.write(json.dumps(rec) + "\n")
-        self.fh.flush()
-        self.pending += 1
-        if self.pending >= FSYNC_EVERY:
-            self.sync()
-
-    def sync(self) -> None:
-        self.fh.flush()
-        os.fsync(self.fh.fileno())
-        self.pending = 0
-
-    def close(self) -> None:
-        if not self.fh.closed:
-            self.sync()
-            self.fh.close()
-
-    def close_and_records(self) -> list[dict]:
-        self.close()
-        return self.records
 
 
 class Scanner:
@@ -326,7 +250,7 @@ def main(args) -> int:
         return 4
     if warning := weak_model_warning(insp.meta):  # also in summary.json and on top of report.html
         print(f"genuine scan: {warning}", file=sys.stderr)
-    fail_on = [f.strip() for f in (args.fail_on or "").split(",") if f.strip()]
+    fail_on = _fail_on(args)
     run_dir = Path(args.out)
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -338,9 +262,13 @@ def main(args) -> int:
         return _scan_and_report(args, insp, run_dir, fail_on, warning)
 
 
+def _fail_on(args) -> list[str]:
+    return [f.strip() for f in (args.fail_on or "").split(",") if f.strip()]
+
+
 def usage_error(args) -> str | None:
     """What is wrong with a scan's command line, found before any work: exit 2 like argparse's own errors."""
-    bad = [f for f in (args.fail_on or "").split(",") if f.strip() and f.strip() not in FAIL_CODES]
+    bad = [f for f in _fail_on(args) if f not in FAIL_CODES]
     if bad:
         return f"--fail-on {','.join(bad)}: choose from {', '.join(FAIL_CODES)}"
     if Path(args.out).exists() and not Path(args.out).is_dir():

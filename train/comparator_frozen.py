@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from train.comparator import Comparator
 from train.face_data import augment
 
+
 @torch.no_grad()
 def extract(net: Comparator, images: np.ndarray, batch: int = 32) -> list[torch.Tensor]:
     """The frozen features of uint8 (N, H, W, 3) images, per level, as float16 (memory: ~340 KB a face)."""

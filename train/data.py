@@ -27,6 +27,11 @@ def select(ds: Layout, split: str) -> list[Record]:
     return [r for r in ds.records if r.split == split]
 
 
+def sample(records: list[Record], n: int) -> list[Record]:
+    """Up to n records drawn at random (seed 0, so the same every time), in their original order."""
+    return [records[i] for i in sorted(np.random.default_rng(0).permutation(len(records))[:n])]
+
+
 def fingerprint(records: list[Record]) -> str:
     """sha256 over what defines the data: paths, labels, products, items, splits and file sizes."""
     h = hashlib.sha256()

@@ -26,7 +26,7 @@ import torch.nn as nn
 from infer.quality import DEFAULTS as QUALITY_LIMITS
 from infer.runtime import META_KEY, OnnxModel, weak_model_warning
 from train import checkpoint
-from train.data import PhotoSet, select
+from train.data import PhotoSet, sample, select
 from train.layout import discover
 
 FORMAT = "genuine-onnx/1"             # whole-photo classifier
@@ -140,7 +140,7 @@ def _parity_records(meta: dict, calib: str | None, limit: int):
         raise ExportError(f"no photos to check parity on: {root} is gone; pass --calib DATA")
     ds = discover(root)
     recs = select(ds, "val") or select(ds, "train")
-    return ds, [recs[i] for i in sorted(np.random.default_rng(0).permutation(len(recs))[:limit])]
+    return ds, sample(recs, limit)
 
 
 def parity_photos(meta: dict, calib: str | None, limit: int = 200) -> PhotoSet:

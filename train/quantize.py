@@ -22,7 +22,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from infer.runtime import OnnxModel
 from infer.verdict import decide
-from train.data import PhotoSet, select
+from train.data import PhotoSet, sample, select
 from train.layout import discover
 from train.metrics import binary_metrics
 
@@ -58,10 +58,6 @@ def _latency_ms(model: OnnxModel, one: dict[str, np.ndarray], n: int = 20) -> fl
     return 1000 * float(np.median(t))
 
 
-def _sample(recs: list, n: int = CALIB_PHOTOS) -> list:
-    return [recs[i] for i in sorted(np.random.default_rng(0).permutation(len(recs))[:n])]
-
-
 def calibration_inputs(meta: dict, root: str, val_limit: int | None = None):
     """(calibration inputs from train photos, validation inputs, validation labels), keyed by the graph's input
     names, preprocessed by infer/ exactly as the runtime will see them."""
@@ -72,13 +68,13 @@ def calibration_inputs(meta: dict, root: str, val_limit: int | None = None):
 
         templates, size = load_templates(ds.root), tuple(meta["face_size"])
         sets = [FaceSet.build(ds.root, recs, templates, size) for recs in
-                (_sample(select(ds, "train")), select(ds, "val")[:val_limit])]
+                (sample(select(ds, "train"), CALIB_PHOTOS), select(ds, "val")[:val_limit])]
         (calib, val) = ({"face": fs.faces, "template": fs.templates[fs.product]} for fs in sets)
         return calib, val, sets[1].labels.astype(int)
     size, products = meta["preprocess"]["size"], meta["products"]
     val = PhotoSet(select(ds, "val")[:val_limit], size, products)
-    return ({"image": PhotoSet(_sample(select(ds, "train")), size, products).images}, {"image": val.images},
-            val.labels.numpy().astype(int))
+    calib = PhotoSet(sample(select(ds, "train"), CALIB_PHOTOS), size, products)
+    return {"image": calib.images}, {"image": val.images}, val.labels.numpy().astype(int)
 
 
 def _kept_float(path: Path) -> list[str]:
