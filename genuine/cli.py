@@ -284,11 +284,13 @@ def build_parser() -> argparse.ArgumentParser:
     rsub = r.add_subparsers(dest="ref_command", metavar="ACTION", required=True)
     a = rsub.add_parser("add", help="add reference photos or templates of one product",
                         usage="genuine references add [MODEL PHOTO...] --db DB --product P [--template IMAGE] "
-                              "[--template-from-photos PHOTO...] [--label L] [--note TEXT]",
+                              "[--template-from-photos PHOTO...] [--genuine-photos PHOTO...] [--label L] [--note TEXT]",
                         description="Add reference photos (MODEL PHOTO...: embedded with the model) and/or templates "
                                     "(no model needed): --template IMAGE stores the brand's artwork or a catalogue "
                                     "image; --template-from-photos builds one template from photos of genuine units "
-                                    "(aligned, cropped to the package, per-pixel median).")
+                                    "(aligned, cropped to the package, per-pixel median); --genuine-photos keeps "
+                                    "photos of genuine units aligned to the product's template, so that comparator "
+                                    "models also check a photo against how genuine units vary (no retraining).")
     a.add_argument("model", nargs="?", help="the .onnx model whose embeddings the gallery uses")
     a.add_argument("photos", nargs="*", help="photos, folders or zip archives")
     a.add_argument("--db", required=True, help="reference database file (created if missing)")
@@ -299,6 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="store IMAGE (artwork, catalogue image; one face) as a template; repeat for other faces")
     a.add_argument("--template-from-photos", nargs="+", default=[], metavar="PHOTO",
                    help="build one template from photos (files, folders, zip archives) of genuine units of the product")
+    a.add_argument("--genuine-photos", nargs="+", default=[], metavar="PHOTO",
+                   help="photos of genuine units (files, folders, zip archives), aligned to the product's template "
+                        "and kept: their variation is what a comparator's verdict is fused with (at least 5)")
     ls = rsub.add_parser("list", help="references and templates per product")
     ls.add_argument("--db", required=True)
     ls.add_argument("--product")

@@ -43,6 +43,7 @@ class Result:
     model_sha256: str
     reference: dict | None = None  # closest references and similarities, when inspecting with --references
     rectification: dict | None = None  # comparator models: how the photo was aligned (infer.rectify.to_dict)
+    evidence: dict | None = None   # comparator models: its p, the genuine-variation score and what was fused
     heatmap: np.ndarray | None = field(default=None, repr=False)   # score map on the model input grid
     embedding: np.ndarray | None = field(default=None, repr=False)
     face: np.ndarray | None = field(default=None, repr=False)      # comparator: the rectified face (heatmap's frame)
@@ -76,13 +77,14 @@ class Inspector:
             from infer.templates import _is_sqlite, load_templates
 
             self.templates, self._inputs = load_templates(source), {}   # names the path and why, when it cannot
-            self._store = None
+            self._store, self.variation = None, {}
+            self.fusion = self.meta.get("fusion") if (self.meta.get("fusion") or {}).get("used") else {}
             if os.path.isfile(source) and _is_sqlite(source):
                 from infer.references import ReferenceDB
 
                 # One connection kept open: SQLite's data_version is only comparable on the same connection.
                 self._store = ReferenceDB(source)
-                self._templates_version = self._store.version()
+                self._load_variation()
             return
         if references is not None:
             from infer.references import ReferenceDB
@@ -90,18 +92,34 @@ class Inspector:
             self.refs = ReferenceDB(references)
             self.refs.check_model(self.model.sha256)
 
+    def _load_variation(self) -> None:
+        """Each product's genuine-variation model from the store's genuine photos (fitted once, cached there)."""
+        if self.fusion:
+            from infer.variation_store import variation_models
+
+            self.variation = variation_models(self._store.conn, self.model.face_size)
+        self._templates_version = self._store.version()   # after any model cached just now
+
     def _load_templates(self) -> None:
-        """Re-read a store's templates when it changed since the last look (a trainer added one)."""
+        """Re-read a store's templates and genuine photos when it changed since the last look (a trainer added)."""
         if self._store is None:
             return
-        v = self._store.version()
-        if v != self._templates_version:
+        if self._store.version() != self._templates_version:
             from infer.keypoints import TemplateSet
 
             found = self._store.templates()
             if found:   # a store emptied meanwhile keeps the templates it had rather than failing mid-run
                 self.templates, self._inputs = TemplateSet(found), {}
-            self._templates_version = v
+            self._load_variation()
+
+    def variation_score(self, x: np.ndarray, product: str, template: str | None) -> float | None:
+        """The face's genuine-variation score (infer/variation.py) when its product has genuine photos, else None."""
+        m = self.variation.get((product, template)) if self.fusion else None
+        if m is None:
+            return None
+        from infer.variation import score
+
+        return float(score(m, x[None])[0])
 
     def _template_input(self, t) -> np.ndarray:
         if id(t) not in self._inputs:   # a template's model input is computed once, not per photo
@@ -122,10 +140,11 @@ class Inspector:
             return self.not_rectified(src, r.to_dict(), timing)
         x = face_input(r.face, self.model.face_size)
         q = quality.assess_face(x, r.density, self.meta.get("quality"))
-        out = self.model.compare(x[None], self._template_input(r.template)[None])
+        out = {k: v[0] for k, v in self.model.compare(x[None], self._template_input(r.template)[None]).items()}
+        out["variation"] = self.variation_score(x, r.product, r.template.key)
         t3 = time.perf_counter()
         timing.update({"model": round(1000 * (t3 - t2), 2), "total": round(1000 * (t3 - t0), 2)})
-        res = self.judge_face({k: v[0] for k, v in out.items()}, q, r.to_dict(), src)
+        res = self.judge_face(out, q, r.to_dict(), src)
         res.timing_ms, res.face = timing, r.face
         res.H = r.H @ np.diag([r.template.size[0] / r.face.shape[1], r.template.size[1] / r.face.shape[0], 1.0])
         return res
@@ -137,28 +156,41 @@ class Inspector:
                       timing or {}, self.model.sha256, rectification=rect)
 
     def judge_face(self, out: dict, q: quality.Quality, rect: dict, source: str) -> Result:
-        """Verdict for one rectified face from the comparator's outputs and the face's quality (shared with scans)."""
-        p, heat, product = float(out["p_counterfeit"]), out["heatmap"], rect["product"]
-        th = self.meta["thresholds"]
+        """Verdict for one rectified face from the comparator's outputs (and its genuine-variation score, "variation",
+        when the product has genuine photos in the store) and the face's quality (shared with scans)."""
+        p_comp, heat, product = float(out["p_counterfeit"]), out["heatmap"], rect["product"]
+        s = out.get("variation")
+        evidence = {"comparator_p": round(p_comp, 6), "variation_score": None if s is None else round(float(s), 4),
+                    "fused": s is not None}
+        if s is not None:
+            from infer.variation import fused_p
+
+            p, th = fused_p(p_comp, s, self.fusion), self.fusion["thresholds"]
+            against = f"the genuine reference of {product} and its genuine photos"
+        else:
+            p, th = p_comp, self.meta["thresholds"]
+            against = f"the genuine reference of {product}"
         if q.issues:
             verdict, reason = INCONCLUSIVE, "; ".join(advice for _, advice in q.issues)
         else:
             verdict = decide(p, th)
             if verdict == SUSPECT:
                 reason = (f"signs of counterfeiting (p={p:.3f} >= {th['threshold_suspect']:.3f}): the package "
-                          f"differs from the genuine reference of {product} most in its {where(heat)}: "
-                          f"examine that area")
+                          f"differs from {against} most in its {where(heat)}: examine that area")
             elif verdict == GENUINE:
-                reason = (f"matches the genuine reference of {product}: no sign of counterfeiting found "
+                reason = (f"matches {against}: no sign of counterfeiting found "
                           f"(p={p:.3f} < {th['threshold_genuine']:.3f})")
             else:
                 reason = (f"uncertain (p={p:.3f}, between {th['threshold_genuine']:.3f} and "
                           f"{th['threshold_suspect']:.3f}): retake closer and in good light, or examine by hand; "
                           f"the largest difference is in the package's {where(heat)}")
         if product not in self.meta.get("products", []):
-            reason += "; this product was not in the model's training data: compared with its template only"
+            reason += "; this product was not in the model's training data"
+        if s is None and self.fusion:
+            reason += (f"; compared with its template only: genuine photos of {product} in the reference store "
+                       f"(genuine references add --genuine-photos) would also check it against how genuine units vary")
         return Result(source, verdict, reason, round(1.0 - p, 6), round(p, 6), product, rect["quality"],
-                      q.to_dict(), {}, self.model.sha256, rectification=rect, heatmap=heat)
+                      q.to_dict(), {}, self.model.sha256, rectification=rect, evidence=evidence, heatmap=heat)
 
     def load(self, photo):
         """Decode and preprocess: (PIL photo, uint8 model input, quality); raises PhotoError."""

@@ -8,6 +8,8 @@ Coordinates are OpenCV's: pixel (0, 0)'s centre is at (0, 0). Torch-free; infer/
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 from dataclasses import dataclass
 
 import cv2
@@ -84,6 +86,13 @@ class Template:
     @property
     def size(self) -> tuple[int, int]:
         return self.image.shape[1], self.image.shape[0]
+
+    @functools.cached_property
+    def key(self) -> str:
+        """Identifies the template's pixels: genuine photos aligned to it are in its frame (infer/variation_store)."""
+        h = hashlib.sha256(repr(self.image.shape).encode())
+        h.update(np.ascontiguousarray(self.image).tobytes())
+        return h.hexdigest()[:16]
 
     def face_size(self, side: int | None = FACE_SIDE) -> tuple[int, int]:
         w, h = self.size

@@ -90,6 +90,7 @@ class Rectified:
                 "density": r(self.density),
                 "corners": None if self.corners is None else np.round(self.corners, 2).tolist(),
                 "H": None if self.H is None else np.round(self.H, 8).tolist(),
+                "template": self.template.key if self.ok and self.template is not None else None,
                 "candidates": [[p, n] for p, n in self.candidates],
                 "closest": self.candidates[0][0] if self.candidates and not self.ok else None,
                 "seconds": r(self.seconds, 4)}

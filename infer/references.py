@@ -27,6 +27,7 @@ import numpy as np
 from infer.photo import PhotoError, load_photo
 from infer.sources import entries, looks_like_photo, read
 from infer.templates import TEMPLATE_COLUMNS, TEMPLATES_SCHEMA, store_template, stored_templates
+from infer.variation_store import VARIATION_SCHEMA
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -44,7 +45,7 @@ CREATE TABLE IF NOT EXISTS refs (
     photo BLOB
 );
 CREATE INDEX IF NOT EXISTS refs_product ON refs (product, label);
-""" + TEMPLATES_SCHEMA  # IF NOT EXISTS: databases made before templates existed gain the table when opened
+""" + TEMPLATES_SCHEMA + VARIATION_SCHEMA  # IF NOT EXISTS: databases made before templates existed gain the table when opened
 DEFAULT_SIM_FLOOR = 0.5  # below: "product not covered" until calibration measures the right floor
 STORE_SIDE = 1024  # enough to re-embed for any model input up to 512 px (decoded at 2x)
 COLUMNS = "id, product, label, sha256, model_sha256, added_at, added_by, note, source"
@@ -156,6 +157,10 @@ class ReferenceDB:
             n = self.conn.execute(f"DELETE FROM refs WHERE {' AND '.join(where)}", args).rowcount
             if not label:
                 n += self.conn.execute(f"DELETE FROM templates WHERE {' AND '.join(where)}", args).rowcount
+            if label in (None, "genuine"):   # genuine photos behind the variation models, which refit on next use
+                keep = [(w, a) for w, a in zip(where, args) if not w.startswith("label")]
+                cond = " AND ".join(w for w, _ in keep)
+                n += self.conn.execute(f"DELETE FROM genuine_faces WHERE {cond}", [a for _, a in keep]).rowcount
             return n
 
     def reembed(self, inspector) -> int:
@@ -221,9 +226,10 @@ class ReferenceDB:
         return self.conn.execute(f"SELECT COUNT(*) FROM templates {cond}", args).fetchone()[0]
 
     def summary(self) -> list[tuple]:
-        """(product, label, count) rows; a product's templates count under the label 'template'."""
+        """(product, label, count) rows; templates count under 'template', --genuine-photos under 'genuine photo'."""
         return self.conn.execute("SELECT product, label, COUNT(*) FROM refs GROUP BY product, label UNION ALL "
-                                 "SELECT product, 'template', COUNT(*) FROM templates GROUP BY product "
+                                 "SELECT product, 'template', COUNT(*) FROM templates GROUP BY product UNION ALL "
+                                 "SELECT product, 'genuine photo', COUNT(*) FROM genuine_faces GROUP BY product "
                                  "ORDER BY 1, 2").fetchall()
 
     def rows(self, product: str | None = None) -> list[dict]:

@@ -3,6 +3,7 @@
     genuine references add model.onnx --db refs.db --product acme-tea refs/acme-tea/ --note "factory samples"
     genuine references add --db refs.db --product acme-tea --template artwork/acme-tea-front.png   # no model
     genuine references add --db refs.db --product acme-tea --template-from-photos refs/acme-tea/   # median
+    genuine references add --db refs.db --product acme-tea --genuine-photos refs/acme-tea/   # genuine variation
     genuine references list --db refs.db
     genuine references remove --db refs.db --product acme-tea [--label counterfeit]
     genuine references export --db refs.db acme.db [--product acme-tea]
@@ -39,10 +40,12 @@ def main(args) -> int:
 
 def _add(args) -> int:
     templates, from_photos = getattr(args, "template", []), getattr(args, "template_from_photos", [])
-    if not args.model and not (templates or from_photos):
+    genuine = getattr(args, "genuine_photos", [])
+    if not args.model and not (templates or from_photos or genuine):
         raise ReferenceError("nothing to add: give MODEL PHOTO... (reference photos), --template IMAGE (artwork or a "
-                             "catalogue image) or --template-from-photos PHOTO... (photos of genuine units)")
-    if args.label != "genuine" and (templates or from_photos):
+                             "catalogue image), --template-from-photos PHOTO... or --genuine-photos PHOTO... "
+                             "(photos of genuine units)")
+    if args.label != "genuine" and (templates or from_photos or genuine):
         raise ReferenceError("a template is a genuine face: --label applies to reference photos only")
     if args.model and not args.photos:
         hint = "; templates are given with --template IMAGE" if not args.model.endswith(".onnx") else ""
@@ -60,8 +63,9 @@ def _add(args) -> int:
         state = "added" if r["added"] else f"already present as a template of {r['existing']}"
         print(f"{args.product}: template {state} ({what}); {db.template_count(args.product)} template(s) of "
               f"{args.product} in {args.db}")
+    status = _genuine_photos(db, args) if genuine else 0
     if not args.model:
-        return 0
+        return status
     r = db.add(_inspector(args.model), args.product, args.photos, label=args.label, note=args.note or "")
     for line in r["quality"]:
         print(f"warning: {line}", file=sys.stderr)
@@ -69,6 +73,23 @@ def _add(args) -> int:
         print(f"skipped: {line}", file=sys.stderr)
     print(f"{args.product} ({args.label}): {r['added']} added, {len(r['duplicates'])} already present, "
           f"{len(r['errors'])} unreadable; {db.count()} references in {args.db}")
+    return 0 if not r["errors"] else 3
+
+
+def _genuine_photos(db, args) -> int:
+    """--genuine-photos: aligned to the product's templates and kept (infer/variation_store.py)."""
+    from infer.variation_store import add_genuine_photos
+
+    try:
+        r = add_genuine_photos(db.conn, args.product, args.genuine_photos)
+    except ValueError as e:
+        raise ReferenceError(str(e)) from None
+    for line in r["errors"]:
+        print(f"skipped: {line}", file=sys.stderr)
+    state = ("its genuine variation is used by comparator models from the next inspection" if r["photos"] >= r["needed"]
+             else f"{r['needed'] - r['photos']} more needed before its genuine variation is used")
+    print(f"{args.product}: {r['added']} genuine photo(s) added, {len(r['duplicates'])} already present, "
+          f"{len(r['errors'])} skipped; {r['photos']} in {args.db}: {state}")
     return 0 if not r["errors"] else 3
 
 

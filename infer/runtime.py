@@ -28,10 +28,17 @@ def weak_model_warning(meta: dict) -> str | None:
     """One line saying a model is too weak to rely on (from its own validation metrics), or None."""
     val = (meta.get("metrics") or {}).get("val") or {}
     auroc, cov = val.get("auroc"), (meta.get("thresholds") or {}).get("coverage")
+    fu = meta.get("fusion") if isinstance(meta.get("fusion"), dict) and meta["fusion"].get("used") else {}
+    fused = (fu.get("val") or {}).get("auroc")
     if auroc is None or auroc >= WEAK_AUROC:
         return None
+    if fused is not None and fused >= WEAK_AUROC:
+        return (f"weak model without genuine photos: validation AUROC {auroc:.3f} against templates alone (below "
+                f"{WEAK_AUROC:.2f}), {fused:.3f} fused with each product's genuine photos. Add genuine photos of every "
+                f"product you inspect (genuine references add --genuine-photos)")
     decided = f"; it decides only {cov:.0%} of validation photos, the rest INCONCLUSIVE" if cov is not None else ""
-    return (f"weak model: validation AUROC {auroc:.3f} (below {WEAK_AUROC:.2f}){decided}. "
+    also = f"; {fused:.3f} fused with each product's genuine photos" if fused is not None else ""
+    return (f"weak model: validation AUROC {auroc:.3f} (below {WEAK_AUROC:.2f}){also}{decided}. "
             "Not ready for deployment; see its evaluation report")
 
 
@@ -75,6 +82,12 @@ def check_meta(meta, name: str) -> None:
         bad("'products'", "a list of names")
     if any(not _number(v) for v in (meta.get("quality") or {}).values()):
         bad("'quality'", "an object of numeric limits")
+    fu = meta.get("fusion")
+    if fu is not None and not (isinstance(fu, dict) and (not fu.get("used") or (
+            isinstance(fu.get("coef"), list) and len(fu["coef"]) == 2 and all(_number(v) for v in fu["coef"])
+            and _number(fu.get("intercept")) and isinstance(fu.get("thresholds"), dict)
+            and all(_number(fu["thresholds"].get(k)) for k in ("threshold_genuine", "threshold_suspect"))))):
+        bad("'fusion'", "an object with used, coef [2 numbers], intercept and thresholds")
 
 
 class OnnxModel:

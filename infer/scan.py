@@ -134,7 +134,9 @@ class Scanner:
             if "x" not in q:
                 r = insp.not_rectified(q["entry"].key, q["rect"])
             else:
-                r = insp.judge_face({n: v[k] for n, v in out.items()}, q["quality"], q["rect"], q["entry"].key)
+                o = {n: v[k] for n, v in out.items()}
+                o["variation"] = insp.variation_score(q["x"], q["rect"]["product"], q["rect"].get("template"))
+                r = insp.judge_face(o, q["quality"], q["rect"], q["entry"].key)
                 k += 1
             thumb = None
             if r.verdict != "GENUINE" and r.heatmap is not None:

@@ -3,6 +3,11 @@
     model = fit(genuine_faces)                  # (n, h, w, 3) uint8, aligned in the template's frame
     s = score(model, faces)                     # standardised: 0 a typical genuine photo, higher less genuine-like
     z = z_map(model, face)                      # (h, w, 4): where, in luminance and chroma
+    p = fused_p(p_comparator, s, meta["fusion"])   # the comparator and this model, as fitted on val
+
+The inspector fits it on the comparator's own input (the face at the model's input size), from the genuine photos
+of a product in the reference store (infer/variation_store.py); training fits it on the train split's genuine
+faces and the fusion's weights on val (train/variation_fusion.py).
 
 From the aligned faces of genuine photos: a median face and a robust per-pixel spread. A query face is refined onto
 the median (ECC homography), fitted photometrically (gain and offset per channel, least squares with outliers
@@ -15,6 +20,7 @@ barcode, logo: BENCHMARKS.md, issue 11's table).
 """
 from __future__ import annotations
 
+import io
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -27,6 +33,8 @@ TOP = 0.0005          # share of the face's pixels pooled into the score
 CHROMA_WEIGHT = 1.0   # chroma z against luminance z
 BLURS = (0.6, 0.9, 1.2, 1.6, 2.0, 2.6)   # Gaussian sigmas tried to match sharpness
 MAX_REFERENCE = 96    # genuine train faces per product used for the model (evenly spread)
+MIN_PHOTOS = 5        # genuine photos a model needs: the per-pixel spread of fewer is noise
+SCORE_CLIP = 50.0     # |standardised score| kept below this: one broken face must not overflow the fusion
 
 
 @dataclass
@@ -120,3 +128,27 @@ def score(model: ProductModel, faces: np.ndarray, threads: int = 1) -> np.ndarra
     """Standardised anomaly score per face: 0 is a typical genuine train photo, higher is less genuine-like."""
     raw = np.array(_map(lambda f: _pool(z_map(model, f)), faces, threads), float)
     return (raw - model.centre) / model.scale
+
+
+def to_bytes(model: ProductModel) -> bytes:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, median=model.median, spread=model.spread,
+                        stats=np.array([model.centre, model.scale, model.n], np.float64))
+    return buf.getvalue()
+
+
+def from_bytes(blob: bytes) -> ProductModel:
+    with np.load(io.BytesIO(blob)) as z:
+        c, s, n = (float(v) for v in z["stats"])
+        return ProductModel(z["median"].astype(np.float32), z["spread"].astype(np.float32), c, s, int(n))
+
+
+def fused_p(p_comparator, s, fusion: dict):
+    """p(counterfeit) from the comparator's calibrated p and the variation score s, by the logistic fusion fitted
+    on val (meta["fusion"]: coef for [comparator logit, s], intercept). Arrays or floats."""
+    p = np.clip(np.asarray(p_comparator, np.float64), 1e-7, 1 - 1e-7)
+    a, b = (float(v) for v in fusion["coef"])
+    t = a * np.log(p / (1 - p)) + b * np.clip(np.asarray(s, np.float64), -SCORE_CLIP, SCORE_CLIP) \
+        + float(fusion["intercept"])
+    out = 1.0 / (1.0 + np.exp(-t))
+    return float(out) if out.ndim == 0 else out

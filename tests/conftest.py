@@ -42,3 +42,22 @@ def tiny_model(tiny_synth, tmp_path_factory):
                                max_fpr=0.01, max_miss=0.05, finetune=None))
     assert cli(["export", str(run / "best.pt"), "--out", str(run / "model.onnx")]) == 0
     return run
+
+
+TINY_COMPARATOR = ["--backbone", "mobilenet_v3_small", "--weights", "none", "--face-size", "96x64", "--views", "2",
+                   "--batch", "16", "--workers", "1"]
+
+
+@pytest.fixture(scope="session")
+def comparator_run(synth320, tmp_path_factory):
+    """A comparator trained on the first product only (the second is 'new': only its template), exported."""
+    from genuine.cli import main as cli
+    from train.layout import discover
+
+    run = tmp_path_factory.mktemp("comparator")
+    ds = discover(synth320)
+    new = ds.products[1]
+    assert cli(["train", str(synth320), "--out", str(run), "--epochs", "2", "--exclude-products", new,
+                *TINY_COMPARATOR]) == 0
+    assert cli(["export", str(run / "best.pt"), "--out", str(run / "model.onnx")]) == 0
+    return run, ds, new

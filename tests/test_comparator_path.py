@@ -11,23 +11,9 @@ import pytest
 import torch
 
 from genuine.cli import main as cli
+from conftest import TINY_COMPARATOR as TINY
 from infer.runtime import OnnxModel
 from infer.verdict import VERDICTS
-from train.layout import discover
-
-TINY = ["--backbone", "mobilenet_v3_small", "--weights", "none", "--face-size", "96x64", "--views", "2",
-        "--batch", "16", "--workers", "1"]
-
-
-@pytest.fixture(scope="session")
-def comparator_run(synth320, tmp_path_factory):
-    """A comparator trained on the first product only (the second is 'new': only its template), exported."""
-    run = tmp_path_factory.mktemp("comparator")
-    ds = discover(synth320)
-    new = ds.products[1]
-    assert cli(["train", str(synth320), "--out", str(run), "--epochs", "2", "--exclude-products", new, *TINY]) == 0
-    assert cli(["export", str(run / "best.pt"), "--out", str(run / "model.onnx")]) == 0
-    return run, ds, new
 
 
 def _photo_that_rectifies(ds, product, label="genuine"):

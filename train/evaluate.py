@@ -26,6 +26,7 @@ from train.calibrate import rates, sigmoid
 from train.data import PhotoSet, fingerprint, select
 from train.layout import discover
 from train.metrics import accuracy_coverage, binary_metrics
+from sklearn.metrics import roc_auc_score
 from train.plots import save_plots
 from train.train import predict
 
@@ -147,29 +148,40 @@ def comparator_scores(model, data, split: str, products: list[str] | None = None
     recs = [r for r in select(ds, split) if not products or r.product in products]
     if not recs:
         raise SystemExit(f"{ds.root}: no photos in the {split} split" + (f" of {', '.join(products)}" if products else ""))
-    fs = FaceSet.build(ds.root, recs, load_templates(ds.root), size, workers=workers)
+    templates = load_templates(ds.root)
+    fs = FaceSet.build(ds.root, recs, templates, size, workers=workers)
     p_face = np.concatenate([scorer(fs.faces[s:s + 32], fs.templates[fs.product[s:s + 32]])
                              for s in range(0, len(fs), 32)]) if len(fs) else np.zeros(0)
+    p_comp, s_face, fusion = p_face, np.full(len(fs), np.nan), meta.get("fusion") or {}
+    if fusion.get("used") and len(fs):   # each product's genuine variation from DATA's genuine train photos,
+        from infer.variation import fused_p  # as a brand's genuine photos in the reference store
+        from train.variation_fusion import variation_scores
+
+        genuine = [r for r in select(ds, "train") if r.label == "genuine" and r.product in fs.names]
+        s_face = variation_scores(FaceSet.build(ds.root, genuine, templates, size, workers=workers), fs, workers)
+        p_face = np.where(np.isnan(s_face), p_comp, fused_p(p_comp, np.nan_to_num(s_face), fusion))
     where = {id(r): k for k, r in enumerate(fs.records)}
-    th = meta["thresholds"]
     y = np.array([r.label == "counterfeit" for r in recs], int)
-    p, verdicts, issues = np.full(len(recs), 0.5), [], {}
+    p, pc, sv, verdicts, issues = np.full(len(recs), 0.5), np.full(len(recs), 0.5), np.full(len(recs), np.nan), [], {}
     for i, r in enumerate(recs):
         k = where.get(id(r))
         if k is None:
             verdicts.append(INCONCLUSIVE)
             continue
-        p[i] = p_face[k]
+        p[i], pc[i], sv[i] = p_face[k], p_comp[k], s_face[k]
         q = assess_face(fs.faces[k], fs.density[k], meta.get("quality"))  # the inspector's quality gate
         for code, _ in q.issues:
             issues[code] = issues.get(code, 0) + 1
-        verdicts.append(INCONCLUSIVE if q.issues else decide(float(p[i]), th))
+        verdicts.append(INCONCLUSIVE if q.issues else decide(float(p[i]), meta["thresholds"] if np.isnan(sv[i])
+                                                              else fusion["thresholds"]))
     same_data = fingerprint([r for r in ds.records if r.split in ("train", "val") and r.product in meta["products"]]
                             ) == meta["data"]["fingerprint"]
     caveat = None
     if same_data and split in ("train", "val"):
         caveat = f"the {split} split was used for {'training' if split == 'train' else 'early stopping and calibration'}: optimistic"
     unseen = sorted({r.product for r in recs} - set(meta["products"]))
+    fused = ~np.isnan(sv)
+    th = fusion["thresholds"] if fused.any() else meta["thresholds"]
     report, rows = build_report(recs, y, p, th, verdicts, head={
         "checkpoint": str(getattr(model, "name", None) or meta.get("path", "")), "scorer": "comparator"
         + (f" (ONNX, sha256 {model.sha256})" if onnx_file else " (checkpoint)"),
@@ -182,6 +194,11 @@ def comparator_scores(model, data, split: str, products: list[str] | None = None
         "quality_gate": issues})
     aligned = np.array([id(r) in where for r in recs])
     report["metrics_aligned_only"] = binary_metrics(y[aligned], p[aligned]) if aligned.any() else None
+    both = fused.any() and 0 < y[fused].sum() < fused.sum()
+    report["fusion"] = {"used": bool(fused.any()), "why_not": fusion.get("why"),
+                        "photos_fused": int(fused.sum()), "photos_comparator_only": int(aligned.sum() - fused.sum()),
+                        "comparator_only": binary_metrics(y, pc),
+                        "variation_only_auroc_fused_photos": float(roc_auc_score(y[fused], sv[fused])) if both else None}
     return report, y, p, rows
 
 
@@ -209,6 +226,13 @@ def summary(report: dict, split: str) -> None:
           f"ECE {_f(m['ece'])}  Brier {_f(m['brier'])}  accuracy@0.5 {_f(m['accuracy'])}")
     print(f"operating point: coverage {_f(op['coverage'], 3)}, false alarms {_f(op['false_alarm_rate'], 3)}, "
           f"missed {_f(op['miss_rate'], 3)}, accuracy when decided {_f(op['accuracy_when_decided'], 3)}")
+    fu = report.get("fusion") or {}
+    if fu.get("used"):
+        print(f"fused with each product's genuine variation on {fu['photos_fused']} photos "
+              f"({fu['photos_comparator_only']} comparator only): comparator alone AUROC "
+              f"{_f(fu['comparator_only']['auroc'])}, variation alone {_f(fu['variation_only_auroc_fused_photos'])}")
+    elif fu.get("why_not"):
+        print(f"comparator alone (no fusion with genuine variation: {fu['why_not']})")
     for lab, row in report["confusion"].items():
         print(f"  {lab:<12}" + "  ".join(f"{v} {n}" for v, n in row.items()))
     if report["per_defect"]:

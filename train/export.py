@@ -85,7 +85,8 @@ def metadata(meta: dict, int8: bool, parity: float) -> dict:
                 "input": {"face_size": meta["face_size"], "resize": "face_input", "mean": list(MEAN), "std": list(STD),
                           "input": "uint8 RGB NHWC: face (the photo rectified onto the template), template",
                           "rectify": {"keypoints": KP_VERSION, "face_side": FACE_SIDE}},
-                "excluded_products": meta.get("excluded_products", [])}
+                "excluded_products": meta.get("excluded_products", []),
+                "fusion": meta.get("fusion") or {"used": False, "why": "trained before fusion existed"}}
     else:
         head = {"format": FORMAT, "input": meta["preprocess"]}
     return {**head, "labels": meta["labels"], "products": meta["products"],

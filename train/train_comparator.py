@@ -31,6 +31,7 @@ from train.data import fingerprint, select
 from train.face_data import FaceSet, twin_pairs
 from train.layout import discover
 from train.metrics import binary_metrics
+from train.variation_fusion import fit_fusion, variation_scores
 from train.train import fit, save_calibrated, versions
 
 
@@ -154,10 +155,25 @@ def main(args) -> int:
     history = fit(net, opt, sched, meta, out_dir, args, resume, run_epoch,
                   val_metrics=lambda: binary_metrics(va.labels, sigmoid(val_logits(net))),
                   describe=lambda r: f"{r['pairs_per_s']:.0f} pairs/s  {r['seconds']:.1f}s")
-    return finish(out_dir, val_logits, va, args, history)
+    return finish(out_dir, val_logits, va, args, history, tr)
 
 
-def finish(out_dir: Path, val_logits, va: FaceSet, args, history) -> int:
+def fuse(args, tr: FaceSet, va: FaceSet, p: np.ndarray, op: dict) -> dict:
+    """The fusion with each product's genuine variation (train/variation_fusion.py), fitted on val."""
+    t0 = time.perf_counter()
+    s = variation_scores(tr, va, args.workers)
+    fusion = fit_fusion(p, s, va.labels, args.max_fpr, args.max_miss)
+    if fusion["used"]:
+        v, t = fusion["val"], fusion["thresholds"]
+        print(f"fused with genuine variation (val, {v['photos']} photos, {time.perf_counter() - t0:.0f}s): AUROC "
+              f"comparator {v['comparator_auroc']:.4f}, variation {v['variation_auroc']:.4f} -> fused {v['auroc']:.4f}"
+              f"  coverage {op['coverage']:.3f} -> {t['coverage']:.3f}", file=sys.stderr)
+    else:
+        print(f"no fusion with genuine variation: {fusion['why']}", file=sys.stderr)
+    return fusion
+
+
+def finish(out_dir: Path, val_logits, va: FaceSet, args, history, tr: FaceSet) -> int:
     """Calibrate the best model on the val faces and store everything a deployment needs in best.pt."""
     ckpt = checkpoint.load(out_dir / "best.pt")
     net = checkpoint.build_from(ckpt)
@@ -168,5 +184,6 @@ def finish(out_dir: Path, val_logits, va: FaceSet, args, history) -> int:
     val = binary_metrics(va.labels, p)
     val["uncalibrated_ece"] = binary_metrics(va.labels, sigmoid(z))["ece"]
     val["not_aligned"] = len(va.not_aligned)
+    ckpt["meta"]["fusion"] = fuse(args, tr, va, p, op)
     return save_calibrated(out_dir, ckpt, temp, "temperature scaling on aligned val faces", op, val, history,
                            args.data, f", {len(va)} aligned photos")

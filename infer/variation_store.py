@@ -1,0 +1,143 @@
+"""Genuine photos of a product in the reference store, and the genuine-variation models fitted from them.
+
+    genuine references add --db refs.db --product acme-tea --genuine-photos photos/acme-tea/
+
+    report = add_genuine_photos(conn, "acme-tea", ["photos/acme-tea/"])   # aligned to the product's templates
+    models = variation_models(conn, (320, 208))   # {(product, template key): ProductModel} at a model's input size
+
+A comparator compares a photo with its product's template (artwork); it knows nothing of how genuine units of this
+product vary (wear, the lot line, print tolerances). A few genuine photos give that: each is rectified onto the
+product's template (infer.rectify.rectify_photo, the inspector's own path) and its face kept in the store; the
+variation model (infer/variation.py) of a product is fitted from them at the model's input size the first time a
+model asks, and cached in the store until the photos change. The inspector then fuses both scores (meta["fusion"]).
+No model is needed to add the photos, and no retraining: the next inspection uses them.
+"""
+from __future__ import annotations
+
+import getpass
+import hashlib
+import io
+import sqlite3
+import time
+
+import numpy as np
+from PIL import Image
+
+from infer.keypoints import TemplateSet
+from infer.photo import PhotoError
+from infer.preprocess import face_input
+from infer.sources import entries, looks_like_photo, read
+from infer.variation import MIN_PHOTOS, ProductModel, fit, from_bytes, to_bytes
+
+STORE_FACE_SIZE = (320, 320)   # faces are kept at model_face_side of this (640 px long side): any model up to 320 px
+
+VARIATION_SCHEMA = """
+CREATE TABLE IF NOT EXISTS genuine_faces (
+    id INTEGER PRIMARY KEY,
+    product TEXT NOT NULL,
+    template TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    face BLOB NOT NULL,
+    density REAL NOT NULL,
+    source TEXT NOT NULL DEFAULT '',
+    added_at TEXT NOT NULL,
+    added_by TEXT NOT NULL,
+    UNIQUE (sha256, product)
+);
+CREATE TABLE IF NOT EXISTS variation_models (
+    product TEXT NOT NULL,
+    template TEXT NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    faces TEXT NOT NULL,
+    model BLOB NOT NULL,
+    fitted_at TEXT NOT NULL,
+    PRIMARY KEY (product, template, width, height)
+);
+"""
+
+
+def _png(face: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(face).save(buf, format="PNG", compress_level=6)
+    return buf.getvalue()
+
+
+def add_genuine_photos(conn, product: str, sources: list[str], added_by: str | None = None) -> dict:
+    """Rectify each photo onto the product's templates and keep its face. Photos that cannot be read or aligned are
+    reported with the reason, the rest stored: {"added", "duplicates", "errors", "photos" (now held), "needed"}."""
+    from infer.rectify import rectify_photo
+    from infer.templates import stored_templates
+
+    templates = stored_templates(conn, product)
+    if not templates:
+        raise ValueError(f"{product}: no template in this store; add its artwork first (--template IMAGE) so that "
+                         f"genuine photos can be aligned to it")
+    ts, who = TemplateSet(templates), added_by or getpass.getuser()
+    report = {"added": 0, "duplicates": [], "errors": []}
+    for e in entries(sources):
+        if e.refused or not looks_like_photo(e):
+            report["errors"].append(f"{e.key}: {e.refused or 'not a photo file'}")
+            continue
+        try:
+            data = read(e)
+            sha = hashlib.sha256(data).hexdigest()
+            if conn.execute("SELECT 1 FROM genuine_faces WHERE sha256 = ? AND product = ?", (sha, product)).fetchone():
+                report["duplicates"].append(e.key)
+                continue
+            r, _ = rectify_photo(data, ts, STORE_FACE_SIZE, product=product)
+        except (OSError, PhotoError) as err:
+            report["errors"].append(f"{e.key}: {getattr(err, 'reason', err)}")
+            continue
+        if not r.ok:
+            report["errors"].append(f"{e.key}: not aligned to {product}'s template ({r.reason})")
+            continue
+        with conn:
+            conn.execute("INSERT OR IGNORE INTO genuine_faces (product, template, sha256, face, density, source, "
+                         "added_at, added_by) VALUES (?,?,?,?,?,?,?,?)",
+                         (product, r.template.key, sha, _png(r.face), float(r.density), e.key,
+                          time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), who))
+        report["added"] += 1
+    report["photos"] = genuine_photo_count(conn, product)
+    report["needed"] = MIN_PHOTOS
+    return report
+
+
+def genuine_photo_count(conn, product: str | None = None) -> int:
+    q, a = ("SELECT COUNT(*) FROM genuine_faces", ()) if product is None else \
+        ("SELECT COUNT(*) FROM genuine_faces WHERE product = ?", (product,))
+    return conn.execute(q, a).fetchone()[0]
+
+
+def variation_models(conn, face_size) -> dict[tuple[str, str], ProductModel]:
+    """{(product, template key): model} for every product and template with at least MIN_PHOTOS genuine faces,
+    at face_size (W, H). Fitted models are cached in the store, keyed by the faces behind them; a read-only store
+    fits them again next time rather than failing."""
+    w, h = int(face_size[0]), int(face_size[1])
+    groups: dict[tuple[str, str], list[tuple[str, int]]] = {}
+    for product, template, sha, rowid in conn.execute(
+            "SELECT product, template, sha256, id FROM genuine_faces ORDER BY product, template, sha256"):
+        groups.setdefault((product, template), []).append((sha, rowid))
+    out = {}
+    for (product, template), rows in groups.items():
+        if len(rows) < MIN_PHOTOS:
+            continue
+        digest = hashlib.sha256("".join(sha for sha, _ in rows).encode()).hexdigest()
+        row = conn.execute("SELECT faces, model FROM variation_models WHERE product = ? AND template = ? AND "
+                           "width = ? AND height = ?", (product, template, w, h)).fetchone()
+        if row is not None and row[0] == digest:
+            out[(product, template)] = from_bytes(row[1])
+            continue
+        faces = np.stack([face_input(np.asarray(Image.open(io.BytesIO(blob)).convert("RGB")), (w, h))
+                          for (blob,) in conn.execute("SELECT face FROM genuine_faces WHERE product = ? AND "
+                                                      "template = ? ORDER BY sha256", (product, template))])
+        out[(product, template)] = model = fit(faces)
+        try:
+            with conn:
+                conn.execute("INSERT OR REPLACE INTO variation_models VALUES (?,?,?,?,?,?,?)",
+                             (product, template, w, h, digest, to_bytes(model),
+                              time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())))
+        except sqlite3.OperationalError:
+            pass   # read-only store: the model is used, not cached
+    return out
+
