@@ -134,6 +134,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=count(0), default=0, help="random seed (default 0)")
     sp.add_argument("--force", action="store_true", help="overwrite the splits of an existing manifest.csv")
     sp.set_defaults(func=command("data split", "train.split"))
+    dr = dsub.add_parser("references", help="put a dataset's templates and genuine photos into a reference store",
+                         description="For each product: its template and the genuine photos of --split, aligned and "
+                                     "kept in the store, so that inspect and scan with --templates DB also check "
+                                     "photos against how genuine units vary. No model, no torch needed.")
+    dr.add_argument("root", help="dataset folder (DATA/<product>/template.png and a manifest.csv with splits)")
+    dr.add_argument("--db", required=True, help="reference store file (created if missing)")
+    dr.add_argument("--split", default="train",
+                    help="split(s) whose genuine photos to add, comma-separated, or 'all' (default train: the test "
+                         "photos stay out of the store)")
+    dr.add_argument("--products", metavar="NAME,...", help="only these products (default all)")
+    dr.set_defaults(func=command("data references", "train.data_references", errors=("builtins:ValueError",)))
     d.set_defaults(func=lambda a: (d.print_help(), 2)[1])
 
     t = sub.add_parser("train", help="train a model (needs the train extra)",

@@ -141,9 +141,11 @@ class Inspector:
         x = face_input(r.face, self.model.face_size)
         q = quality.assess_face(x, r.density, self.meta.get("quality"))
         out = {k: v[0] for k, v in self.model.compare(x[None], self._template_input(r.template)[None]).items()}
-        out["variation"] = self.variation_score(x, r.product, r.template.key)
         t3 = time.perf_counter()
-        timing.update({"model": round(1000 * (t3 - t2), 2), "total": round(1000 * (t3 - t0), 2)})
+        out["variation"] = self.variation_score(x, r.product, r.template.key)
+        t4 = time.perf_counter()
+        timing.update({"model": round(1000 * (t3 - t2), 2), "variation": round(1000 * (t4 - t3), 2),
+                       "total": round(1000 * (t4 - t0), 2)})
         res = self.judge_face(out, q, r.to_dict(), src)
         res.timing_ms, res.face = timing, r.face
         res.H = r.H @ np.diag([r.template.size[0] / r.face.shape[1], r.template.size[1] / r.face.shape[0], 1.0])

@@ -134,7 +134,11 @@ def _list(args) -> int:
         if "kind" in row:
             faces.setdefault(row["product"], []).append(f"{row['kind']} {row['width']}x{row['height']} "
                                                         f"{row['keypoints']} kp")
-    print(f"{args.db}: model {(db.model_sha256 or '-')[:16]}..., fusion {'calibrated' if db.meta('fusion') else 'not calibrated'}")
+    if db.count():   # reference embeddings (whole-photo models) belong to one model and its calibrated fusion
+        print(f"{args.db}: model {(db.model_sha256 or '-')[:16]}..., fusion "
+              f"{'calibrated' if db.meta('fusion') else 'not calibrated'}")
+    else:
+        print(f"{args.db}:")
     for product, label, n in db.summary():
         if not args.product or product == args.product:
             detail = f"  ({'; '.join(faces[product])})" if label == "template" else ""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import getpass
 import hashlib
 import io
+import os
 import sqlite3
 import time
 
@@ -131,7 +132,7 @@ def variation_models(conn, face_size) -> dict[tuple[str, str], ProductModel]:
         faces = np.stack([face_input(np.asarray(Image.open(io.BytesIO(blob)).convert("RGB")), (w, h))
                           for (blob,) in conn.execute("SELECT face FROM genuine_faces WHERE product = ? AND "
                                                       "template = ? ORDER BY sha256", (product, template))])
-        out[(product, template)] = model = fit(faces)
+        out[(product, template)] = model = fit(faces, threads=os.cpu_count() or 1)
         try:
             with conn:
                 conn.execute("INSERT OR REPLACE INTO variation_models VALUES (?,?,?,?,?,?,?)",

@@ -161,3 +161,25 @@ def test_inspector_scan_and_evaluate_fuse_where_genuine_photos_exist(comparator_
     assert cli(["evaluate", str(tmp_path / "fused.onnx"), str(ds.root), "--out", str(tmp_path / "ev")]) == 0
     rep = json.loads((tmp_path / "ev" / "report.json").read_text())
     assert rep["fusion"]["used"] and rep["fusion"]["photos_fused"] > 0 and "auroc" in rep["fusion"]["comparator_only"]
+
+
+def test_a_dataset_fills_a_store_with_templates_and_only_its_train_genuine_photos(synth320, tmp_path, capsys):
+    from infer.references import ReferenceDB
+    from train.layout import discover
+
+    ds = discover(synth320)
+    db = tmp_path / "refs.db"
+    assert cli(["data", "references", str(ds.root), "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "Results saved to" in out and "Next: genuine scan" in out
+    conn = ReferenceDB(db).conn
+    train = {r.path.name for r in ds.records if r.label == "genuine" and r.split == "train"}
+    stored = {row[0].rsplit("/", 1)[-1] for row in conn.execute("SELECT source FROM genuine_faces")}
+    assert stored and stored <= train            # no val or test photo, no counterfeit
+    assert {p for p, in conn.execute("SELECT DISTINCT product FROM templates")} == set(ds.products)
+    n = len(stored)
+    assert cli(["data", "references", str(ds.root), "--db", str(db)]) == 0     # a rerun adds nothing
+    assert "0 genuine photo(s) added" in capsys.readouterr().out
+    assert conn.execute("SELECT COUNT(*) FROM genuine_faces").fetchone()[0] == n
+    assert cli(["data", "references", str(ds.root), "--db", str(db), "--products", "nope"]) == 2
+    assert "nope" in capsys.readouterr().err
