@@ -95,10 +95,10 @@ class Inspector:
     def _load_variation(self) -> None:
         """Each product's genuine-variation model from the store's genuine photos (fitted once, cached there)."""
         if self.fusion:
-            from infer.variation_store import variation_models
+            from infer.variation_store import VariationModels
 
-            self.variation = variation_models(self._store.conn, self.model.face_size)
-        self._templates_version = self._store.version()   # after any model cached just now
+            self.variation = VariationModels(self._store.conn, self.model.face_size)
+        self._templates_version = self._store.version()
 
     def _load_templates(self) -> None:
         """Re-read a store's templates and genuine photos when it changed since the last look (a trainer added)."""
@@ -114,7 +114,12 @@ class Inspector:
 
     def variation_score(self, x: np.ndarray, product: str, template: str | None) -> float | None:
         """The face's genuine-variation score (infer/variation.py) when its product has genuine photos, else None."""
-        m = self.variation.get((product, template)) if self.fusion else None
+        if not (self.fusion and self.variation):
+            return None
+        unchanged = self._store.version() == self._templates_version
+        m = self.variation.get((product, template))     # fitted and cached in the store on first use
+        if unchanged:
+            self._templates_version = self._store.version()   # our own cache write is not a trainer's change
         if m is None:
             return None
         from infer.variation import score

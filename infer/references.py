@@ -68,6 +68,8 @@ class ReferenceDB:
         self.path = Path(path)
         if not self.path.exists() and not create:
             raise ReferenceError(f"{self.path}: no reference database; create one with genuine references add")
+        if create and not self.path.parent.is_dir():
+            self.path.parent.mkdir(parents=True)   # `--db runs/refs.db` in a fresh clone: the folder is made too
         try:
             self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             self.conn.execute("PRAGMA journal_mode=WAL")

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import io
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -44,6 +44,13 @@ class ProductModel:
     centre: float         # robust centre and scale of the genuine train photos' raw scores
     scale: float
     n: int                # genuine faces behind it
+    _ref: list | None = field(default=None, repr=False, compare=False)   # high_passes(median), made on first use
+
+    @property
+    def ref(self) -> list:
+        if self._ref is None:
+            self._ref = high_passes(self.median)
+        return self._ref
 
 
 def _refine(q: np.ndarray, m: np.ndarray) -> np.ndarray:
@@ -78,15 +85,22 @@ def _high_pass(d: np.ndarray) -> np.ndarray:
     return d - cv2.GaussianBlur(d, (0, 0), HIGH_PASS)
 
 
-def residual(q: np.ndarray, median: np.ndarray) -> np.ndarray:
+def high_passes(median: np.ndarray) -> list[np.ndarray]:
+    """The high-passed median, then the high-passed median blurred by each of BLURS: computed once per model, as the
+    high-pass is linear (high_pass(a - b) = high_pass(a) - high_pass(b)), so each query only filters itself."""
+    return [_high_pass(median)] + [_high_pass(cv2.GaussianBlur(median, (0, 0), s)) for s in BLURS]
+
+
+def residual(q: np.ndarray, median: np.ndarray, ref: list | None = None) -> np.ndarray:
     """(h, w, 4) float32: luminance and chroma (R, G, B) of the high-passed difference from the median,
-    sharpness-matched."""
+    sharpness-matched. ref: high_passes(median), when the caller keeps it."""
+    ref = ref if ref is not None else high_passes(median)
     q = _photometric(_refine(q.astype(np.float32), median), median)
-    d = _high_pass(q - median)
+    hq = _high_pass(q)
+    d = hq - ref[0]
     best = float(np.mean(d * d))
-    for s in BLURS:  # the sharper of the two is blurred to the other
-        for a, b in ((cv2.GaussianBlur(q, (0, 0), s), median), (q, cv2.GaussianBlur(median, (0, 0), s))):
-            hp = _high_pass(a - b)
+    for s, hm in zip(BLURS, ref[1:]):  # the sharper of the two is blurred to the other
+        for hp in (_high_pass(cv2.GaussianBlur(q, (0, 0), s)) - ref[0], hq - hm):
             e = float(np.mean(hp * hp))
             if e < best:
                 best, d = e, hp
@@ -112,16 +126,17 @@ def fit(faces: np.ndarray, threads: int = 1) -> ProductModel:
         faces = faces[np.linspace(0, len(faces) - 1, MAX_REFERENCE).round().astype(int)]
     m = np.median(faces.astype(np.float32), axis=0)
     m = np.median(np.stack(_map(lambda f: _refine(f.astype(np.float32), m), faces, threads)), axis=0)
-    res = np.stack(_map(lambda f: residual(f, m), faces, threads))
+    ref = high_passes(m)
+    res = np.stack(_map(lambda f: residual(f, m, ref), faces, threads))
     spread = np.maximum(1.4826 * np.median(np.abs(res), axis=0), FLOOR).astype(np.float32)
     raw = np.array([_pool(np.abs(r) / spread) for r in res])
     centre = float(np.median(raw))
-    return ProductModel(m, spread, centre, float(max(1.4826 * np.median(np.abs(raw - centre)), 1e-3)), len(faces))
+    return ProductModel(m, spread, centre, float(max(1.4826 * np.median(np.abs(raw - centre)), 1e-3)), len(faces), ref)
 
 
 def z_map(model: ProductModel, face: np.ndarray) -> np.ndarray:
     """(h, w, 4) |z| per pixel: how far each pixel is from genuine variation (luminance, chroma)."""
-    return np.abs(residual(face, model.median)) / model.spread
+    return np.abs(residual(face, model.median, model.ref)) / model.spread
 
 
 def score(model: ProductModel, faces: np.ndarray, threads: int = 1) -> np.ndarray:

@@ -3,7 +3,7 @@
     genuine references add --db refs.db --product acme-tea --genuine-photos photos/acme-tea/
 
     report = add_genuine_photos(conn, "acme-tea", ["photos/acme-tea/"])   # aligned to the product's templates
-    models = variation_models(conn, (320, 208))   # {(product, template key): ProductModel} at a model's input size
+    models = VariationModels(conn, (320, 208))    # .get((product, template key)): fitted on first use, cached
 
 A comparator compares a photo with its product's template (artwork); it knows nothing of how genuine units of this
 product vary (wear, the lot line, print tolerances). A few genuine photos give that: each is rectified onto the
@@ -110,35 +110,53 @@ def genuine_photo_count(conn, product: str | None = None) -> int:
     return conn.execute(q, a).fetchone()[0]
 
 
-def variation_models(conn, face_size) -> dict[tuple[str, str], ProductModel]:
-    """{(product, template key): model} for every product and template with at least MIN_PHOTOS genuine faces,
-    at face_size (W, H). Fitted models are cached in the store, keyed by the faces behind them; a read-only store
+class VariationModels:
+    """{(product, template key): model} for every product and template with at least MIN_PHOTOS genuine faces, at
+    face_size (W, H), each loaded or fitted when first asked for (a scan of one product fits one model, not the
+    store's hundred). Fitted models are cached in the store, keyed by the faces behind them; a read-only store
     fits them again next time rather than failing."""
-    w, h = int(face_size[0]), int(face_size[1])
-    groups: dict[tuple[str, str], list[tuple[str, int]]] = {}
-    for product, template, sha, rowid in conn.execute(
-            "SELECT product, template, sha256, id FROM genuine_faces ORDER BY product, template, sha256"):
-        groups.setdefault((product, template), []).append((sha, rowid))
-    out = {}
-    for (product, template), rows in groups.items():
-        if len(rows) < MIN_PHOTOS:
-            continue
-        digest = hashlib.sha256("".join(sha for sha, _ in rows).encode()).hexdigest()
-        row = conn.execute("SELECT faces, model FROM variation_models WHERE product = ? AND template = ? AND "
-                           "width = ? AND height = ?", (product, template, w, h)).fetchone()
+
+    def __init__(self, conn, face_size):
+        self.conn, self.size = conn, (int(face_size[0]), int(face_size[1]))
+        self.groups: dict[tuple[str, str], list[str]] = {}
+        for product, template, sha in conn.execute(
+                "SELECT product, template, sha256 FROM genuine_faces ORDER BY product, template, sha256"):
+            self.groups.setdefault((product, template), []).append(sha)
+        self.groups = {k: v for k, v in self.groups.items() if len(v) >= MIN_PHOTOS}
+        self._models: dict[tuple[str, str], ProductModel] = {}
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def get(self, key: tuple[str, str]) -> ProductModel | None:
+        if key not in self.groups:
+            return None
+        if key not in self._models:
+            self._models[key] = self._load(*key)
+        return self._models[key]
+
+    def _load(self, product: str, template: str) -> ProductModel:
+        w, h = self.size
+        digest = hashlib.sha256("".join(self.groups[(product, template)]).encode()).hexdigest()
+        row = self.conn.execute("SELECT faces, model FROM variation_models WHERE product = ? AND template = ? AND "
+                                "width = ? AND height = ?", (product, template, w, h)).fetchone()
         if row is not None and row[0] == digest:
-            out[(product, template)] = from_bytes(row[1])
-            continue
+            return from_bytes(row[1])
         faces = np.stack([face_input(np.asarray(Image.open(io.BytesIO(blob)).convert("RGB")), (w, h))
-                          for (blob,) in conn.execute("SELECT face FROM genuine_faces WHERE product = ? AND "
-                                                      "template = ? ORDER BY sha256", (product, template))])
-        out[(product, template)] = model = fit(faces, threads=os.cpu_count() or 1)
+                          for (blob,) in self.conn.execute("SELECT face FROM genuine_faces WHERE product = ? AND "
+                                                           "template = ? ORDER BY sha256", (product, template))])
+        model = fit(faces, threads=os.cpu_count() or 1)
         try:
-            with conn:
-                conn.execute("INSERT OR REPLACE INTO variation_models VALUES (?,?,?,?,?,?,?)",
-                             (product, template, w, h, digest, to_bytes(model),
-                              time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())))
+            with self.conn:
+                self.conn.execute("INSERT OR REPLACE INTO variation_models VALUES (?,?,?,?,?,?,?)",
+                                  (product, template, w, h, digest, to_bytes(model),
+                                   time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())))
         except sqlite3.OperationalError:
             pass   # read-only store: the model is used, not cached
-    return out
+        return model
 
+
+def variation_models(conn, face_size) -> dict[tuple[str, str], ProductModel]:
+    """Every model of VariationModels at once (fitted and cached now): for tools and tests."""
+    vm = VariationModels(conn, face_size)
+    return {k: vm.get(k) for k in vm.groups}
