@@ -224,7 +224,10 @@ def main(args) -> int:
           f"and model card {out.with_suffix('.md')}")
     if warning := weak_model_warning(info):
         print(f"WARNING: {warning}", file=sys.stderr)
-    if is_comparator(meta):
+    if is_comparator(meta) and (meta.get("fusion") or {}).get("used"):   # templates and genuine photos: a store
+        print(f"Next: genuine data references {meta['data']['root']} --db refs.db && "
+              f"genuine inspect {out} PHOTO.jpg --templates refs.db --heatmap heatmap.png")
+    elif is_comparator(meta):
         print(f"Next: genuine inspect {out} PHOTO.jpg --templates {meta['data']['root']} --heatmap heatmap.png")
     else:
         print(f"Next: genuine inspect {out} PHOTO.jpg --heatmap heatmap.png")

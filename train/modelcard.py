@@ -22,6 +22,25 @@ def _input_line(meta: dict) -> str:
             f"normalisation and temperature ({t:.3f}) are inside the graph")
 
 
+def _fusion_lines(meta: dict) -> list[str]:
+    fu = meta.get("fusion")
+    if not isinstance(fu, dict) or meta.get("arch") != "comparator":
+        return []
+    if not fu.get("used"):
+        return ["## Fusion with genuine photos",
+                f"- none: {fu.get('why', 'not fitted')}; the comparator decides alone.", ""]
+    v, t = fu["val"], fu["thresholds"]
+    return ["## Fusion with genuine photos",
+            f"- for products with at least {fu.get('min_photos', 5)} genuine photos in the reference store: logistic "
+            f"regression on [comparator logit, genuine-variation score], weights {fu['coef'][0]:.3f}, "
+            f"{fu['coef'][1]:.3f}, intercept {fu['intercept']:.3f}, fitted on {v['photos']} validation photos",
+            f"- validation AUROC: comparator {_fmt(v['comparator_auroc'])}, variation {_fmt(v['variation_auroc'])}, "
+            f"fused {_fmt(v['auroc'])} (TPR at 1% FPR {_fmt(v['tpr_at_fpr_1pct'], 3)})",
+            f"- its operating point: SUSPECT at p >= {t['threshold_suspect']:.4f}, GENUINE below "
+            f"{t['threshold_genuine']:.4f}; coverage {_fmt(t['coverage'], 3)}, false alarms "
+            f"{_fmt(t['false_alarm_rate'], 3)}, missed {_fmt(t['miss_rate'], 3)}", ""]
+
+
 def model_card(path: Path, meta: dict, sha256: str, size: int, why_fp32: str | None) -> str:
     val = meta["metrics"]["val"]
     th = meta["thresholds"]
@@ -65,6 +84,7 @@ def model_card(path: Path, meta: dict, sha256: str, size: int, why_fp32: str | N
         f"- on validation: coverage {_fmt(th['coverage'], 3)}, false alarms {_fmt(th['false_alarm_rate'], 3)}, "
         f"missed {_fmt(th['miss_rate'], 3)}, accuracy when decided {_fmt(th['accuracy_when_decided'], 3)} ({th['note']})",
         "",
+        *_fusion_lines(meta),
         "## Limitations",
         "- Validation numbers come from the split used for early stopping and calibration; run `genuine evaluate` "
         "on the test split for unbiased numbers.",
