@@ -27,7 +27,7 @@ import numpy as np
 from infer.photo import PhotoError, load_photo
 from infer.sources import entries, looks_like_photo, read
 from infer.templates import TEMPLATE_COLUMNS, TEMPLATES_SCHEMA, store_template, stored_templates
-from infer.variation_store import VARIATION_SCHEMA
+from infer.variation_store import FACE_COLUMNS, VARIATION_SCHEMA
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -191,6 +191,8 @@ class ReferenceDB:
             n = dst.conn.execute(f"INSERT INTO refs SELECT * FROM src.refs {cond}", args).rowcount
             n += dst.conn.execute(f"INSERT INTO templates ({TEMPLATE_COLUMNS}) SELECT {TEMPLATE_COLUMNS} FROM "
                                   f"src.templates {cond}", args).rowcount
+            n += dst.conn.execute(f"INSERT INTO genuine_faces ({FACE_COLUMNS}) SELECT {FACE_COLUMNS} FROM "
+                                  f"src.genuine_faces {cond}", args).rowcount
             dst.conn.execute("INSERT OR REPLACE INTO meta SELECT * FROM src.meta")
         dst.conn.execute("DETACH DATABASE src")
         dst.conn.close()
@@ -216,8 +218,11 @@ class ReferenceDB:
             has = self.conn.execute("SELECT 1 FROM src.sqlite_master WHERE type = 'table' AND name = 'templates'")
             templates = self.conn.execute(f"INSERT OR IGNORE INTO templates ({TEMPLATE_COLUMNS}) SELECT "
                                           f"{TEMPLATE_COLUMNS} FROM src.templates").rowcount if has.fetchone() else 0
+            has = self.conn.execute("SELECT 1 FROM src.sqlite_master WHERE type = 'table' AND name = 'genuine_faces'")
+            faces = self.conn.execute(f"INSERT OR IGNORE INTO genuine_faces ({FACE_COLUMNS}) SELECT {FACE_COLUMNS} "
+                                      f"FROM src.genuine_faces").rowcount if has.fetchone() else 0
         self.conn.execute("DETACH DATABASE src")
-        return {"added": added, "templates": templates}
+        return {"added": added, "templates": templates, "genuine_photos": faces}
 
     # -- reading -------------------------------------------------------------------------------
     def count(self) -> int:

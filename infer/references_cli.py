@@ -154,13 +154,14 @@ def _remove(args) -> int:
 
 def _export(args) -> int:
     n = ReferenceDB(args.db).export(args.out, args.product)
-    print(f"exported {n} reference(s) and template(s) to {args.out}")
+    print(f"exported {n} reference(s), template(s) and genuine photo(s) to {args.out}")
     return 0
 
 
 def _import(args) -> int:
     r = ReferenceDB(args.db, create=True).import_from(args.source)
-    print(f"imported {r['added']} new reference(s) and {r['templates']} new template(s) into {args.db}")
+    print(f"imported {r['added']} new reference(s), {r['templates']} new template(s) and {r['genuine_photos']} new "
+          f"genuine photo(s) into {args.db}")
     return 0
 
 

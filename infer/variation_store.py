@@ -32,6 +32,7 @@ from infer.variation import MIN_PHOTOS, ProductModel, fit, from_bytes, to_bytes
 
 STORE_FACE_SIZE = (320, 320)   # faces are kept at model_face_side of this (640 px long side): any model up to 320 px
 
+FACE_COLUMNS = "product, template, sha256, face, density, source, added_at, added_by"   # what export/import copy
 VARIATION_SCHEMA = """
 CREATE TABLE IF NOT EXISTS genuine_faces (
     id INTEGER PRIMARY KEY,

@@ -183,3 +183,23 @@ def test_a_dataset_fills_a_store_with_templates_and_only_its_train_genuine_photo
     assert conn.execute("SELECT COUNT(*) FROM genuine_faces").fetchone()[0] == n
     assert cli(["data", "references", str(ds.root), "--db", str(db), "--products", "nope"]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_genuine_photos_travel_with_export_and_import(store, tmp_path, capsys):
+    from infer.references import ReferenceDB
+    from infer.variation_store import add_genuine_photos, genuine_photo_count
+
+    ds, product, _, photos = store
+    a = ReferenceDB(tmp_path / "a.db", create=True)
+    a.add_template(product, str(ds.root / product / "template.png"))
+    n = add_genuine_photos(a.conn, product, [str(p) for p in photos[:6]])["photos"]
+    assert n >= 5
+    assert cli(["references", "export", str(tmp_path / "share.db"), "--db", str(tmp_path / "a.db")]) == 0
+    assert cli(["references", "import", str(tmp_path / "share.db"), "--db", str(tmp_path / "b.db")]) == 0
+    assert f"{n} new genuine photo(s)" in capsys.readouterr().out
+    b = ReferenceDB(tmp_path / "b.db")
+    assert genuine_photo_count(b.conn, product) == n and b.template_count(product) == 1
+    assert cli(["references", "import", str(tmp_path / "share.db"), "--db", str(tmp_path / "b.db")]) == 0
+    assert "0 new genuine photo(s)" in capsys.readouterr().out                   # nothing twice
+    assert ReferenceDB(tmp_path / "b.db").remove(product) >= n + 1               # photos go with the product
+    assert genuine_photo_count(ReferenceDB(tmp_path / "b.db").conn) == 0
