@@ -2,8 +2,8 @@
 
     genuine scan model.onnx /archive/case42 case43.zip --out runs/case42 --workers 2
 
-Worker processes read, hash and decode photos (and, for a comparator model, rectify them onto their product's
-template: the costly part runs in parallel); the main process batches them through
+Worker processes (infer/scan_worker.py) read, hash and decode photos (and, for a comparator model, rectify them onto
+their product's template and score its genuine variation: the costly part runs in parallel); the main process batches them through
 onnxruntime and appends one JSON line per finished photo to RUN_DIR/results.jsonl
 (fsynced every few records and at exit). Records are keyed by the photo's sha256 and the
 model's sha256: a rerun skips what is done (unchanged paths are not even re-read), a torn
@@ -12,7 +12,6 @@ and the run folder's lock are infer/journal.py.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import time
@@ -22,66 +21,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from infer import quality
 from infer.heatmap import overlay, overlay_face
-from infer.photo import PhotoError, load_photo
-from infer.preprocess import decode_side, face_input, letterbox_geometry, prepare
+from infer.preprocess import letterbox_geometry
 from infer.journal import Journal, RunLocked, lock_run  # noqa: F401 (RunLocked: the scan API)
-from infer.sources import Entry, entries, looks_like_photo, read
-
-_model_size = 0
-_quality_limits: dict | None = None
-_templates = None          # comparator models: the TemplateSet photos are rectified onto
-_face_size: tuple[int, int] | None = None
-
-
-def _init_worker(size: int, limits: dict | None, templates=None, face_size=None) -> None:
-    global _model_size, _quality_limits, _templates, _face_size
-    _model_size, _quality_limits, _templates, _face_size = size, limits, templates, face_size
-    if templates is not None:
-        import cv2
-
-        cv2.setNumThreads(1)  # one photo per process: OpenCV's own threads would only contend
-
-
-def _rectified(out: dict, data: bytes) -> dict:
-    """Worker, comparator models: rectify; the face's model input, its quality and the template used."""
-    from infer.rectify import rectify_photo
-
-    r, _ = rectify_photo(data, _templates, _face_size)
-    if not r.ok:
-        return {**out, "rect": r.to_dict()}
-    x = face_input(r.face, _face_size)
-    return {**out, "rect": r.to_dict(), "x": x,
-            "template": next(i for i, t in enumerate(_templates.templates) if t is r.template),
-            "quality": quality.assess_face(x, r.density, _quality_limits)}
-
-
-def decode(e: Entry) -> dict:
-    """Worker: bytes -> sha256 -> photo -> model input, quality and a thumbnail; errors become data."""
-    out = {"entry": e}
-    if e.refused:
-        return {**out, "error_kind": e.refused_kind, "error": e.refused}
-    if not looks_like_photo(e):
-        return {**out, "error_kind": "skipped", "error": f"not a photo file ({Path(e.member or e.path).suffix or 'no suffix'})"}
-    try:
-        data = read(e)
-    except PhotoError as err:
-        return {**out, "error_kind": err.kind, "error": err.reason}
-    except Exception as err:  # one strange entry must never stop a run of 10^6
-        return {**out, "error_kind": "unreadable", "error": f"cannot read ({type(err).__name__}: {err})"}
-    out["sha256"] = hashlib.sha256(data).hexdigest()
-    try:
-        if _templates is not None:
-            return _rectified(out, data)
-        img = load_photo(data, min_side=decode_side(_model_size))
-    except PhotoError as err:
-        return {**out, "error_kind": err.kind, "error": err.reason}
-    except Exception as err:  # one strange file must never stop a run of 10^6
-        return {**out, "error_kind": "unreadable", "error": f"cannot decode ({type(err).__name__}: {err})"}
-    # No separate thumbnail: the report's picture is cut from the model input when a photo is flagged.
-    x = prepare(img, _model_size)
-    return {**out, "x": x, "quality": quality.assess(x, img.size, _model_size, _quality_limits), "photo_size": img.size}
+from infer.scan_worker import _init_worker, decode
+from infer.sources import Entry, entries
 
 
 class Scanner:
@@ -135,7 +79,7 @@ class Scanner:
                 r = insp.not_rectified(q["entry"].key, q["rect"])
             else:
                 o = {n: v[k] for n, v in out.items()}
-                o["variation"] = insp.variation_score(q["x"], q["rect"]["product"], q["rect"].get("template"))
+                o["variation"] = q.get("variation")   # scored in the worker (_rectified)
                 r = insp.judge_face(o, q["quality"], q["rect"], q["entry"].key)
                 k += 1
             thumb = None
@@ -191,8 +135,9 @@ def scan(inspector, sources: list[str], run_dir, workers: int = 0, batch: int = 
     ctx = get_context("fork" if fork else "spawn")
     try:
         comparator = inspector.model.is_comparator
+        fused = comparator and inspector.fusion and inspector.variation
         init = (inspector.size, inspector.meta.get("quality"), inspector.templates if comparator else None,
-                inspector.model.face_size if comparator else None)
+                inspector.model.face_size if comparator else None, str(inspector._store.path) if fused else None)
         with ctx.Pool(workers, _init_worker, init) as pool:
             for item in pool.imap_unordered(decode, todo, chunksize=4):
                 sc.add(item)

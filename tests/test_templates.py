@@ -70,7 +70,7 @@ def test_templates_round_trip_through_store_export_and_import(synth, tmp_path):
 
     db.export(tmp_path / "share.db", product=p0.name)
     fresh = ReferenceDB(tmp_path / "port2.db", create=True)
-    assert fresh.import_from(tmp_path / "share.db") == {"added": 0, "templates": 1}
+    assert fresh.import_from(tmp_path / "share.db") == {"added": 0, "templates": 1, "genuine_photos": 0}
     _same(fresh.templates()[0], r["template"])
     assert fresh.import_from(tmp_path / "share.db")["templates"] == 0  # duplicates skipped
 
@@ -106,7 +106,7 @@ def test_databases_made_before_templates_still_work(synth, tmp_path):
     p0 = _products(synth)[0]
     new = ReferenceDB(tmp_path / "new.db", create=True)
     new.add_template(p0.name, p0 / "template.png")
-    assert new.import_from(old) == {"added": 1, "templates": 0}
+    assert new.import_from(old) == {"added": 1, "templates": 0, "genuine_photos": 0}
     assert new.summary() == [(p0.name, "template", 1), ("tea", "genuine", 1)]
     assert ReferenceDB(old).templates() == [] and ReferenceDB(old).export(tmp_path / "o2.db") == 1
     with pytest.raises(RectifyError, match="no templates"):
