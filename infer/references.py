@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from infer.photo import PhotoError, load_photo
-from infer.sources import entries, looks_like_photo, read
+from infer.sources import photo_bytes
 from infer.templates import TEMPLATE_COLUMNS, TEMPLATES_SCHEMA, store_template, stored_templates
 from infer.variation_store import FACE_COLUMNS, VARIATION_SCHEMA
 
@@ -107,12 +107,8 @@ class ReferenceDB:
         self.check_model(inspector.model.sha256)
         who = added_by or getpass.getuser()
         report = {"added": 0, "duplicates": [], "errors": [], "quality": []}
-        for e in entries(sources):
-            if e.refused or not looks_like_photo(e):
-                report["errors"].append(f"{e.key}: {e.refused or 'not a photo file'}")
-                continue
+        for e, data in photo_bytes(sources, report["errors"]):
             try:
-                data = read(e)
                 img = load_photo(data, min_side=STORE_SIDE)
             except (OSError, PhotoError) as err:
                 report["errors"].append(f"{e.key}: {getattr(err, 'reason', err)}")

@@ -95,20 +95,14 @@ def _genuine_photos(db, args) -> int:
 
 def _from_photos(product: str, sources: list[str]):
     """(Template, "photos", how) from photos of genuine units; photos left out are listed on stderr."""
-    from infer.photo import PhotoError
-    from infer.sources import entries, looks_like_photo, read
+    from infer.sources import photo_bytes
     from infer.template_photos import template_from_photos
 
-    keys, data = [], []
-    for e in entries(sources):
-        if e.refused or not looks_like_photo(e):
-            print(f"skipped: {e.key}: {e.refused or 'not a photo file'}", file=sys.stderr)
-            continue
-        try:
-            data.append(read(e))
-            keys.append(e.key)
-        except (OSError, PhotoError) as err:
-            print(f"skipped: {e.key}: {getattr(err, 'reason', err)}", file=sys.stderr)
+    errors: list[str] = []
+    pairs = [(e.key, d) for e, d in photo_bytes(sources, errors)]
+    keys, data = [k for k, _ in pairs], [d for _, d in pairs]
+    for line in errors:
+        print(f"skipped: {line}", file=sys.stderr)
     if not data:
         raise ReferenceError(f"--template-from-photos: no photos in {', '.join(sources)}")
     more = f" and {len(sources) - 1} more" if len(sources) > 1 else ""

@@ -126,5 +126,20 @@ def read(e: Entry) -> bytes:
     return data
 
 
+def photo_bytes(sources: list[str], errors: list[str]):
+    """(entry, bytes) for every photo entry of `sources`; an entry refused, not a photo or unreadable is appended to
+    `errors` as "key: reason" and the rest go on (adding references, genuine photos, a template from photos)."""
+    for e in entries(sources):
+        if e.refused or not looks_like_photo(e):
+            errors.append(f"{e.key}: {e.refused or 'not a photo file'}")
+            continue
+        try:
+            data = read(e)
+        except (OSError, PhotoError) as err:
+            errors.append(f"{e.key}: {getattr(err, 'reason', err)}")
+            continue
+        yield e, data
+
+
 def looks_like_photo(e: Entry) -> bool:
     return is_photo_path(e.member or e.path)

@@ -27,7 +27,7 @@ from PIL import Image
 from infer.keypoints import TemplateSet
 from infer.photo import PhotoError
 from infer.preprocess import face_input
-from infer.sources import entries, looks_like_photo, read
+from infer.sources import photo_bytes
 from infer.variation import MIN_PHOTOS, ProductModel, fit, from_bytes, to_bytes
 
 STORE_FACE_SIZE = (320, 320)   # faces are kept at model_face_side of this (640 px long side): any model up to 320 px
@@ -77,16 +77,12 @@ def add_genuine_photos(conn, product: str, sources: list[str], added_by: str | N
                          f"genuine photos can be aligned to it")
     ts, who = TemplateSet(templates), added_by or getpass.getuser()
     report = {"added": 0, "duplicates": [], "errors": []}
-    for e in entries(sources):
-        if e.refused or not looks_like_photo(e):
-            report["errors"].append(f"{e.key}: {e.refused or 'not a photo file'}")
+    for e, data in photo_bytes(sources, report["errors"]):
+        sha = hashlib.sha256(data).hexdigest()
+        if conn.execute("SELECT 1 FROM genuine_faces WHERE sha256 = ? AND product = ?", (sha, product)).fetchone():
+            report["duplicates"].append(e.key)
             continue
         try:
-            data = read(e)
-            sha = hashlib.sha256(data).hexdigest()
-            if conn.execute("SELECT 1 FROM genuine_faces WHERE sha256 = ? AND product = ?", (sha, product)).fetchone():
-                report["duplicates"].append(e.key)
-                continue
             r, _ = rectify_photo(data, ts, STORE_FACE_SIZE, product=product)
         except (OSError, PhotoError) as err:
             report["errors"].append(f"{e.key}: {getattr(err, 'reason', err)}")
