@@ -184,8 +184,14 @@ def main():
     ap.add_argument("--from-photos", type=int, default=0, metavar="N",
                     help="grocery: templates built from N train photos per product instead of the catalogue images")
     ap.add_argument("--min-agreement", type=float, help="override rectify's whole-face agreement floor (a curve)")
+    ap.add_argument("--shortlist", type=int, help="templates fitted geometrically per photo (default "
+                                                  "infer.keypoints.SHORTLIST)")
     ap.add_argument("--json", metavar="FILE", help="also write the numbers as JSON")
     args = ap.parse_args()
+    if args.shortlist:
+        import infer.keypoints
+
+        infer.keypoints.SHORTLIST = args.shortlist
     args.split = args.split or ("test" if args.what == "synth" else "val")
     cv2.setNumThreads(1)   # a handheld's core; the scan parallelises across photos instead
     t0 = time.perf_counter()

@@ -118,8 +118,9 @@ class TemplateSet:
     def products(self) -> list[str]:
         return sorted({t.product for t in self.templates})
 
-    def shortlist(self, desc: np.ndarray, k: int = SHORTLIST) -> list[int]:
+    def shortlist(self, desc: np.ndarray, k: int | None = None) -> list[int]:
         """Templates most likely in the photo: votes of distinctive nearest neighbours across all templates."""
+        k = k or SHORTLIST   # read at call time: bench/rectify.py --shortlist measures other values
         if len(self.templates) <= k:
             return list(range(len(self.templates)))
         if self._index is None:
