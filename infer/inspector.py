@@ -112,8 +112,9 @@ class Inspector:
                 self.templates, self._inputs = TemplateSet(found), {}
             self._load_variation()
 
-    def variation_score(self, x: np.ndarray, product: str, template: str | None) -> float | None:
-        """The face's genuine-variation score (infer/variation.py) when its product has genuine photos, else None."""
+    def variation_score(self, x: np.ndarray, product: str, template: str | None):
+        """(score, map on the heatmap's grid) of the face's genuine variation (infer/variation.py) when its product
+        has genuine photos, else None."""
         if not (self.fusion and self.variation):
             return None
         unchanged = self._store.version() == self._templates_version
@@ -122,9 +123,9 @@ class Inspector:
             self._templates_version = self._store.version()   # our own cache write is not a trainer's change
         if m is None:
             return None
-        from infer.variation import score
+        from infer.variation import evidence
 
-        return float(score(m, x[None])[0])
+        return evidence(m, x)
 
     def _template_input(self, t) -> np.ndarray:
         if id(t) not in self._inputs:   # a template's model input is computed once, not per photo
@@ -166,14 +167,18 @@ class Inspector:
         """Verdict for one rectified face from the comparator's outputs (and its genuine-variation score, "variation",
         when the product has genuine photos in the store) and the face's quality (shared with scans)."""
         p_comp, heat, product = float(out["p_counterfeit"]), out["heatmap"], rect["product"]
-        s = out.get("variation")
+        s, vmap = out.get("variation") or (None, None)
         evidence = {"comparator_p": round(p_comp, 6), "variation_score": None if s is None else round(float(s), 4),
                     "fused": s is not None}
         if s is not None:
-            from infer.variation import fused_p
+            from infer.variation import contributions, fused_p
 
             p, th = fused_p(p_comp, s, self.fusion), self.fusion["thresholds"]
             against = f"the genuine reference of {product} and its genuine photos"
+            c_comp, c_var = contributions(p_comp, s, self.fusion)
+            evidence["strongest"] = "variation" if c_var > c_comp else "comparator"
+            if c_var > c_comp and vmap is not None and vmap.shape == heat.shape:
+                heat = vmap   # the region named and drawn is where the stronger evidence lies
         else:
             p, th = p_comp, self.meta["thresholds"]
             against = f"the genuine reference of {product}"

@@ -3,8 +3,8 @@
     genuine scan model.onnx /archive/case42 case43.zip --out runs/case42 --workers 2
 
 Worker processes (infer/scan_worker.py) read, hash and decode photos (and, for a comparator model, rectify them onto
-their product's template and score its genuine variation: the costly part runs in parallel); the main process batches them through
-onnxruntime and appends one JSON line per finished photo to RUN_DIR/results.jsonl
+their product's template and score its genuine variation: the costly part runs in parallel); the main process
+batches them through onnxruntime and appends one JSON line per finished photo to RUN_DIR/results.jsonl
 (fsynced every few records and at exit). Records are keyed by the photo's sha256 and the
 model's sha256: a rerun skips what is done (unchanged paths are not even re-read), a torn
 last line from a kill -9 is cut off, and identical photos under several paths are scored once. The journal

@@ -48,9 +48,9 @@ def _rectified(out: dict, data: bytes) -> dict:
     x = face_input(r.face, _face_size)
     m = _variation.get((r.product, r.template.key)) if _variation is not None else None
     if m is not None:
-        from infer.variation import score
+        from infer.variation import evidence
 
-        out["variation"] = float(score(m, x[None])[0])
+        out["variation"] = evidence(m, x)
     return {**out, "rect": r.to_dict(), "x": x,
             "template": next(i for i, t in enumerate(_templates.templates) if t is r.template),
             "quality": quality.assess_face(x, r.density, _quality_limits)}

@@ -108,9 +108,14 @@ def residual(q: np.ndarray, median: np.ndarray, ref: list | None = None) -> np.n
     return np.concatenate([lum, d - lum], -1)
 
 
+def _strength(z: np.ndarray) -> np.ndarray:
+    """(h, w): per pixel, the larger of the luminance and the chroma |z|."""
+    return np.maximum(z[..., 0], CHROMA_WEIGHT * np.sqrt(np.mean(z[..., 1:] ** 2, -1)))
+
+
 def _pool(z: np.ndarray) -> float:
     """log of the mean of the TOP share of the per-pixel z (the larger of luminance and chroma)."""
-    zz = np.maximum(z[..., 0], CHROMA_WEIGHT * np.sqrt(np.mean(z[..., 1:] ** 2, -1)))
+    zz = _strength(z)
     k = max(1, int(TOP * zz.size))
     return float(np.log(np.partition(zz.ravel(), -k)[-k:].mean() + 1e-6))
 
@@ -145,6 +150,16 @@ def score(model: ProductModel, faces: np.ndarray, threads: int = 1) -> np.ndarra
     return (raw - model.centre) / model.scale
 
 
+def evidence(model: ProductModel, face: np.ndarray, stride: int = 4) -> tuple[float, np.ndarray]:
+    """One face's standardised score and where it comes from: the per-pixel strength max-pooled over stride x stride
+    cells, the grid of the comparator's heatmap (a small defect keeps its peak)."""
+    z = z_map(model, face)
+    zz = _strength(z)
+    h, w = zz.shape[0] // stride, zz.shape[1] // stride
+    cells = zz[:h * stride, :w * stride].reshape(h, stride, w, stride).max((1, 3))
+    return (_pool(z) - model.centre) / model.scale, cells.astype(np.float32)
+
+
 def to_bytes(model: ProductModel) -> bytes:
     buf = io.BytesIO()
     np.savez_compressed(buf, median=model.median, spread=model.spread,
@@ -156,6 +171,13 @@ def from_bytes(blob: bytes) -> ProductModel:
     with np.load(io.BytesIO(blob)) as z:
         c, s, n = (float(v) for v in z["stats"])
         return ProductModel(z["median"].astype(np.float32), z["spread"].astype(np.float32), c, s, int(n))
+
+
+def contributions(p_comparator: float, s: float, fusion: dict) -> tuple[float, float]:
+    """What each score adds to the fused logit: which evidence decided, for the reason and the heatmap."""
+    p = min(max(float(p_comparator), 1e-7), 1 - 1e-7)
+    a, b = (float(v) for v in fusion["coef"])
+    return a * float(np.log(p / (1 - p))), b * float(np.clip(s, -SCORE_CLIP, SCORE_CLIP))
 
 
 def fused_p(p_comparator, s, fusion: dict):

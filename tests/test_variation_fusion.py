@@ -109,6 +109,12 @@ def test_genuine_photos_join_the_store_and_give_a_cached_model(store, capsys):
     assert "no template" in capsys.readouterr().err
 
 
+def _clean_quality():
+    from infer.quality import Quality
+
+    return Quality(sharpness=100.0, brightness=0.5, clipped=0.0, width=96, height=64, issues=[])
+
+
 def _with_fusion(src, dst):
     """A copy of an exported comparator whose metadata carries a fusion (the tiny run's val is too small to fit
     one): the runtime must use whatever fusion the file holds."""
@@ -140,6 +146,18 @@ def test_inspector_scan_and_evaluate_fuse_where_genuine_photos_exist(comparator_
         assert e["fused"] and e["variation_score"] is not None
         assert abs(r.p_counterfeit - fused_p(e["comparator_p"], e["variation_score"], fusion)) < 1e-5
         assert r.verdict == "INCONCLUSIVE" or "genuine photos" in r.reason
+    # where the variation evidence outweighs the comparator's, the region named and drawn is the variation's
+    heat = np.zeros((16, 24), np.float32)
+    heat[0, 0] = 1.0                                   # the comparator points at the upper left ...
+    vmap = np.zeros((16, 24), np.float32)
+    vmap[15, 23] = 9.0                                 # ... the genuine variation, decisively, at the lower right
+    r = insp.judge_face({"p_counterfeit": 0.5, "heatmap": heat, "variation": (10.0, vmap)}, _clean_quality(),
+                        scored[0].rectification, "x")
+    assert r.verdict == "SUSPECT" and r.evidence["strongest"] == "variation" and "lower right" in r.reason
+    assert np.array_equal(r.heatmap, vmap)
+    r = insp.judge_face({"p_counterfeit": 0.999, "heatmap": heat, "variation": (0.1, vmap)}, _clean_quality(),
+                        scored[0].rectification, "x")
+    assert r.evidence["strongest"] == "comparator" and "upper left" in r.reason
     # the same store without genuine photos: the comparator alone, and the reason says what would add evidence
     from infer.references import ReferenceDB
 
