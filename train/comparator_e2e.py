@@ -6,10 +6,13 @@ re-exposed view of every face each epoch fed by a DataLoader with workers; the s
 frozen (edges and strokes need no relearning, and their activations are the largest to back-propagate through),
 and BatchNorm keeps its ImageNet statistics (batches of a few products are no population to estimate them from).
 Templates pass through the current backbone without gradient: eight templates per step cost little, and the face
-branch carries the shared weights' gradient. Roughly 10x the CPU time of the frozen mode per epoch.
+branch carries the shared weights' gradient. Roughly 10x the CPU time of the frozen mode per epoch. With SynthPack
+twins (`--twins`), each step also takes a few counterfeit/genuine twin pairs under one shared augmentation and asks
+the counterfeit to score above its twin, as the frozen mode does (the lever that made the comparator learn).
 """
 from __future__ import annotations
 
+import itertools
 import time
 
 import numpy as np
@@ -18,6 +21,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from train.comparator import Comparator
+from train.comparator_frozen import TWIN_MARGIN
 from train.face_data import FaceSet, augment
 
 FROZEN_STRIDE = 4    # stages up to this stride stay as pretrained
@@ -37,6 +41,23 @@ class FaceViews(Dataset):
         return torch.from_numpy(face), int(self.fs.labels[i]), int(self.fs.product[i])
 
 
+class TwinViews(Dataset):
+    """Twin pair k of epoch e: the counterfeit and its genuine twin, both augmented by the same draws (one generator
+    seeded by (seed, e, k) for each), so their difference stays the defect alone."""
+
+    def __init__(self, fs: FaceSet, pairs: np.ndarray, seed: int):
+        self.fs, self.pairs, self.seed, self.epoch = fs, pairs, seed, 0
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, k: int):
+        c, g = (int(v) for v in self.pairs[k])
+        key = [self.seed, self.epoch, 1_000_003, k]   # apart from FaceViews' keys
+        return (torch.from_numpy(augment(self.fs.faces[c], np.random.default_rng(key))),
+                torch.from_numpy(augment(self.fs.faces[g], np.random.default_rng(key))), int(self.fs.product[c]))
+
+
 def prepare(net: Comparator) -> list[torch.nn.Parameter]:
     """Unfreeze the stages deeper than FROZEN_STRIDE; return the parameters that learn (heads included)."""
     net.freeze_backbone = False
@@ -51,31 +72,45 @@ def set_mode(net: Comparator, training: bool) -> None:
     net.body.eval()   # BatchNorm statistics stay ImageNet's (see the module docstring)
 
 
-def loader(views: FaceViews, batch: int, workers: int, epoch: int) -> DataLoader:
+def loader(views, batch: int, workers: int, epoch: int, salt: int = 0) -> DataLoader:
     views.epoch = epoch
-    order = torch.Generator().manual_seed(views.seed * 7919 + epoch)
+    order = torch.Generator().manual_seed(views.seed * 7919 + epoch + salt)
     return DataLoader(views, batch_size=batch, shuffle=True, generator=order, num_workers=workers,
                       drop_last=len(views) > batch)   # BatchNorm-free heads, but a batch of one is noise
 
 
 def train_one_epoch(net: Comparator, views: FaceViews, templates: np.ndarray, opt, sched, epoch: int, args,
-                    pos_weight) -> dict:
+                    pos_weight, twins: TwinViews | None = None) -> dict:
     set_mode(net, True)
     torch.manual_seed(args.seed * 100_003 + epoch)
     total, seen, t0 = 0.0, 0, time.perf_counter()
     tmpl = torch.from_numpy(templates)
-    for face, y, product in loader(views, args.batch, args.loader_workers, epoch):
+    faces = loader(views, args.batch, args.loader_workers, epoch)
+    pairs = []
+    if twins is not None and len(twins):   # spread the pairs over the epoch's steps
+        per_step = max(1, -(-len(twins) // max(1, len(faces))))
+        pairs = loader(twins, per_step, args.loader_workers, epoch, salt=1)
+    for (face, y, product), pair in itertools.zip_longest(faces, pairs):
+        if face is None:
+            break
+        n = len(y)
+        if pair is not None:   # counterfeits, then their twins, in the same forward pass
+            face, product = torch.cat([face, pair[0], pair[1]]), torch.cat([product, pair[2], pair[2]])
         with torch.no_grad():
             tf = net.features(tmpl)
         out = net.score(net.features(face), [t[product] for t in tf])
-        loss = F.binary_cross_entropy_with_logits(out["logit"], y.float(), pos_weight=pos_weight)
+        loss = F.binary_cross_entropy_with_logits(out["logit"][:n], y.float(), pos_weight=pos_weight)
+        m = (len(face) - n) // 2
+        if m:
+            z = out["logit"][n:]
+            loss = loss + F.softplus(TWIN_MARGIN - (z[:m] - z[m:])).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_([p for p in net.parameters() if p.requires_grad], 5.0)
         opt.step()
         sched.step()
-        total += loss.item() * len(y)
-        seen += len(y)
+        total += loss.item() * n
+        seen += n
     return {"train_loss": total / max(seen, 1), "pairs_per_s": seen / (time.perf_counter() - t0)}
 
 

@@ -111,9 +111,13 @@ def main(args) -> int:
 
         params = comparator_e2e.prepare(net)
         data = comparator_e2e.FaceViews(tr, args.seed)
+        pairs = twin_pairs(tr)
+        twins = comparator_e2e.TwinViews(tr, pairs, args.seed) if len(pairs) else None
+        if twins is not None:
+            print(f"{len(pairs)} counterfeit/genuine twin pairs: ranking loss on", file=sys.stderr)
         y = tr.labels
         run_epoch = lambda e: comparator_e2e.train_one_epoch(net, data, tr.templates, opt, sched, e, args,  # noqa
-                                                             pos_weight)
+                                                             pos_weight, twins)
         val_logits = lambda n: comparator_e2e.logits(n, va)  # noqa: E731
         groups = [{"params": [p for p in params if not any(p is q for q in net.heads.parameters())],
                    "lr": args.lr * 0.1}, {"params": list(net.heads.parameters())}]
