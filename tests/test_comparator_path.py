@@ -211,3 +211,12 @@ def test_end_to_end_training_learns_from_twins_too(tmp_path, capsys):
     assert f"{len(pairs)} counterfeit/genuine twin pairs: ranking loss on" in err and "stride 8+ learning" in err
     meta = torch.load(tmp_path / "run" / "best.pt", weights_only=True)["meta"]
     assert meta["data"]["views"] is None and "thresholds" in meta
+
+
+def test_val_of_products_left_out_of_training_is_not_called_optimistic(comparator_run):
+    run, ds, new = comparator_run
+    assert cli(["evaluate", str(run / "model.onnx"), str(ds.root), "--split", "val", "--products", new,
+                "--out", str(run / "ev-val-new")]) == 0
+    assert json.loads((run / "ev-val-new" / "report.json").read_text())["caveat"] is None
+    assert cli(["evaluate", str(run / "model.onnx"), str(ds.root), "--split", "val", "--out", str(run / "ev-val")]) == 0
+    assert "optimistic" in json.loads((run / "ev-val" / "report.json").read_text())["caveat"]

@@ -177,7 +177,8 @@ def comparator_scores(model, data, split: str, products: list[str] | None = None
     same_data = fingerprint([r for r in ds.records if r.split in ("train", "val") and r.product in meta["products"]]
                             ) == meta["data"]["fingerprint"]
     caveat = None
-    if same_data and split in ("train", "val"):
+    trained = [r for r in recs if r.product in meta["products"]]   # photos of excluded products were never used
+    if same_data and split in ("train", "val") and trained:
         caveat = f"the {split} split was used for {'training' if split == 'train' else 'early stopping and calibration'}: optimistic"
     unseen = sorted({r.product for r in recs} - set(meta["products"]))
     fused = ~np.isnan(sv)
