@@ -20,6 +20,7 @@ import io
 import os
 import sqlite3
 import time
+from collections import OrderedDict
 
 import numpy as np
 from PIL import Image
@@ -30,6 +31,7 @@ from infer.preprocess import face_input
 from infer.sources import photo_bytes
 from infer.variation import MIN_PHOTOS, ProductModel, fit, from_bytes, to_bytes
 
+MAX_IN_MEMORY = 64             # variation models held per process (about 6 MB each at 320x208); the rest reload
 STORE_FACE_SIZE = (320, 320)   # faces are kept at model_face_side of this (640 px long side): any model up to 320 px
 
 FACE_COLUMNS = "product, template, sha256, face, density, source, added_at, added_by"   # what export/import copy
@@ -120,7 +122,7 @@ class VariationModels:
                 "SELECT product, template, sha256 FROM genuine_faces ORDER BY product, template, sha256"):
             self.groups.setdefault((product, template), []).append(sha)
         self.groups = {k: v for k, v in self.groups.items() if len(v) >= MIN_PHOTOS}
-        self._models: dict[tuple[str, str], ProductModel] = {}
+        self._models: OrderedDict[tuple[str, str], ProductModel] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self.groups)
@@ -128,8 +130,12 @@ class VariationModels:
     def get(self, key: tuple[str, str]) -> ProductModel | None:
         if key not in self.groups:
             return None
-        if key not in self._models:
+        if key in self._models:
+            self._models.move_to_end(key)
+        else:
             self._models[key] = self._load(*key)
+            while len(self._models) > MAX_IN_MEMORY:   # a store of thousands of products: keep the recent ones
+                self._models.popitem(last=False)
         return self._models[key]
 
     def _load(self, product: str, template: str) -> ProductModel:

@@ -221,3 +221,23 @@ def test_genuine_photos_travel_with_export_and_import(store, tmp_path, capsys):
     assert "0 new genuine photo(s)" in capsys.readouterr().out                   # nothing twice
     assert ReferenceDB(tmp_path / "b.db").remove(product) >= n + 1               # photos go with the product
     assert genuine_photo_count(ReferenceDB(tmp_path / "b.db").conn) == 0
+
+
+def test_variation_models_in_memory_are_bounded(store, monkeypatch):
+    import infer.variation_store as vs
+    from infer.references import ReferenceDB
+
+    ds, product, db, photos = store
+    conn = ReferenceDB(db).conn
+    if vs.genuine_photo_count(conn, product) < MIN_PHOTOS:
+        vs.add_genuine_photos(conn, product, [str(p) for p in photos])
+    vm = vs.VariationModels(conn, (96, 64))
+    (key,) = vm.groups
+    vm.groups[("other", "t")] = vm.groups[key]          # a second product with the same photos
+    monkeypatch.setattr(vs, "MAX_IN_MEMORY", 1)
+    blank = vs.to_bytes(vs.fit(np.zeros((5, 64, 96, 3), np.uint8)))
+    monkeypatch.setattr(vm, "_load", lambda p, t: vs.from_bytes(blank))   # a fresh object per load
+    a = vm.get(key)
+    assert vm.get(key) is a                              # held while it is the most recent
+    vm.get(("other", "t"))
+    assert list(vm._models) == [("other", "t")]          # the least recently used left memory
