@@ -62,7 +62,8 @@ def decode(e: Entry) -> dict:
     if e.refused:
         return {**out, "error_kind": e.refused_kind, "error": e.refused}
     if not looks_like_photo(e):
-        return {**out, "error_kind": "skipped", "error": f"not a photo file ({Path(e.member or e.path).suffix or 'no suffix'})"}
+        suffix = Path(e.member or e.path).suffix or "no suffix"
+        return {**out, "error_kind": "skipped", "error": f"not a photo file ({suffix})"}
     try:
         data = read(e)
     except PhotoError as err:
