@@ -17,7 +17,7 @@ from pathlib import Path
 import onnxruntime
 
 CSV_COLUMNS = ["path", "verdict", "authenticity", "p_counterfeit", "product", "product_confidence", "quality_issues",
-               "reason", "error_kind", "sha256", "duplicate_paths"]
+               "reason", "error_kind", "sha256", "duplicate_paths", "comparator_p", "variation_score", "fused"]
 
 
 def merge(records: list[dict]) -> list[dict]:
@@ -58,7 +58,8 @@ def write_csv(path: Path, rows: list[dict]) -> None:
                         "product_confidence": r.get("product_confidence"),
                         "quality_issues": " ".join((r.get("quality") or {}).get("issues", [])),
                         "reason": r.get("reason", ""), "error_kind": r.get("error_kind"), "sha256": r.get("sha256"),
-                        "duplicate_paths": " | ".join(r["paths"][1:])})
+                        "duplicate_paths": " | ".join(r["paths"][1:]),
+                        **{k: (r.get("evidence") or {}).get(k) for k in ("comparator_p", "variation_score", "fused")}})
     _atomic_write(path, write)
 
 

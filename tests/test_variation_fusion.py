@@ -2,6 +2,7 @@
 inspector, scan and evaluate using them. Small real computations: synthetic scores, SynthPack photos at 320 px."""
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
@@ -171,6 +172,8 @@ def test_inspector_scan_and_evaluate_fuse_where_genuine_photos_exist(comparator_
     assert cli(["scan", str(tmp_path / "fused.onnx"), *map(str, test), "--templates", str(db), "--out", str(out),
                 "--workers", "1"]) in (0, 1)
     recs = {r["path"]: r for r in map(json.loads, open(out / "results.jsonl")) if r.get("type") == "photo"}
+    rows = {row["path"]: row for row in csv.DictReader(open(out / "results.csv"))}
+    assert all(rows[r.source]["fused"] == "True" and rows[r.source]["variation_score"] for r in scored)
     for r in scored:
         e = recs[r.source]["evidence"]
         assert e["fused"] and abs(e["variation_score"] - r.evidence["variation_score"]) < 0.25
