@@ -17,8 +17,35 @@ import sys
 
 from genuine import __version__
 
-EXTRAS = {"train": ["torch", "torchvision", "timm", "albumentations", "onnx", "sklearn", "matplotlib", "imagehash",
-                    "tqdm"]}
+IMPORT_NAMES = {"scikit-learn": "sklearn"}   # distribution -> module, where the module is not the name with "_"
+
+
+def extra_modules(extra: str) -> list[str]:
+    """The modules an optional extra installs, read from the installed package's metadata: pyproject.toml's list is
+    the one definition. Empty when the metadata cannot be read (then the import itself names what is missing)."""
+    import re
+    from importlib.metadata import PackageNotFoundError, requires
+
+    try:
+        reqs = requires("genuine") or []
+    except PackageNotFoundError:
+        return []
+    out = []
+    for r in reqs:
+        name, _, marker = r.partition(";")
+        if re.search(r"""extra\s*==\s*["']%s["']""" % re.escape(extra), marker):
+            dist = re.match(r"[A-Za-z0-9._-]+", name.strip()).group(0).lower()
+            out.append(IMPORT_NAMES.get(dist, dist.replace("-", "_").replace(".", "_")))
+    return out
+
+
+class _Extras(dict):
+    def __missing__(self, extra: str) -> list[str]:
+        self[extra] = extra_modules(extra)
+        return self[extra]
+
+
+EXTRAS = _Extras()   # EXTRAS["train"]: computed on first use, so `genuine --help` reads no metadata
 
 
 def count(minimum: int):

