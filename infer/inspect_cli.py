@@ -14,10 +14,11 @@ from infer.keypoints import RectifyError
 from infer.photo import PhotoError, load_photo, printable
 from infer.references import ReferenceError
 from infer.runtime import ModelError, weak_model_warning
+from infer.verdict import GENUINE, INCONCLUSIVE, SUSPECT
 
-EXIT = {"GENUINE": 0, "SUSPECT": 1, "INCONCLUSIVE": 2}
+EXIT = {GENUINE: 0, SUSPECT: 1, INCONCLUSIVE: 2}
 PHOTO_ERROR, MODEL_ERROR, USAGE = 3, 4, 2
-COLOUR = {"GENUINE": "\033[1;32m", "SUSPECT": "\033[1;31m", "INCONCLUSIVE": "\033[1;33m"}
+COLOUR = {GENUINE: "\033[1;32m", SUSPECT: "\033[1;31m", INCONCLUSIVE: "\033[1;33m"}
 
 
 def _heatmap_path(base: str, k: int, n: int) -> Path:

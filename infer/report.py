@@ -28,10 +28,11 @@ from urllib.parse import quote
 import numpy as np
 
 from infer.report_page import _SCRIPT, _TEMPLATE
+from infer.verdict import ERROR, GENUINE, INCONCLUSIVE, SUSPECT
 
-ORDER = ("GENUINE", "SUSPECT", "INCONCLUSIVE", "ERROR")
-COLOURS = {"GENUINE": "#2e7d32", "SUSPECT": "#c62828", "INCONCLUSIVE": "#f0a000", "ERROR": "#757575"}
-_RANK = {"SUSPECT": 0, "INCONCLUSIVE": 1, "ERROR": 2, "GENUINE": 3}   # default table order
+ORDER = (GENUINE, SUSPECT, INCONCLUSIVE, ERROR)
+COLOURS = {GENUINE: "#2e7d32", SUSPECT: "#c62828", INCONCLUSIVE: "#f0a000", ERROR: "#757575"}
+_RANK = {SUSPECT: 0, INCONCLUSIVE: 1, ERROR: 2, GENUINE: 3}   # default table order
 _MAX_EMBED = 512 * 1024   # a "small JPEG" bigger than this is linked, not inlined into the page
 
 def _num(x):
@@ -70,7 +71,7 @@ def _row_json(r: dict, src) -> str:
     paths, quality = r.get("paths") or [], r.get("quality")
     paths = [paths] if isinstance(paths, (str, bytes, os.PathLike)) else paths
     issues = (quality.get("issues") if isinstance(quality, dict) else None) or []
-    obj = {"p": [_str(p) for p in paths], "v": _str(r.get("verdict")) or "ERROR", "a": _num(r.get("authenticity")),
+    obj = {"p": [_str(p) for p in paths], "v": _str(r.get("verdict")) or ERROR, "a": _num(r.get("authenticity")),
            "pc": _num(r.get("p_counterfeit")), "pr": _str(r.get("product")), "c": _num(r.get("product_confidence")),
            "r": _str(r.get("reason")) or "", "q": [_str(i) for i in issues], "e": _str(r.get("error_kind")),
            "h": _str(r.get("sha256")), "t": src}
@@ -80,7 +81,7 @@ def _row_json(r: dict, src) -> str:
 
 def _histogram_svg(rows: list[dict], thresholds) -> str:
     """Stacked 20-bin histogram of authenticity per verdict, as inline SVG (no xmlns: inline SVG needs none)."""
-    edges, stack = np.linspace(0.0, 1.0, 21), ("GENUINE", "INCONCLUSIVE", "SUSPECT")
+    edges, stack = np.linspace(0.0, 1.0, 21), (GENUINE, INCONCLUSIVE, SUSPECT)
     vals = {v: [] for v in stack}
     for r in rows:
         if r.get("verdict") in vals and _num(r.get("authenticity")) is not None:
@@ -140,9 +141,9 @@ def _header(summary: dict, n_rows: int, embedded: int, linked: int) -> str:
         out.append(f'<p class="warning">{e(g("model_warning"))}</p>')
     out.append('<div class="cards">')
     for v in list(ORDER) + [k for k in counts if k not in ORDER]:
-        n = int(counts.get(v) or (total(errors) if v == "ERROR" else 0))
+        n = int(counts.get(v) or (total(errors) if v == ERROR else 0))
         pct = 100 * n / (total(counts) or 1)
-        out.append(f'<div class="card {v if v in ORDER else "ERROR"}">{e(v)}<b>{n:,}</b>{pct:.1f}%</div>')
+        out.append(f'<div class="card {v if v in ORDER else ERROR}">{e(v)}<b>{n:,}</b>{pct:.1f}%</div>')
     srcs = [srcs] if isinstance(srcs, str) else list(srcs)
     kv = [("model sha256", e(g("model_sha256") or "?")),
           ("sources", "<br>".join(map(e, srcs[:50])) + (f"<br>... and {len(srcs) - 50:,} more" * (len(srcs) > 50))),

@@ -22,10 +22,11 @@ import numpy as np
 from PIL import Image
 
 from infer.heatmap import overlay, overlay_face
-from infer.preprocess import letterbox_geometry
 from infer.journal import Journal, RunLocked, lock_run  # noqa: F401 (RunLocked: the scan API)
+from infer.preprocess import letterbox_geometry
 from infer.scan_worker import _init_worker, decode
 from infer.sources import Entry, entries
+from infer.verdict import ERROR, GENUINE, INCONCLUSIVE, SUSPECT
 
 
 class Scanner:
@@ -83,7 +84,7 @@ class Scanner:
                 r = insp.judge_face(o, q["quality"], q["rect"], q["entry"].key)
                 k += 1
             thumb = None
-            if r.verdict != "GENUINE" and r.heatmap is not None:
+            if r.verdict != GENUINE and r.heatmap is not None:
                 thumb = f"thumbs/{q['sha256'][:20]}.jpg"
                 overlay_face(q["x"], r.heatmap).save(self.run_dir / thumb, quality=85)
             rec = {k2: v for k2, v in r.to_dict().items() if k2 not in ("source", "timing_ms", "model_sha256")}
@@ -99,7 +100,7 @@ class Scanner:
             for k, q in enumerate(fresh):
                 r = self.insp.judge({n: v[k] for n, v in out.items()}, q["quality"], q["entry"].key)
                 thumb = None
-                if r.verdict != "GENUINE" and r.heatmap is not None:
+                if r.verdict != GENUINE and r.heatmap is not None:
                     thumb = f"thumbs/{q['sha256'][:20]}.jpg"
                     _, nw, nh, left, top = letterbox_geometry(*q["photo_size"], self.insp.size)
                     picture = Image.fromarray(q["x"][top:top + nh, left:left + nw])
@@ -176,7 +177,7 @@ class Progress:
             print(file=sys.stderr)
 
 
-FAIL_CODES = {"suspect": ("SUSPECT", 1), "inconclusive": ("INCONCLUSIVE", 2), "error": ("ERROR", 3)}
+FAIL_CODES = {"suspect": (SUSPECT, 1), "inconclusive": (INCONCLUSIVE, 2), "error": (ERROR, 3)}
 
 
 def main(args) -> int:
@@ -243,7 +244,7 @@ def _scan_and_report(args, insp, run_dir: Path, fail_on: list[str], warning: str
         "this_run": run})
     c = summary["counts"]
     print(f"scan: {summary['total_photos']} photos ({summary['unique_photos']} unique, {summary['duplicates']} "
-          f"duplicate paths): " + ", ".join(f"{v} {c.get(v, 0)}" for v in ("GENUINE", "SUSPECT", "INCONCLUSIVE", "ERROR"))
+          f"duplicate paths): " + ", ".join(f"{v} {c.get(v, 0)}" for v in (GENUINE, SUSPECT, INCONCLUSIVE, ERROR))
           + f"; {run['already_done']} already done, {run['new']} new records at {summary['photos_per_s']:.1f}/s")
     print(f"Results saved to {run_dir} (results.csv, summary.json, report.html)")
     codes = [FAIL_CODES[f][1] for f in fail_on if c.get(FAIL_CODES[f][0])]

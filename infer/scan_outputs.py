@@ -16,6 +16,8 @@ from pathlib import Path
 
 import onnxruntime
 
+from infer.verdict import ERROR
+
 CSV_COLUMNS = ["path", "verdict", "authenticity", "p_counterfeit", "product", "product_confidence", "quality_issues",
                "reason", "error_kind", "sha256", "duplicate_paths", "comparator_p", "variation_score", "fused"]
 
@@ -30,7 +32,7 @@ def merge(records: list[dict]) -> list[dict]:
         elif r["type"] == "path":
             extra[r["sha256"]].append(r["path"])
         else:
-            rows.setdefault(f"error:{r['path']}", {**r, "verdict": "ERROR", "paths": [r["path"]], "reason": r["error"]})
+            rows.setdefault(f"error:{r['path']}", {**r, "verdict": ERROR, "paths": [r["path"]], "reason": r["error"]})
     for sha, paths in extra.items():
         if sha in rows:
             rows[sha]["paths"] += [p for p in paths if p not in rows[sha]["paths"]]
@@ -69,11 +71,11 @@ def summarise(rows: list[dict], info: dict) -> dict:
     counts = Counter(r["verdict"] for r in rows)
     per_product = defaultdict(Counter)
     for r in rows:
-        if r["verdict"] != "ERROR":
+        if r["verdict"] != ERROR:
             per_product[r.get("product") or "-"][r["verdict"]] += 1
-    return {"total_photos": sum(len(r["paths"]) for r in rows), "unique_photos": sum(1 for r in rows if r["verdict"] != "ERROR"),
+    return {"total_photos": sum(len(r["paths"]) for r in rows), "unique_photos": sum(1 for r in rows if r["verdict"] != ERROR),
             "duplicates": sum(len(r["paths"]) - 1 for r in rows), "counts": dict(counts),
-            "errors": dict(Counter(r["error_kind"] for r in rows if r["verdict"] == "ERROR")),
+            "errors": dict(Counter(r["error_kind"] for r in rows if r["verdict"] == ERROR)),
             "per_product": {p: dict(c) for p, c in sorted(per_product.items())}, **info,
             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "versions": {"genuine": __version__, "onnxruntime": onnxruntime.__version__, "python": platform.python_version()}}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 GENUINE, SUSPECT, INCONCLUSIVE = "GENUINE", "SUSPECT", "INCONCLUSIVE"
 VERDICTS = (GENUINE, INCONCLUSIVE, SUSPECT)
+ERROR = "ERROR"   # not a verdict: a scan's row for a file that could not be read or decoded
 
 
 def decide(p_counterfeit: float, thresholds: dict) -> str:
