@@ -220,3 +220,12 @@ def test_val_of_products_left_out_of_training_is_not_called_optimistic(comparato
     assert json.loads((run / "ev-val-new" / "report.json").read_text())["caveat"] is None
     assert cli(["evaluate", str(run / "model.onnx"), str(ds.root), "--split", "val", "--out", str(run / "ev-val")]) == 0
     assert "optimistic" in json.loads((run / "ev-val" / "report.json").read_text())["caveat"]
+
+
+def test_a_run_folder_is_accepted_where_a_checkpoint_is_asked_for(comparator_run, tmp_path, capsys):
+    run, ds, _ = comparator_run
+    assert cli(["export", str(run), "--out", str(tmp_path / "m.onnx")]) == 0        # the folder, as users type it
+    assert OnnxModel(tmp_path / "m.onnx").is_comparator
+    (tmp_path / "empty").mkdir()
+    assert cli(["export", str(tmp_path / "empty"), "--out", str(tmp_path / "x.onnx")]) == 2
+    assert "a folder without best.pt" in capsys.readouterr().err

@@ -46,8 +46,19 @@ def _plain(x):
     return str(x)
 
 
-def load(path) -> dict:
+def resolve(path) -> Path:
+    """A checkpoint file, or a run folder as users type it: its best.pt."""
     path = Path(path)
+    if path.is_dir():
+        if not (path / "best.pt").is_file():
+            raise CheckpointError(f"{path}: a folder without best.pt; give a checkpoint file or a run folder written "
+                                  f"by genuine train")
+        return path / "best.pt"
+    return path
+
+
+def load(path) -> dict:
+    path = resolve(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
     try:

@@ -138,7 +138,8 @@ def main(args) -> int:
     elif (out_dir / "last.pt").exists():
         sys.exit(f"genuine train: {out_dir} already holds a run; pass --resume to continue it or choose another --out")
     elif getattr(args, "finetune", None):
-        weights = {"source": "finetune", "path": str(args.finetune), "sha256": file_sha256(args.finetune)}
+        src = checkpoint.resolve(args.finetune)
+        weights = {"source": "finetune", "path": str(src), "sha256": file_sha256(src)}
     else:
         weights = resolve_weights(args.backbone, args.weights)
 

@@ -83,7 +83,8 @@ def main(args) -> int:
     elif start_ckpt is not None:
         if start_ckpt["meta"].get("arch") != "comparator" or start_ckpt["meta"]["backbone"] != args.backbone:
             raise TrainError(f"--finetune {args.finetune}: not a {args.backbone} comparator checkpoint")
-        weights = {"source": "finetune", "path": str(args.finetune), "sha256": backbones.file_sha256(args.finetune)}
+        src = checkpoint.resolve(args.finetune)
+        weights = {"source": "finetune", "path": str(src), "sha256": backbones.file_sha256(src)}
     else:  # before aligning anything: a missing weights file is the first thing to hear about
         weights = backbones.resolve_weights(args.backbone, args.weights)
     sets, size, fp, skipped = load_sets(args, ds)
