@@ -149,5 +149,12 @@ def test_calibrate_stores_a_fusion_that_inspections_use(tiny_model, tiny_synth, 
     assert "fusion calibrated" in capsys.readouterr().out
     fusion = ReferenceDB(db).meta("fusion")
     assert len(fusion["weights"]) == 4 and 0 <= fusion["thresholds"]["threshold_genuine"] <= 1
-    r = Inspector(model, references=db).inspect(_photos(tiny_synth, "01")[-1])
-    assert r.reference is not None and r.product.startswith(("00-", "01-"))
+    insp, photo = Inspector(model, references=db), _photos(tiny_synth, "01")[-1]
+    r = insp.inspect(photo)
+    # the verdict's p is the stored fusion of the classifier's p and the gallery match, and the match names the product
+    _, x, _ = insp.load(photo)
+    o = insp.model.run(x[None])
+    m = insp._references(o["embedding"][0])
+    assert r.reference is not None and r.product == m["product"]
+    assert m["genuine"] is not None          # both products have genuine references: the fusion applies
+    assert abs(r.p_counterfeit - fuse(float(o["p_counterfeit"][0]), m, fusion)) < 1e-5
