@@ -42,7 +42,8 @@ def test_checkpoint_and_onnx_describe_a_comparator(comparator_run):
         m.run(np.zeros((1, 64, 64, 3), np.uint8))
 
 
-def test_int8_comparator_keeps_its_heads_in_fp32_and_goes_through_the_gate(comparator_run, tmp_path, capsys):
+def test_int8_comparator_keeps_its_heads_in_fp32_and_goes_through_the_gate(comparator_run, tmp_path, capsys,
+                                                                           monkeypatch):
     import onnx
 
     from train.quantize import calibration_inputs, quantize
@@ -62,14 +63,20 @@ def test_int8_comparator_keeps_its_heads_in_fp32_and_goes_through_the_gate(compa
     p32 = OnnxModel.from_bytes(fp32).compare(val["face"], val["template"])["p_counterfeit"]
     p8 = OnnxModel.from_bytes(q).compare(val["face"], val["template"])["p_counterfeit"]
     assert p8.shape == p32.shape and np.all((p8 >= 0) & (p8 <= 1))
-    # the CLI gates it: either kept with its gate numbers in the file, or refused with the reason
-    assert cli(["export", str(run / "best.pt"), "--out", str(tmp_path / "q.onnx"), "--int8"]) == 0
-    out = capsys.readouterr().out
-    assert f"INT8 gate on {len(labels)} val photos: AUROC" in out
-    m = OnnxModel(tmp_path / "q.onnx")
-    assert m.is_comparator and m.meta["int8"] == ("INT8 rejected, keeping FP32" not in out)
-    if m.meta["int8"]:
-        assert m.meta["int8_gate"]["verdicts_changed"] <= 0.01
+    # the CLI gates it, both ways: limits nothing can pass keep FP32 and say why; limits anything passes keep INT8
+    import train.quantize as tq
+
+    for drop, change, kept in ((-1.0, -1.0, False), (1.0, 1.0, True)):
+        monkeypatch.setattr(tq, "MAX_AUROC_DROP", drop)
+        monkeypatch.setattr(tq, "MAX_VERDICT_CHANGE", change)
+        out_file = tmp_path / f"q-{kept}.onnx"
+        assert cli(["export", str(run / "best.pt"), "--out", str(out_file), "--int8"]) == 0
+        out = capsys.readouterr().out
+        assert f"INT8 gate on {len(labels)} val photos: AUROC" in out
+        m = OnnxModel(out_file)
+        assert m.is_comparator and m.meta["int8"] is kept and ("INT8 rejected, keeping FP32" in out) is not kept
+        if kept:
+            assert m.meta["int8_gate"]["val_photos"] == len(labels) and len(out_file.read_bytes()) < len(fp32)
 
 
 def test_evaluate_scores_the_exported_file_like_the_checkpoint(comparator_run, capsys):
