@@ -84,9 +84,20 @@ def test_deterministic_whatever_the_workers(tmp_path):
     assert (tmp_path / "c" / "manifest.csv").read_bytes() != (tmp_path / "a" / "manifest.csv").read_bytes()
 
 
-def test_products_do_not_depend_on_product_count():
-    assert make_design(5, 1) == make_design(5, 1)
-    assert make_design(5, 1).name != make_design(5, 2).name or make_design(5, 1).primary != make_design(5, 2).primary
+def test_products_do_not_depend_on_product_count(tmp_path):
+    """Product k of a seed is the same design whether the pack has 2 products or 3: a bigger benchmark extends a
+    smaller one instead of replacing it."""
+    kw = dict(items_per_class=2, photos_per_item=1, size=160, seed=5, workers=1, progress=False)
+    generate(tmp_path / "two", products=2, **kw)
+    generate(tmp_path / "three", products=3, **kw)
+    two = sorted(p.name for p in (tmp_path / "two").iterdir() if p.is_dir())
+    three = sorted(p.name for p in (tmp_path / "three").iterdir() if p.is_dir())
+    assert len(two) == 2 and three[:2] == two and len(three) == 3
+    for name in two:   # the same artwork, pixel for pixel
+        a = np.asarray(Image.open(tmp_path / "two" / name / "template.png"))
+        b = np.asarray(Image.open(tmp_path / "three" / name / "template.png"))
+        assert a.shape == b.shape and np.array_equal(a, b)
+    assert make_design(5, 1) != make_design(5, 2)      # and the products differ from one another
 
 
 def test_ean13():
