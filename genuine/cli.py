@@ -39,13 +39,7 @@ def extra_modules(extra: str) -> list[str]:
     return out
 
 
-class _Extras(dict):
-    def __missing__(self, extra: str) -> list[str]:
-        self[extra] = extra_modules(extra)
-        return self[extra]
-
-
-EXTRAS = _Extras()   # EXTRAS["train"]: computed on first use, so `genuine --help` reads no metadata
+WHOLE_EXTRA = "the whole train extra"   # command(..., WHOLE_EXTRA): read from the metadata when the command runs
 
 
 def count(minimum: int):
@@ -65,7 +59,7 @@ def count(minimum: int):
 def require_extra(extra: str, command: str, modules: list[str] | None = None) -> None:
     """Exit with an actionable message when an optional extra is not installed."""
     missing = []
-    for m in modules or EXTRAS[extra]:
+    for m in modules or extra_modules(extra):
         try:
             importlib.import_module(m)
         except ImportError:
@@ -75,12 +69,13 @@ def require_extra(extra: str, command: str, modules: list[str] | None = None) ->
                  f"Install it with:  pip install 'genuine[{extra}]'   (from a clone: pip install -e '.[{extra}]')")
 
 
-def command(name: str, module: str, extra: list[str] | None = None, errors: tuple[str, ...] = ()):
+def command(name: str, module: str, extra: list[str] | str | None = None, errors: tuple[str, ...] = ()):
     """A handler importing `module` only when `genuine NAME` runs (so --help is instant and the base install
-    works); `extra` lists the train-extra modules it needs; `errors` ("pkg.mod:Class") become exit 2 + message."""
+    works); `extra` lists the train-extra modules it needs (WHOLE_EXTRA: all of them); `errors` ("pkg.mod:Class")
+    become exit 2 + message."""
     def run(args) -> int:
         if extra is not None:
-            require_extra("train", name, extra)
+            require_extra("train", name, None if extra == WHOLE_EXTRA else extra)
         main = importlib.import_module(module).main
         caught = tuple(getattr(importlib.import_module(e.split(":")[0]), e.split(":")[1]) for e in errors)
         try:
@@ -101,8 +96,8 @@ def _train(args) -> int:
     args.epochs = args.epochs if args.epochs is not None else (40 if comparator else 15)
     args.patience = args.patience if args.patience is not None else (8 if comparator else 5)
     if not comparator:
-        return command("train", "train.train", EXTRAS["train"], ("train.model:WeightsError",))(args)
-    return command("train", "train.train_comparator", EXTRAS["train"],
+        return command("train", "train.train", WHOLE_EXTRA, ("train.model:WeightsError",))(args)
+    return command("train", "train.train_comparator", WHOLE_EXTRA,
                    ("train.backbones:WeightsError", "infer.rectify:RectifyError", "train.train_comparator:TrainError"))(args)
 
 
@@ -245,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also score the training-free aligned baseline on the same photos and report both")
     e.add_argument("--workers", type=count(0), default=0, help="aligned: processes aligning photos (default: all cores); "
                                                           "aligned faces are cached under DATA/.cache/ or $GENUINE_CACHE")
-    e.set_defaults(func=command("evaluate", "train.evaluate", EXTRAS["train"],
+    e.set_defaults(func=command("evaluate", "train.evaluate", WHOLE_EXTRA,
                                         ("train.checkpoint:CheckpointError", "infer.rectify:RectifyError",
                                          "infer.runtime:ModelError")))
 
@@ -257,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--int8", action="store_true", help="static INT8 (QDQ) quantization, kept only if it passes the "
                                                         "accuracy gate (AUROC -0.005, 1%% verdict changes)")
     x.add_argument("--calib", metavar="DATA", help="dataset for calibration and parity photos (default: the training data)")
-    x.set_defaults(func=command("export", "train.export", EXTRAS["train"],
+    x.set_defaults(func=command("export", "train.export", WHOLE_EXTRA,
                                         ("train.checkpoint:CheckpointError", "train.export:ExportError")))
 
     i = sub.add_parser("inspect", help="inspect photos with an ONNX model: verdict, score, reason, heatmap",

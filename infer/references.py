@@ -146,19 +146,19 @@ class ReferenceDB:
         """Reference photos, and templates too unless a label is given (templates have none). Returns the count."""
         if not (product or sha256):
             raise ReferenceError("say what to remove: --product NAME [--label L] or --sha256 SHA")
-        where, args = [], []
-        for col, val in (("product", product), ("label", label), ("sha256", sha256)):
-            if val:
-                where.append(f"{col} = ?")
-                args.append(val)
+        given = {col: val for col, val in (("product", product), ("label", label), ("sha256", sha256)) if val}
+
+        def delete(table: str, cols: tuple[str, ...]) -> int:
+            use = {c: v for c, v in given.items() if c in cols}
+            return self.conn.execute(f"DELETE FROM {table} WHERE {' AND '.join(f'{c} = ?' for c in use)}",
+                                     list(use.values())).rowcount
+
         with self.conn:
-            n = self.conn.execute(f"DELETE FROM refs WHERE {' AND '.join(where)}", args).rowcount
+            n = delete("refs", ("product", "label", "sha256"))
             if not label:
-                n += self.conn.execute(f"DELETE FROM templates WHERE {' AND '.join(where)}", args).rowcount
+                n += delete("templates", ("product", "sha256"))
             if label in (None, "genuine"):   # genuine photos behind the variation models, which refit on next use
-                keep = [(w, a) for w, a in zip(where, args) if not w.startswith("label")]
-                cond = " AND ".join(w for w, _ in keep)
-                n += self.conn.execute(f"DELETE FROM genuine_faces WHERE {cond}", [a for _, a in keep]).rowcount
+                n += delete("genuine_faces", ("product", "sha256"))
             return n
 
     def reembed(self, inspector) -> int:
@@ -210,13 +210,12 @@ class ReferenceDB:
             if theirs and not self.model_sha256:
                 self.set_meta("model_sha256", theirs)
             added = self.count() - before
-            # A file written before templates existed has no such table: check, do not assume.
-            has = self.conn.execute("SELECT 1 FROM src.sqlite_master WHERE type = 'table' AND name = 'templates'")
-            templates = self.conn.execute(f"INSERT OR IGNORE INTO templates ({TEMPLATE_COLUMNS}) SELECT "
-                                          f"{TEMPLATE_COLUMNS} FROM src.templates").rowcount if has.fetchone() else 0
-            has = self.conn.execute("SELECT 1 FROM src.sqlite_master WHERE type = 'table' AND name = 'genuine_faces'")
-            faces = self.conn.execute(f"INSERT OR IGNORE INTO genuine_faces ({FACE_COLUMNS}) SELECT {FACE_COLUMNS} "
-                                      f"FROM src.genuine_faces").rowcount if has.fetchone() else 0
+            # A file written before templates or genuine photos existed lacks their table: check, do not assume.
+            templates, faces = (self.conn.execute(
+                f"INSERT OR IGNORE INTO {table} ({cols}) SELECT {cols} FROM src.{table}").rowcount
+                if self.conn.execute("SELECT 1 FROM src.sqlite_master WHERE type = 'table' AND name = ?",
+                                     (table,)).fetchone() else 0
+                for table, cols in (("templates", TEMPLATE_COLUMNS), ("genuine_faces", FACE_COLUMNS)))
         self.conn.execute("DETACH DATABASE src")
         return {"added": added, "templates": templates, "genuine_photos": faces}
 

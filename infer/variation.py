@@ -125,10 +125,15 @@ def _map(fn, items, threads: int):
         return list(ex.map(fn, items))
 
 
+def reference_indices(n: int) -> np.ndarray:
+    """Which of n genuine faces a model is fitted on: all, or MAX_REFERENCE evenly spread (callers holding the
+    faces encoded decode only these)."""
+    return np.arange(n) if n <= MAX_REFERENCE else np.linspace(0, n - 1, MAX_REFERENCE).round().astype(int)
+
+
 def fit(faces: np.ndarray, threads: int = 1) -> ProductModel:
     """The genuine-variation model of one product from its aligned genuine faces (n, h, w, 3) uint8."""
-    if len(faces) > MAX_REFERENCE:
-        faces = faces[np.linspace(0, len(faces) - 1, MAX_REFERENCE).round().astype(int)]
+    faces = faces[reference_indices(len(faces))]
     m = np.median(faces.astype(np.float32), axis=0)
     m = np.median(np.stack(_map(lambda f: _refine(f.astype(np.float32), m), faces, threads)), axis=0)
     ref = high_passes(m)
@@ -173,19 +178,22 @@ def from_bytes(blob: bytes) -> ProductModel:
         return ProductModel(z["median"].astype(np.float32), z["spread"].astype(np.float32), c, s, int(n))
 
 
+def _terms(p_comparator, s, fusion: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The two terms of the fused logit: coef[0] x comparator logit, coef[1] x clipped variation score."""
+    p = np.clip(np.asarray(p_comparator, np.float64), 1e-7, 1 - 1e-7)
+    a, b = (float(v) for v in fusion["coef"])
+    return a * np.log(p / (1 - p)), b * np.clip(np.asarray(s, np.float64), -SCORE_CLIP, SCORE_CLIP)
+
+
 def contributions(p_comparator: float, s: float, fusion: dict) -> tuple[float, float]:
     """What each score adds to the fused logit: which evidence decided, for the reason and the heatmap."""
-    p = min(max(float(p_comparator), 1e-7), 1 - 1e-7)
-    a, b = (float(v) for v in fusion["coef"])
-    return a * float(np.log(p / (1 - p))), b * float(np.clip(s, -SCORE_CLIP, SCORE_CLIP))
+    c, v = _terms(p_comparator, s, fusion)
+    return float(c), float(v)
 
 
 def fused_p(p_comparator, s, fusion: dict):
     """p(counterfeit) from the comparator's calibrated p and the variation score s, by the logistic fusion fitted
     on val (meta["fusion"]: coef for [comparator logit, s], intercept). Arrays or floats."""
-    p = np.clip(np.asarray(p_comparator, np.float64), 1e-7, 1 - 1e-7)
-    a, b = (float(v) for v in fusion["coef"])
-    t = a * np.log(p / (1 - p)) + b * np.clip(np.asarray(s, np.float64), -SCORE_CLIP, SCORE_CLIP) \
-        + float(fusion["intercept"])
-    out = 1.0 / (1.0 + np.exp(-t))
+    c, v = _terms(p_comparator, s, fusion)
+    out = 1.0 / (1.0 + np.exp(-(c + v + float(fusion["intercept"]))))
     return float(out) if out.ndim == 0 else out

@@ -29,7 +29,7 @@ from infer.keypoints import TemplateSet
 from infer.photo import PhotoError
 from infer.preprocess import face_input
 from infer.sources import photo_bytes
-from infer.variation import MIN_PHOTOS, ProductModel, fit, from_bytes, to_bytes
+from infer.variation import MIN_PHOTOS, ProductModel, fit, from_bytes, reference_indices, to_bytes
 
 MAX_IN_MEMORY = 64             # variation models held per process (about 6 MB each at 320x208); the rest reload
 STORE_FACE_SIZE = (320, 320)   # faces are kept at model_face_side of this (640 px long side): any model up to 320 px
@@ -138,6 +138,10 @@ class VariationModels:
                 self._models.popitem(last=False)
         return self._models[key]
 
+    def _face(self, rowid: int) -> np.ndarray:
+        blob = self.conn.execute("SELECT face FROM genuine_faces WHERE id = ?", (rowid,)).fetchone()[0]
+        return face_input(np.asarray(Image.open(io.BytesIO(blob)).convert("RGB")), self.size)
+
     def _load(self, product: str, template: str) -> ProductModel:
         w, h = self.size
         digest = hashlib.sha256("".join(self.groups[(product, template)]).encode()).hexdigest()
@@ -145,9 +149,9 @@ class VariationModels:
                                 "width = ? AND height = ?", (product, template, w, h)).fetchone()
         if row is not None and row[0] == digest:
             return from_bytes(row[1])
-        faces = np.stack([face_input(np.asarray(Image.open(io.BytesIO(blob)).convert("RGB")), (w, h))
-                          for (blob,) in self.conn.execute("SELECT face FROM genuine_faces WHERE product = ? AND "
-                                                           "template = ? ORDER BY sha256", (product, template))])
+        ids = [i for (i,) in self.conn.execute("SELECT id FROM genuine_faces WHERE product = ? AND template = ? "
+                                                 "ORDER BY sha256", (product, template))]
+        faces = np.stack([self._face(ids[k]) for k in reference_indices(len(ids))])   # only those fitted on
         model = fit(faces, threads=os.cpu_count() or 1)
         try:
             with self.conn:

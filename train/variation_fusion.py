@@ -26,28 +26,18 @@ from train.metrics import binary_metrics
 MIN_VAL = 20   # val photos (of both labels together) the fusion needs to be fitted at all
 
 
-def variation_models(train, threads: int = 0) -> dict[int, object]:
-    """{product index: variation model} from the genuine train faces of each product with at least MIN_PHOTOS."""
-    threads = threads or os.cpu_count() or 1
-    out = {}
-    for k in range(len(train.names)):
-        g = train.faces[(train.labels == 0) & (train.product == k)]
-        if len(g) >= MIN_PHOTOS:
-            out[k] = fit(g, threads)
-    return out
-
-
-def variation_scores(train, fs, threads: int = 0, models: dict | None = None) -> np.ndarray:
-    """Variation score of every face of fs against its product's model from `train`; NaN without a model."""
-    models = variation_models(train, threads) if models is None else models
+def variation_scores(train, fs, threads: int = 0) -> np.ndarray:
+    """Variation score of every face of fs against its product's model, fitted on that product's genuine faces in
+    `train` (at least MIN_PHOTOS of them); NaN where there is no model."""
     threads = threads or os.cpu_count() or 1
     s = np.full(len(fs), np.nan)
     for k, name in enumerate(fs.names):
-        if name not in train.names or train.names.index(name) not in models:
-            continue
         idx = np.flatnonzero(fs.product == k)
-        if len(idx):
-            s[idx] = score(models[train.names.index(name)], fs.faces[idx], threads)
+        if not len(idx) or name not in train.names:
+            continue
+        genuine = train.faces[(train.labels == 0) & (train.product == train.names.index(name))]
+        if len(genuine) >= MIN_PHOTOS:
+            s[idx] = score(fit(genuine, threads), fs.faces[idx], threads)
     return s
 
 
