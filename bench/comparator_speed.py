@@ -21,8 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from infer.inspector import Inspector
-from infer.photo import load_photo
+from genuine.infer.inspector import Inspector
+from genuine.infer.photo import load_photo
 
 
 def median_ms(xs) -> float:
@@ -72,8 +72,8 @@ def main() -> None:
         ours = statistics.median(stages["decode"]) + statistics.median(stages["rectify"])
         out["speedup_decode_plus_rectify"] = round(statistics.median(t) / ours, 2)
     if args.full_decode:
-        from infer.preprocess import face_input
-        from infer.rectify import rectify
+        from genuine.infer.preprocess import face_input
+        from genuine.infer.rectify import rectify
 
         t = []
         for p in photos:

@@ -18,12 +18,12 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 
-from infer.preprocess import prepare
-from train import checkpoint
-from train.model import GenuineNet
-from train.synthpack.defects import FAMILIES, SEVERITY, counterfeit
-from train.synthpack.design import make_design
-from train.synthpack.render import Item, render
+from genuine.infer.preprocess import prepare
+from genuine.train import checkpoint
+from genuine.train.model import GenuineNet
+from genuine.train.synthpack.defects import FAMILIES, SEVERITY, counterfeit
+from genuine.train.synthpack.design import make_design
+from genuine.train.synthpack.render import Item, render
 
 
 def prints(n: int, seed: int, difficulty: str, products: int, size: int, holdout: tuple = ()):

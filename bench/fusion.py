@@ -15,7 +15,7 @@ import json
 
 import numpy as np
 
-from train.metrics import binary_metrics
+from genuine.train.metrics import binary_metrics
 
 
 def load(path: str) -> dict[str, dict]:

@@ -23,15 +23,15 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from infer.inspector import Inspector
-from infer.photo import load_photo
-from infer.preprocess import PAD_VALUE, decode_side, letterbox_geometry, prepare, spec
-from train.export import metadata, to_onnx, with_metadata
-from train.model import GenuineNet
-from train.quantize import _Reader
-from train.synthpack.capture import photograph
-from train.synthpack.design import make_design
-from train.synthpack.render import Item, render
+from genuine.infer.inspector import Inspector
+from genuine.infer.photo import load_photo
+from genuine.infer.preprocess import PAD_VALUE, decode_side, letterbox_geometry, prepare, spec
+from genuine.train.export import metadata, to_onnx, with_metadata
+from genuine.train.model import GenuineNet
+from genuine.train.quantize import _Reader
+from genuine.train.synthpack.capture import photograph
+from genuine.train.synthpack.design import make_design
+from genuine.train.synthpack.render import Item, render
 
 
 def phone_photos(folder: Path, n: int) -> list[Path]:

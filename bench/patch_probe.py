@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 
-from train import checkpoint
-from train.data import PhotoSet, select
-from train.layout import discover
+from genuine.train import checkpoint
+from genuine.train.data import PhotoSet, select
+from genuine.train.layout import discover
 
 
 @torch.no_grad()

@@ -23,10 +23,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-import infer.rectify as R
-from infer.keypoints import describe
-from infer.photo import load_photo
-from infer.templates import load_templates
+import genuine.infer.rectify as R
+from genuine.infer.keypoints import describe
+from genuine.infer.photo import load_photo
+from genuine.infer.templates import load_templates
 
 
 def _pct(n: int, d: int) -> str:
@@ -64,7 +64,7 @@ def naive(img: np.ndarray, ts: R.TemplateSet) -> tuple[str | None, float]:
 
 
 def synth(args) -> dict:
-    from train.synthpack.geometry import photo_corners
+    from genuine.train.synthpack.geometry import photo_corners
 
     root = Path(args.data)
     info = json.loads((root / "synthpack.json").read_text())
@@ -132,7 +132,7 @@ def grocery(args) -> dict:
     root = Path(args.data)
     ts = load_templates(root / "iconic")
     if args.from_photos:   # the lever of a trainer without artwork: a median template of N train photos each
-        from infer.template_photos import template_from_photos
+        from genuine.infer.template_photos import template_from_photos
 
         built = []
         for folder in sorted((root / "photos" / "train").glob("*/*/")):
@@ -185,13 +185,13 @@ def main():
                     help="grocery: templates built from N train photos per product instead of the catalogue images")
     ap.add_argument("--min-agreement", type=float, help="override rectify's whole-face agreement floor (a curve)")
     ap.add_argument("--shortlist", type=int, help="templates fitted geometrically per photo (default "
-                                                  "infer.keypoints.SHORTLIST)")
+                                                  "genuine.infer.keypoints.SHORTLIST)")
     ap.add_argument("--json", metavar="FILE", help="also write the numbers as JSON")
     args = ap.parse_args()
     if args.shortlist:
-        import infer.keypoints
+        import genuine.infer.keypoints as keypoints
 
-        infer.keypoints.SHORTLIST = args.shortlist
+        keypoints.SHORTLIST = args.shortlist
     args.split = args.split or ("test" if args.what == "synth" else "val")
     cv2.setNumThreads(1)   # a handheld's core; the scan parallelises across photos instead
     t0 = time.perf_counter()

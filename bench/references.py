@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from infer.inspector import Inspector
+from genuine.infer.inspector import Inspector
 
 
 def embed(insp: Inspector, paths: list[Path]) -> np.ndarray:

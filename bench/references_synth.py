@@ -24,12 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from infer.inspector import Inspector
-from infer.references import ReferenceDB, fuse
-from train.data import select
-from train.fusion import collect, fit
-from train.layout import discover
-from train.metrics import binary_metrics
+from genuine.infer.inspector import Inspector
+from genuine.infer.references import ReferenceDB, fuse
+from genuine.train.data import select
+from genuine.train.fusion import collect, fit
+from genuine.train.layout import discover
+from genuine.train.metrics import binary_metrics
 
 
 def add_references(db: ReferenceDB, insp: Inspector, ds, per_product: int) -> int:

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from bench.inspect_speed import build_models, phone_photos
-from infer.inspector import Inspector
-from infer.photo import load_photo
-from infer.preprocess import decode_side, prepare
-from infer.scan import scan
+from genuine.infer.inspector import Inspector
+from genuine.infer.photo import load_photo
+from genuine.infer.preprocess import decode_side, prepare
+from genuine.infer.scan import scan
 
 
 def _decode_photo(path: str) -> tuple:

@@ -15,10 +15,10 @@ import time
 
 import numpy as np
 
-from train.synthpack.capture import photograph
-from train.synthpack.generate import generate
-from train.synthpack.design import make_design
-from train.synthpack.render import Item, render
+from genuine.train.synthpack.capture import photograph
+from genuine.train.synthpack.generate import generate
+from genuine.train.synthpack.design import make_design
+from genuine.train.synthpack.render import Item, render
 
 
 def run(size: int, workers: int, products: int, items: int, photos: int) -> float:

@@ -20,9 +20,9 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from infer.preprocess import face_input
-from infer.variation import BLURS, _high_pass, _photometric, _pool, _refine, residual
-from infer.variation_store import VariationModels
+from genuine.infer.preprocess import face_input
+from genuine.infer.variation import BLURS, _high_pass, _photometric, _pool, _refine, residual
+from genuine.infer.variation_store import VariationModels
 
 
 def naive_residual(q: np.ndarray, median: np.ndarray) -> np.ndarray:

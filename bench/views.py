@@ -15,12 +15,12 @@ import time
 import numpy as np
 import torch
 
-from infer.photo import load_photo
-from infer.preprocess import decode_side, prepare, tiles
-from train import checkpoint
-from train.data import select
-from train.layout import discover
-from train.metrics import binary_metrics
+from genuine.infer.photo import load_photo
+from genuine.infer.preprocess import decode_side, prepare, tiles
+from genuine.train import checkpoint
+from genuine.train.data import select
+from genuine.train.layout import discover
+from genuine.train.metrics import binary_metrics
 
 
 @torch.no_grad()

@@ -22,9 +22,9 @@ import time
 import numpy as np
 from PIL import Image
 
-from infer.preprocess import prepare
-from train.synthpack.defects import FAMILIES, SEVERITY
-from train.synthpack.generate import Plan, make_package, shoot
+from genuine.infer.preprocess import prepare
+from genuine.train.synthpack.defects import FAMILIES, SEVERITY
+from genuine.train.synthpack.generate import Plan, make_package, shoot
 
 
 def _views(jpeg: bytes, size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -87,7 +87,7 @@ def command(name: str, module: str, extra: list[str] | str | None = None, errors
 
 
 def _data_check(args) -> int:
-    return command("data check", "train.check",
+    return command("data check", "genuine.train.check",
                    ["imagehash", "sklearn"] if args.audit_shortcuts else ["imagehash"])(args)
 
 
@@ -96,9 +96,9 @@ def _train(args) -> int:
     args.epochs = args.epochs if args.epochs is not None else (40 if comparator else 15)
     args.patience = args.patience if args.patience is not None else (8 if comparator else 5)
     if not comparator:
-        return command("train", "train.train", WHOLE_EXTRA, ("train.model:WeightsError",))(args)
-    return command("train", "train.train_comparator", WHOLE_EXTRA,
-                   ("train.backbones:WeightsError", "infer.rectify:RectifyError", "train.train_comparator:TrainError"))(args)
+        return command("train", "genuine.train.train", WHOLE_EXTRA, ("genuine.train.model:WeightsError",))(args)
+    return command("train", "genuine.train.train_comparator", WHOLE_EXTRA,
+                   ("genuine.train.backbones:WeightsError", "genuine.infer.rectify:RectifyError", "genuine.train.train_comparator:TrainError"))(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true", help="replace a previous SynthPack in OUT")
     s.add_argument("--contact-sheet", metavar="PNG", help="also write a contact sheet: one genuine item beside "
                                                           "one counterfeit of each defect family, with crops")
-    s.set_defaults(func=command("synth", "train.synthpack.generate", ["matplotlib"]))
+    s.set_defaults(func=command("synth", "genuine.train.synthpack.generate", ["matplotlib"]))
 
     d = sub.add_parser("data", help="check or split a dataset",
                        description="Dataset tools for ROOT/<product>/<genuine|counterfeit>/* or ROOT/<genuine|counterfeit>/*.")
@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--ratios", default="0.7,0.15,0.15", help="train,val,test fractions (default 0.7,0.15,0.15)")
     sp.add_argument("--seed", type=count(0), default=0, help="random seed (default 0)")
     sp.add_argument("--force", action="store_true", help="overwrite the splits of an existing manifest.csv")
-    sp.set_defaults(func=command("data split", "train.split"))
+    sp.set_defaults(func=command("data split", "genuine.train.split"))
     dr = dsub.add_parser("references", help="put a dataset's templates and genuine photos into a reference store",
                          description="For each product: its template and the genuine photos of --split, aligned and "
                                      "kept in the store, so that inspect and scan with --templates DB also check "
@@ -166,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="split(s) whose genuine photos to add, comma-separated, or 'all' (default train: the test "
                          "photos stay out of the store)")
     dr.add_argument("--products", metavar="NAME,...", help="only these products (default all)")
-    dr.set_defaults(func=command("data references", "train.data_references", errors=("builtins:ValueError",)))
+    dr.set_defaults(func=command("data references", "genuine.train.data_references", errors=("builtins:ValueError",)))
     d.set_defaults(func=lambda a: (d.print_help(), 2)[1])
 
     t = sub.add_parser("train", help="train a model (needs the train extra)",
@@ -240,9 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also score the training-free aligned baseline on the same photos and report both")
     e.add_argument("--workers", type=count(0), default=0, help="aligned: processes aligning photos (default: all cores); "
                                                           "aligned faces are cached under DATA/.cache/ or $GENUINE_CACHE")
-    e.set_defaults(func=command("evaluate", "train.evaluate", WHOLE_EXTRA,
-                                        ("train.checkpoint:CheckpointError", "infer.rectify:RectifyError",
-                                         "infer.runtime:ModelError")))
+    e.set_defaults(func=command("evaluate", "genuine.train.evaluate", WHOLE_EXTRA,
+                                        ("genuine.train.checkpoint:CheckpointError", "genuine.infer.rectify:RectifyError",
+                                         "genuine.infer.runtime:ModelError")))
 
     x = sub.add_parser("export", help="export a checkpoint to one self-describing ONNX file (+ model card)",
                        description="Export to ONNX (uint8 NHWC input; normalisation, temperature and metadata inside), "
@@ -252,8 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--int8", action="store_true", help="static INT8 (QDQ) quantization, kept only if it passes the "
                                                         "accuracy gate (AUROC -0.005, 1%% verdict changes)")
     x.add_argument("--calib", metavar="DATA", help="dataset for calibration and parity photos (default: the training data)")
-    x.set_defaults(func=command("export", "train.export", WHOLE_EXTRA,
-                                        ("train.checkpoint:CheckpointError", "train.export:ExportError")))
+    x.set_defaults(func=command("export", "genuine.train.export", WHOLE_EXTRA,
+                                        ("genuine.train.checkpoint:CheckpointError", "genuine.train.export:ExportError")))
 
     i = sub.add_parser("inspect", help="inspect photos with an ONNX model: verdict, score, reason, heatmap",
                        description="Inspect photos on the device (no torch). Exit codes: 0 all GENUINE, 1 any SUSPECT, "
@@ -270,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--templates", metavar="ROOT_OR_DB",
                    help="comparator models: the products' templates (a dataset root, an image folder, one image or "
                         "a reference store .db); with --references DB alone, the store's templates")
-    i.set_defaults(func=command("inspect", "infer.inspect_cli"))
+    i.set_defaults(func=command("inspect", "genuine.infer.inspect_cli"))
 
     rc = sub.add_parser("rectify", help="find the product's face in photos and warp it into its template's frame",
                         description="Match photos against product templates (SIFT, RANSAC homography, sanity checks): "
@@ -288,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "smaller; 0 = the template's size)")
     rc.add_argument("--json", action="store_true", help="one JSON object per photo on stdout")
     rc.add_argument("--threads", type=count(0), default=1, help="OpenCV threads (default 1, as on a handheld)")
-    rc.set_defaults(func=command("rectify", "infer.rectify_cli"))
+    rc.set_defaults(func=command("rectify", "genuine.infer.rectify_cli"))
 
     sc = sub.add_parser("scan", help="batch-check photo folders, zip archives or path lists; resumable",
                         description="Scan folders (recursive), zip archives (read in place) and path lists (@FILE, or - "
@@ -308,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "a reference store .db); with --references DB alone, the store's templates")
     sc.add_argument("--fail-on", metavar="suspect,inconclusive,error", default="",
                     help="exit non-zero when any photo has this outcome (comma-separated)")
-    sc.set_defaults(func=command("scan", "infer.scan"))
+    sc.set_defaults(func=command("scan", "genuine.infer.scan"))
 
     r = sub.add_parser("references", help="reference photos of genuine products (and known fakes) per product",
                        description="A gallery of reference photos per product (SQLite). Inspections with --references use "
@@ -365,9 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--max-fpr", type=float, default=0.01)
     ca.add_argument("--max-miss", type=float, default=0.05)
     # Fitting is training-side work (scikit-learn): train.fusion, not the torch-free references module.
-    ca.set_defaults(func=command("references calibrate", "train.fusion", ["sklearn"],
-                                 ("infer.references:ReferenceError",)))
-    r.set_defaults(func=command("references", "infer.references_cli"))
+    ca.set_defaults(func=command("references calibrate", "genuine.train.fusion", ["sklearn"],
+                                 ("genuine.infer.references:ReferenceError",)))
+    r.set_defaults(func=command("references", "genuine.infer.references_cli"))
     return p
 
 

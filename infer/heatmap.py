@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from infer.preprocess import letterbox_geometry
+from genuine.infer.preprocess import letterbox_geometry
 
 # A compact perceptual ramp (dark blue -> cyan -> yellow -> red), 256 entries.
 _STOPS = np.array([[0, 0, 80], [0, 90, 200], [0, 200, 200], [250, 230, 0], [230, 20, 20]], np.float32)

@@ -9,12 +9,12 @@ import json
 import sys
 from pathlib import Path
 
-from infer.heatmap import overlay, overlay_face, overlay_photo
-from infer.keypoints import RectifyError
-from infer.photo import PhotoError, load_photo, printable
-from infer.references import ReferenceError
-from infer.runtime import ModelError, weak_model_warning
-from infer.verdict import GENUINE, INCONCLUSIVE, SUSPECT
+from genuine.infer.heatmap import overlay, overlay_face, overlay_photo
+from genuine.infer.keypoints import RectifyError
+from genuine.infer.photo import PhotoError, load_photo, printable
+from genuine.infer.references import ReferenceError
+from genuine.infer.runtime import ModelError, weak_model_warning
+from genuine.infer.verdict import GENUINE, INCONCLUSIVE, SUSPECT
 
 EXIT = {GENUINE: 0, SUSPECT: 1, INCONCLUSIVE: 2}
 PHOTO_ERROR, MODEL_ERROR, USAGE = 3, 4, 2
@@ -27,7 +27,7 @@ def _heatmap_path(base: str, k: int, n: int) -> Path:
 
 
 def main(args) -> int:
-    from infer.inspector import Inspector  # onnxruntime import kept off `genuine --help`
+    from genuine.infer.inspector import Inspector  # onnxruntime import kept off `genuine --help`
 
     if args.heatmap and not Path(args.heatmap).resolve().parent.is_dir():
         print(f"genuine inspect: --heatmap {args.heatmap}: folder {Path(args.heatmap).parent} does not exist",

@@ -1,6 +1,6 @@
 """The inspector: photo -> verdict, score, reason, product, quality, heatmap. No torch.
 
-    from infer.inspector import Inspector
+    from genuine.infer.inspector import Inspector
     insp = Inspector("model.onnx", templates="datasets/synthpack")   # a comparator: templates from a dataset
     insp = Inspector("model.onnx", references="refs.db")             # ... or from the reference store
     r = insp.inspect("IMG_0001.jpg")        # a path, bytes, PIL image or HxWx3 uint8 array
@@ -20,13 +20,13 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from infer import quality
-from infer.heatmap import where
-from infer.photo import load_photo, printable
-from infer.preprocess import decode_side, face_input, prepare
-from infer.references import DEFAULT_SIM_FLOOR, fuse
-from infer.runtime import ModelError, OnnxModel
-from infer.verdict import GENUINE, INCONCLUSIVE, SUSPECT, decide
+from genuine.infer import quality
+from genuine.infer.heatmap import where
+from genuine.infer.photo import load_photo, printable
+from genuine.infer.preprocess import decode_side, face_input, prepare
+from genuine.infer.references import DEFAULT_SIM_FLOOR, fuse
+from genuine.infer.runtime import ModelError, OnnxModel
+from genuine.infer.verdict import GENUINE, INCONCLUSIVE, SUSPECT, decide
 
 
 @dataclass
@@ -74,20 +74,20 @@ class Inspector:
                 raise ModelError(f"{model_path}: a comparator model inspects photos against their product's "
                                  f"template: pass --templates (a dataset root, an image folder or a reference "
                                  f"store .db) or --references DB")
-            from infer.templates import _is_sqlite, load_templates
+            from genuine.infer.templates import _is_sqlite, load_templates
 
             self.templates, self._inputs = load_templates(source), {}   # names the path and why, when it cannot
             self._store, self.variation = None, {}
             self.fusion = self.meta.get("fusion") if (self.meta.get("fusion") or {}).get("used") else {}
             if os.path.isfile(source) and _is_sqlite(source):
-                from infer.references import ReferenceDB
+                from genuine.infer.references import ReferenceDB
 
                 # One connection kept open: SQLite's data_version is only comparable on the same connection.
                 self._store = ReferenceDB(source)
                 self._load_variation()
             return
         if references is not None:
-            from infer.references import ReferenceDB
+            from genuine.infer.references import ReferenceDB
 
             self.refs = ReferenceDB(references)
             self.refs.check_model(self.model.sha256)
@@ -95,7 +95,7 @@ class Inspector:
     def _load_variation(self) -> None:
         """Each product's genuine-variation model from the store's genuine photos (fitted once, cached there)."""
         if self.fusion:
-            from infer.variation_store import VariationModels
+            from genuine.infer.variation_store import VariationModels
 
             self.variation = VariationModels(self._store.conn, self.model.face_size)
         self._templates_version = self._store.version()
@@ -105,7 +105,7 @@ class Inspector:
         if self._store is None:
             return
         if self._store.version() != self._templates_version:
-            from infer.keypoints import TemplateSet
+            from genuine.infer.keypoints import TemplateSet
 
             found = self._store.templates()
             if found:   # a store emptied meanwhile keeps the templates it had rather than failing mid-run
@@ -123,7 +123,7 @@ class Inspector:
             self._templates_version = self._store.version()   # our own cache write is not a trainer's change
         if m is None:
             return None
-        from infer.variation import evidence
+        from genuine.infer.variation import evidence
 
         return evidence(m, x)
 
@@ -133,7 +133,7 @@ class Inspector:
         return self._inputs[id(t)]
 
     def inspect_comparator(self, photo) -> Result:
-        from infer.rectify import rectify_photo
+        from genuine.infer.rectify import rectify_photo
 
         t0 = time.perf_counter()
         self._load_templates()
@@ -171,7 +171,7 @@ class Inspector:
         evidence = {"comparator_p": round(p_comp, 6), "variation_score": None if s is None else round(float(s), 4),
                     "fused": s is not None}
         if s is not None:
-            from infer.variation import contributions, fused_p
+            from genuine.infer.variation import contributions, fused_p
 
             p, th = fused_p(p_comp, s, self.fusion), self.fusion["thresholds"]
             against = f"the genuine reference of {product} and its genuine photos"

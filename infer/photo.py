@@ -4,7 +4,7 @@ Training's evaluation, export's parity check, the inspector, batch scans and
 `genuine data check` all read photos through `load_photo`, so a photo means the
 same pixels everywhere (ONNX-vs-torch drift is almost always preprocessing drift).
 
-    from infer.photo import load_photo, PhotoError
+    from genuine.infer.photo import load_photo, PhotoError
     img = load_photo("IMG_0001.jpg", min_side=640)   # upright 8-bit RGB PIL image
 """
 from __future__ import annotations

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from infer.preprocess import letterbox_geometry
+from genuine.infer.preprocess import letterbox_geometry
 
 DEFAULTS = {
     # Variance of the Laplacian of the grey model input. SynthPack photos (defocus and motion blur included)

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import cv2
 
-from infer import quality
-from infer.photo import PhotoError, load_photo
-from infer.rectify import RectifyError, rectify
-from infer.references import ReferenceError
-from infer.sources import entries, looks_like_photo, read
-from infer.templates import load_templates
+from genuine.infer import quality
+from genuine.infer.photo import PhotoError, load_photo
+from genuine.infer.rectify import RectifyError, rectify
+from genuine.infer.references import ReferenceError
+from genuine.infer.sources import entries, looks_like_photo, read
+from genuine.infer.templates import load_templates
 
 REFUSED, USAGE, PHOTO_ERROR = 1, 2, 3
 

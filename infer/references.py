@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from infer.photo import PhotoError, load_photo
-from infer.sources import photo_bytes
-from infer.templates import TEMPLATE_COLUMNS, TEMPLATES_SCHEMA, store_template, stored_templates
-from infer.variation_store import FACE_COLUMNS, VARIATION_SCHEMA
+from genuine.infer.photo import PhotoError, load_photo
+from genuine.infer.sources import photo_bytes
+from genuine.infer.templates import TEMPLATE_COLUMNS, TEMPLATES_SCHEMA, store_template, stored_templates
+from genuine.infer.variation_store import FACE_COLUMNS, VARIATION_SCHEMA
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

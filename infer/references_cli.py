@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import sys
 
-from infer.references import ReferenceDB, ReferenceError
+from genuine.infer.references import ReferenceDB, ReferenceError
 
 
 def _inspector(model):
-    from infer.inspector import Inspector
-    from infer.runtime import OnnxModel
+    from genuine.infer.inspector import Inspector
+    from genuine.infer.runtime import OnnxModel
 
     if OnnxModel(model).is_comparator:   # its references are templates: nothing to embed
         raise ReferenceError(f"{model} is a comparator: it compares photos with templates, it keeps no reference "
@@ -29,7 +29,7 @@ def _inspector(model):
 
 
 def main(args) -> int:
-    from infer.rectify import RectifyError
+    from genuine.infer.rectify import RectifyError
 
     try:
         return ACTIONS[args.ref_command](args)
@@ -51,7 +51,7 @@ def _add(args) -> int:
         hint = "; templates are given with --template IMAGE" if not args.model.endswith(".onnx") else ""
         raise ReferenceError(f"reference photos need MODEL PHOTO...: no photos after {args.model}{hint}")
     # Every template is built before anything is stored: one refused (too few keypoints) stores nothing.
-    from infer.templates import template_from_file
+    from genuine.infer.templates import template_from_file
 
     built = [(template_from_file(image, args.product), "artwork", "") for image in templates]
     if from_photos:
@@ -78,7 +78,7 @@ def _add(args) -> int:
 
 def _genuine_photos(db, args) -> int:
     """--genuine-photos: aligned to the product's templates and kept (infer/variation_store.py)."""
-    from infer.variation_store import add_genuine_photos
+    from genuine.infer.variation_store import add_genuine_photos
 
     try:
         r = add_genuine_photos(db.conn, args.product, args.genuine_photos)
@@ -95,8 +95,8 @@ def _genuine_photos(db, args) -> int:
 
 def _from_photos(product: str, sources: list[str]):
     """(Template, "photos", how) from photos of genuine units; photos left out are listed on stderr."""
-    from infer.sources import photo_bytes
-    from infer.template_photos import template_from_photos
+    from genuine.infer.sources import photo_bytes
+    from genuine.infer.template_photos import template_from_photos
 
     errors: list[str] = []
     pairs = [(e.key, d) for e, d in photo_bytes(sources, errors)]

@@ -1,6 +1,6 @@
 """One self-contained, offline HTML report for a `genuine scan` run (stdlib + numpy only).
 
-    from infer.report import write_html
+    from genuine.infer.report import write_html
     write_html(run_dir / "report.html", rows, summary, run_dir, embed_limit=2000)
 
 `rows` holds one dict per unique photo or bad file (keys: paths, sha256, verdict, authenticity,
@@ -27,8 +27,8 @@ from urllib.parse import quote
 
 import numpy as np
 
-from infer.report_page import _SCRIPT, _TEMPLATE
-from infer.verdict import ERROR, GENUINE, INCONCLUSIVE, SUSPECT
+from genuine.infer.report_page import _SCRIPT, _TEMPLATE
+from genuine.infer.verdict import ERROR, GENUINE, INCONCLUSIVE, SUSPECT
 
 ORDER = (GENUINE, SUSPECT, INCONCLUSIVE, ERROR)
 COLOURS = {GENUINE: "#2e7d32", SUSPECT: "#c62828", INCONCLUSIVE: "#f0a000", ERROR: "#757575"}

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from infer.preprocess import RESIZE
+from genuine.infer.preprocess import RESIZE
 
 META_KEY = "genuine"
 SUPPORTED = ("genuine-onnx/1", "genuine-onnx/2")  # whole-photo classifier, comparator (face + template)

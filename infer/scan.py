@@ -21,12 +21,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from infer.heatmap import overlay, overlay_face
-from infer.journal import Journal, RunLocked, lock_run  # noqa: F401 (RunLocked: the scan API)
-from infer.preprocess import letterbox_geometry
-from infer.scan_worker import _init_worker, decode
-from infer.sources import Entry, entries
-from infer.verdict import ERROR, GENUINE, INCONCLUSIVE, SUSPECT
+from genuine.infer.heatmap import overlay, overlay_face
+from genuine.infer.journal import Journal, RunLocked, lock_run  # noqa: F401 (RunLocked: the scan API)
+from genuine.infer.preprocess import letterbox_geometry
+from genuine.infer.scan_worker import _init_worker, decode
+from genuine.infer.sources import Entry, entries
+from genuine.infer.verdict import ERROR, GENUINE, INCONCLUSIVE, SUSPECT
 
 
 class Scanner:
@@ -182,10 +182,10 @@ FAIL_CODES = {"suspect": (SUSPECT, 1), "inconclusive": (INCONCLUSIVE, 2), "error
 
 def main(args) -> int:
     """Exit codes: 0 done; with --fail-on: 1 any SUSPECT, 2 any INCONCLUSIVE, 3 any bad file; 4 model error."""
-    from infer.inspector import Inspector
-    from infer.keypoints import RectifyError
-    from infer.references import ReferenceError
-    from infer.runtime import ModelError, weak_model_warning
+    from genuine.infer.inspector import Inspector
+    from genuine.infer.keypoints import RectifyError
+    from genuine.infer.references import ReferenceError
+    from genuine.infer.runtime import ModelError, weak_model_warning
 
     if why := usage_error(args):
         print(f"genuine scan: {why}", file=sys.stderr)
@@ -233,7 +233,7 @@ def usage_error(args) -> str | None:
 
 
 def _scan_and_report(args, insp, run_dir: Path, fail_on: list[str], warning: str | None) -> int:
-    from infer.scan_outputs import write_outputs
+    from genuine.infer.scan_outputs import write_outputs
 
     run = scan(insp, args.sources, run_dir, args.workers, args.batch, locked=True)
     summary = write_outputs(run_dir, Journal(run_dir / "results.jsonl").close_and_records(), {

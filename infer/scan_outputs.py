@@ -16,7 +16,7 @@ from pathlib import Path
 
 import onnxruntime
 
-from infer.verdict import ERROR
+from genuine.infer.verdict import ERROR
 
 CSV_COLUMNS = ["path", "verdict", "authenticity", "p_counterfeit", "product", "product_confidence", "quality_issues",
                "reason", "error_kind", "sha256", "duplicate_paths", "comparator_p", "variation_score", "fused"]
@@ -86,7 +86,7 @@ def write_outputs(run_dir: Path, records: list[dict], info: dict) -> dict:
     write_csv(run_dir / "results.csv", rows)
     summary = summarise(rows, info)
     _atomic_write(run_dir / "summary.json", lambda fh: fh.write(json.dumps(summary, indent=2) + "\n"))
-    from infer.report import write_html
+    from genuine.infer.report import write_html
 
     write_html(run_dir / "report.html", rows, summary, run_dir)
     return summary

@@ -12,10 +12,10 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from infer import quality
-from infer.photo import PhotoError, load_photo
-from infer.preprocess import decode_side, face_input, prepare
-from infer.sources import Entry, looks_like_photo, read
+from genuine.infer import quality
+from genuine.infer.photo import PhotoError, load_photo
+from genuine.infer.preprocess import decode_side, face_input, prepare
+from genuine.infer.sources import Entry, looks_like_photo, read
 
 _model_size = 0
 _quality_limits: dict | None = None
@@ -32,15 +32,15 @@ def _init_worker(size: int, limits: dict | None, templates=None, face_size=None,
 
         cv2.setNumThreads(1)  # one photo per process: OpenCV's own threads would only contend
     if store is not None:     # each worker scores its own faces: the main process only batches the model
-        from infer.references import ReferenceDB
-        from infer.variation_store import VariationModels
+        from genuine.infer.references import ReferenceDB
+        from genuine.infer.variation_store import VariationModels
 
         _variation = VariationModels(ReferenceDB(store).conn, face_size)
 
 
 def _rectified(out: dict, data: bytes) -> dict:
     """Worker, comparator models: rectify; the face's model input, its quality and the template used."""
-    from infer.rectify import rectify_photo
+    from genuine.infer.rectify import rectify_photo
 
     r, _ = rectify_photo(data, _templates, _face_size)
     if not r.ok:
@@ -48,7 +48,7 @@ def _rectified(out: dict, data: bytes) -> dict:
     x = face_input(r.face, _face_size)
     m = _variation.get((r.product, r.template.key)) if _variation is not None else None
     if m is not None:
-        from infer.variation import evidence
+        from genuine.infer.variation import evidence
 
         out["variation"] = evidence(m, x)
     return {**out, "rect": r.to_dict(), "x": x,

@@ -14,7 +14,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from infer.photo import MAX_FILE_BYTES, PhotoError, is_photo_path, printable, read_bytes
+from genuine.infer.photo import MAX_FILE_BYTES, PhotoError, is_photo_path, printable, read_bytes
 
 
 

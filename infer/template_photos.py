@@ -13,10 +13,10 @@ import warnings
 import cv2
 import numpy as np
 
-from infer.photo import PhotoError, load_photo
-from infer.keypoints import RectifyError, Template, describe, match, pixel_scaling
-from infer.rectify import LIMITS, MATCH_SIDE, PAD, frame_corners, warp_face
-from infer.templates import MAX_TEMPLATE_SIDE
+from genuine.infer.photo import PhotoError, load_photo
+from genuine.infer.keypoints import RectifyError, Template, describe, match, pixel_scaling
+from genuine.infer.rectify import LIMITS, MATCH_SIDE, PAD, frame_corners, warp_face
+from genuine.infer.templates import MAX_TEMPLATE_SIDE
 
 
 def _fit_pair(a: tuple, b: tuple, lim: dict):

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from infer.photo import PhotoError, is_photo_path, load_photo
-from infer.keypoints import KP_VERSION, RectifyError, Template, TemplateSet
+from genuine.infer.photo import PhotoError, is_photo_path, load_photo
+from genuine.infer.keypoints import KP_VERSION, RectifyError, Template, TemplateSet
 
 MAX_TEMPLATE_SIDE = 2048  # 2x rectify.FACE_SIDE: sharp faces without 30 MB artwork blobs in the store
 TEMPLATE_NAMES = ("template.png", "template.jpg", "template.jpeg")  # in <product>/ of a dataset root
@@ -177,7 +177,7 @@ def load_templates(source, product: str | None = None) -> TemplateSet:
         raise RectifyError(f"{path}: no such file or folder (expected a dataset root, an image folder, a "
                            f"reference store .db or an image)")
     if path.is_file() and _is_sqlite(path):
-        from infer.references import ReferenceDB
+        from genuine.infer.references import ReferenceDB
 
         db = ReferenceDB(path)
         try:

@@ -25,11 +25,11 @@ from collections import OrderedDict
 import numpy as np
 from PIL import Image
 
-from infer.keypoints import TemplateSet
-from infer.photo import PhotoError
-from infer.preprocess import face_input
-from infer.sources import photo_bytes
-from infer.variation import MIN_PHOTOS, ProductModel, fit, from_bytes, reference_indices, to_bytes
+from genuine.infer.keypoints import TemplateSet
+from genuine.infer.photo import PhotoError
+from genuine.infer.preprocess import face_input
+from genuine.infer.sources import photo_bytes
+from genuine.infer.variation import MIN_PHOTOS, ProductModel, fit, from_bytes, reference_indices, to_bytes
 
 MAX_IN_MEMORY = 64             # variation models held per process (about 6 MB each at 320x208); the rest reload
 STORE_FACE_SIZE = (320, 320)   # faces are kept at model_face_side of this (640 px long side): any model up to 320 px
@@ -70,8 +70,8 @@ def _png(face: np.ndarray) -> bytes:
 def add_genuine_photos(conn, product: str, sources: list[str], added_by: str | None = None) -> dict:
     """Rectify each photo onto the product's templates and keep its face. Photos that cannot be read or aligned are
     reported with the reason, the rest stored: {"added", "duplicates", "errors", "photos" (now held), "needed"}."""
-    from infer.rectify import rectify_photo
-    from infer.templates import stored_templates
+    from genuine.infer.rectify import rectify_photo
+    from genuine.infer.templates import stored_templates
 
     templates = stored_templates(conn, product)
     if not templates:

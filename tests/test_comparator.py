@@ -5,8 +5,8 @@ import cv2
 import numpy as np
 import torch
 
-from train.comparator import Comparator
-from train.metrics import binary_metrics
+from genuine.train.comparator import Comparator
+from genuine.train.metrics import binary_metrics
 
 SIZE = 64
 
@@ -89,7 +89,7 @@ def test_comparator_shapes_and_export():
 
 
 def test_twin_targets_mark_where_a_counterfeit_differs_from_its_twin():
-    from train.comparator_frozen import twin_targets
+    from genuine.train.comparator_frozen import twin_targets
 
     g = torch.Generator().manual_seed(0)
     base = [torch.randn(4, 8, 16, 24, generator=g), torch.randn(4, 16, 8, 12, generator=g)]
@@ -105,11 +105,11 @@ def test_twin_targets_mark_where_a_counterfeit_differs_from_its_twin():
 
 
 def test_twin_pairs_come_from_synthpack_twins(tmp_path):
-    from infer.templates import load_templates
-    from train.data import select
-    from train.face_data import FaceSet, twin_pairs
-    from train.layout import discover
-    from train.synthpack.generate import generate
+    from genuine.infer.templates import load_templates
+    from genuine.train.data import select
+    from genuine.train.face_data import FaceSet, twin_pairs
+    from genuine.train.layout import discover
+    from genuine.train.synthpack.generate import generate
 
     generate(tmp_path / "t", products=1, items_per_class=6, photos_per_item=1, size=320, difficulty="medium",
              seed=0, workers=1, progress=False, twins=True)

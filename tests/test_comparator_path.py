@@ -12,14 +12,14 @@ import torch
 
 from genuine.cli import main as cli
 from conftest import TINY_COMPARATOR as TINY
-from infer.runtime import OnnxModel
-from infer.verdict import VERDICTS
+from genuine.infer.runtime import OnnxModel
+from genuine.infer.verdict import VERDICTS
 
 
 def _photo_that_rectifies(ds, product, label="genuine"):
-    from infer.photo import load_photo
-    from infer.rectify import rectify
-    from infer.templates import load_templates
+    from genuine.infer.photo import load_photo
+    from genuine.infer.rectify import rectify
+    from genuine.infer.templates import load_templates
 
     ts = load_templates(ds.root)
     for r in ds.records:
@@ -46,7 +46,7 @@ def test_int8_comparator_keeps_its_heads_in_fp32_and_goes_through_the_gate(compa
                                                                            monkeypatch):
     import onnx
 
-    from train.quantize import calibration_inputs, quantize
+    from genuine.train.quantize import calibration_inputs, quantize
 
     run, ds, new = comparator_run
     meta = torch.load(run / "best.pt", weights_only=True)["meta"]
@@ -64,7 +64,7 @@ def test_int8_comparator_keeps_its_heads_in_fp32_and_goes_through_the_gate(compa
     p8 = OnnxModel.from_bytes(q).compare(val["face"], val["template"])["p_counterfeit"]
     assert p8.shape == p32.shape and np.all((p8 >= 0) & (p8 <= 1))
     # the CLI gates it, both ways: limits nothing can pass keep FP32 and say why; limits anything passes keep INT8
-    import train.quantize as tq
+    import genuine.train.quantize as tq
 
     for drop, change, kept in ((-1.0, -1.0, False), (1.0, 1.0, True)):
         monkeypatch.setattr(tq, "MAX_AUROC_DROP", drop)
@@ -149,8 +149,8 @@ def test_scan_and_the_reference_store_on_the_comparator_path(comparator_run, tmp
 
 
 def test_a_template_added_to_the_store_serves_a_running_inspector(comparator_run, tmp_path):
-    from infer.inspector import Inspector
-    from infer.references import ReferenceDB
+    from genuine.infer.inspector import Inspector
+    from genuine.infer.references import ReferenceDB
 
     run, ds, new = comparator_run
     db = tmp_path / "live.db"
@@ -164,7 +164,7 @@ def test_a_template_added_to_the_store_serves_a_running_inspector(comparator_run
 
 
 def test_resume_continues_exactly(synth320, tmp_path, monkeypatch):
-    import train.comparator_frozen as tc
+    import genuine.train.comparator_frozen as tc
 
     args = ["--epochs", "3", "--patience", "5", *TINY]
     assert cli(["train", str(synth320), "--out", str(tmp_path / "a"), *args]) == 0
@@ -193,11 +193,11 @@ def test_resume_continues_exactly(synth320, tmp_path, monkeypatch):
 def test_end_to_end_training_learns_from_twins_too(tmp_path, capsys):
     """--train-backbone: the backbone's later stages learn on fresh views, and SynthPack twins add the ranking loss
     (each pair under one shared augmentation) as in the frozen mode."""
-    from infer.templates import load_templates
-    from train.comparator_e2e import TwinViews
-    from train.face_data import FaceSet, twin_pairs
-    from train.layout import discover
-    from train.synthpack.generate import generate
+    from genuine.infer.templates import load_templates
+    from genuine.train.comparator_e2e import TwinViews
+    from genuine.train.face_data import FaceSet, twin_pairs
+    from genuine.train.layout import discover
+    from genuine.train.synthpack.generate import generate
 
     data = tmp_path / "twins"
     generate(data, products=1, items_per_class=6, photos_per_item=2, size=320, seed=1, workers=1, progress=False,

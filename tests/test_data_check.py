@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from genuine.cli import main as cli
-from train.check import check_dataset, near_pairs
+from genuine.train.check import check_dataset, near_pairs
 
 SPLITS = ["train", "val", "test"]
 

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from genuine.cli import main as cli
-from train.split import allocate, parse_ratios, split_dataset
+from genuine.train.split import allocate, parse_ratios, split_dataset
 
 PATTERN = r"item_(\d+)_"
 

@@ -12,10 +12,10 @@ import torch
 from PIL import Image, ImageFilter
 
 from genuine.cli import main as cli
-from infer.inspector import Inspector
-from infer.photo import PhotoError
-from infer.quality import Quality
-from infer.runtime import ModelError, OnnxModel
+from genuine.infer.inspector import Inspector
+from genuine.infer.photo import PhotoError
+from genuine.infer.quality import Quality
+from genuine.infer.runtime import ModelError, OnnxModel
 
 
 def _photos(root, n=4):
@@ -38,13 +38,14 @@ def test_infer_never_imports_torch():
     train package."""
     import pkgutil
 
-    import infer
+    from genuine import infer
 
-    mods = sorted(f"infer.{m.name}" for m in pkgutil.iter_modules(infer.__path__))
-    assert {"infer.inspector", "infer.scan", "infer.scan_worker", "infer.variation_store"} <= set(mods)
+    mods = sorted(f"genuine.infer.{m.name}" for m in pkgutil.iter_modules(infer.__path__))
+    assert {f"genuine.infer.{m}" for m in ("inspector", "scan", "scan_worker", "variation_store")} <= set(mods)
     code = (f"import importlib, sys\nfor m in {mods!r}: importlib.import_module(m)\n"
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('torch', 'torchvision', 'timm', 'albumentations', 'sklearn', 'matplotlib', 'train'))\n"
+            "('torch', 'torchvision', 'timm', 'albumentations', 'sklearn', 'matplotlib', 'train') "
+            "or m.startswith('genuine.train'))\n"
             "print(bad); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -67,11 +68,11 @@ def test_metadata_round_trip(tiny_model):
 
 
 def test_inspector_matches_the_torch_evaluation_path(tiny_model, tiny_synth):
-    from train import checkpoint
-    from train.calibrate import sigmoid
-    from train.data import PhotoSet
-    from train.layout import discover
-    from train.train import predict
+    from genuine.train import checkpoint
+    from genuine.train.calibrate import sigmoid
+    from genuine.train.data import PhotoSet
+    from genuine.train.layout import discover
+    from genuine.train.train import predict
 
     ckpt = checkpoint.load(tiny_model / "best.pt")
     ds = discover(tiny_synth)
@@ -185,7 +186,7 @@ def test_broken_models_are_refused_clearly(tiny_model, tmp_path, capsys):
 
 
 def test_int8_gate(tiny_model, tmp_path, capsys):
-    from train.quantize import gate_decision
+    from genuine.train.quantize import gate_decision
 
     ok = {"auroc_fp32": 0.95, "auroc_int8": 0.948, "verdicts_changed": 0.005}
     assert gate_decision(ok) is None
@@ -202,7 +203,7 @@ def test_int8_gate(tiny_model, tmp_path, capsys):
 
 
 def test_a_weak_model_says_so_wherever_it_is_used(tiny_model, tiny_synth, tmp_path, capsys):
-    from infer.runtime import weak_model_warning
+    from genuine.infer.runtime import weak_model_warning
 
     meta = OnnxModel(tiny_model / "model.onnx").meta
     photo = str(_photos(tiny_synth, 1)[0])
@@ -215,7 +216,7 @@ def test_a_weak_model_says_so_wherever_it_is_used(tiny_model, tiny_synth, tmp_pa
     cli(["inspect", str(strong), photo])
     assert "weak model" not in capsys.readouterr().err
     assert weak_model_warning({}) is None  # a model without metrics is not judged
-    from train.modelcard import model_card
+    from genuine.train.modelcard import model_card
 
     card = model_card(tmp_path / "m.onnx", {**meta, "metrics": {"val": {**meta["metrics"]["val"], "auroc": 0.55}}},
                       "0" * 64, 1000, None)

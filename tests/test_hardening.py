@@ -15,10 +15,10 @@ import pytest
 from PIL import Image
 
 from genuine.cli import main as cli
-from infer.photo import PhotoError, load_photo, read_bytes
-from infer.runtime import META_KEY, ModelError, OnnxModel
-from infer.scan import Journal, lock_run
-from infer.sources import entries, read
+from genuine.infer.photo import PhotoError, load_photo, read_bytes
+from genuine.infer.runtime import META_KEY, ModelError, OnnxModel
+from genuine.infer.scan import Journal, lock_run
+from genuine.infer.sources import entries, read
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def test_damaged_archive_entries_are_bad_items_and_the_scan_goes_on(model, tmp_p
 
 
 def test_reads_are_capped_on_the_bytes_actually_read(tmp_path, monkeypatch):
-    import infer.sources as sources
+    import genuine.infer.sources as sources
 
     bomb = tmp_path / "bomb.zip"
     with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:

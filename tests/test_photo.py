@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from infer import photo as photo_mod
-from infer.photo import PhotoError, load_photo
+from genuine.infer import photo as photo_mod
+from genuine.infer.photo import PhotoError, load_photo
 
 
 def _jpeg(arr, **kw) -> bytes:

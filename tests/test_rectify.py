@@ -5,9 +5,9 @@ import cv2
 import numpy as np
 import pytest
 
-from infer.rectify import Template, TemplateSet, RectifyError, rectify, warp_face
-from train.synthpack.generate import _design
-from train.synthpack.render import Item, render
+from genuine.infer.rectify import Template, TemplateSet, RectifyError, rectify, warp_face
+from genuine.train.synthpack.generate import _design
+from genuine.train.synthpack.render import Item, render
 
 NOMINAL = dict(serial="00000000", offset=(0.0, 0.0), ink=1.0, wear=0.0, wear_seed=0)
 
@@ -132,7 +132,7 @@ def test_template_needs_detail():
 @pytest.fixture(scope="module")
 def synth384(tmp_path_factory):
     """2 products x 3 genuine + 3 counterfeit items x 1 photo at 384 px, with their templates."""
-    from train.synthpack.generate import generate
+    from genuine.train.synthpack.generate import generate
 
     out = tmp_path_factory.mktemp("synth384") / "s"
     generate(out, products=2, items_per_class=3, photos_per_item=1, size=384, difficulty="medium", seed=0,
@@ -189,9 +189,9 @@ def test_rectify_photo_decodes_scaled_and_reports_the_full_photo_frame(templates
 
     from PIL import Image
 
-    from infer.photo import load_photo
-    from infer.quality import assess_face
-    from infer.rectify import rectify_photo
+    from genuine.infer.photo import load_photo
+    from genuine.infer.quality import assess_face
+    from genuine.infer.rectify import rectify_photo
 
     tpl = templates.templates[2].image
     corners = np.array([[400, 260], [1720, 360], [1660, 1220], [360, 1100]], np.float64)
@@ -206,7 +206,7 @@ def test_rectify_photo_decodes_scaled_and_reports_the_full_photo_frame(templates
     path = tmp_path / "big.jpg"
     path.write_bytes(buf.getvalue())
     assert load_photo(path).size == (2080, 1560)
-    from infer.photo import load_photo_scaled
+    from genuine.infer.photo import load_photo_scaled
     img, factor = load_photo_scaled(path, min_side=512)
     assert img.size == (1040, 780) and factor == (2.0, 2.0)
 

@@ -10,9 +10,9 @@ import onnx
 import pytest
 
 from genuine.cli import main as cli
-from infer.inspector import Inspector
-from infer.quality import Quality
-from infer.references import Gallery, ReferenceDB, ReferenceError, fuse, fusion_features
+from genuine.infer.inspector import Inspector
+from genuine.infer.quality import Quality
+from genuine.infer.references import Gallery, ReferenceDB, ReferenceError, fuse, fusion_features
 
 
 def _photos(root, product_prefix="00", label="genuine"):

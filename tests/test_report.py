@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from infer import report
-from infer.report import write_html
+from genuine.infer import report
+from genuine.infer.report import write_html
 
 EVIL = "</script><script>alert(1)</script>"
 DATA_RE = re.compile(r'<script type="application/json" id="rows">(.*?)</script>', re.S)

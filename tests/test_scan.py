@@ -18,8 +18,8 @@ import pytest
 from PIL import Image
 
 from genuine.cli import main as cli
-from infer.scan import Journal
-from infer.scan_outputs import merge
+from genuine.infer.scan import Journal
+from genuine.infer.scan_outputs import merge
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +154,7 @@ def test_path_list_on_stdin_and_report(model, tmp_path, monkeypatch, capsys):
     assert "http://" not in html and "https://" not in html
     for f in files:
         assert json.dumps(f)[1:-1] in html
-    from infer.runtime import OnnxModel, weak_model_warning
+    from genuine.infer.runtime import OnnxModel, weak_model_warning
 
     warning = weak_model_warning(OnnxModel(model).meta)
     assert json.loads((run / "summary.json").read_text())["model_warning"] == warning

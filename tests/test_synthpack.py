@@ -12,14 +12,14 @@ import pytest
 from PIL import Image
 
 from conftest import TINY
-from train.layout import discover
-from train.synthpack.barcode import check_digit, ean13_modules, is_valid, with_check_digit
-from train.synthpack.defects import FAMILIES, REGION, SEVERITY, counterfeit
-from train.synthpack.design import make_design
-from train.synthpack import capture, generate as gen
-from train.synthpack.generate import face_size, generate, make_template
-from train.synthpack.geometry import photo_corners, shot_corners
-from train.synthpack.render import Item, render
+from genuine.train.layout import discover
+from genuine.train.synthpack.barcode import check_digit, ean13_modules, is_valid, with_check_digit
+from genuine.train.synthpack.defects import FAMILIES, REGION, SEVERITY, counterfeit
+from genuine.train.synthpack.design import make_design
+from genuine.train.synthpack import capture, generate as gen
+from genuine.train.synthpack.generate import face_size, generate, make_template
+from genuine.train.synthpack.geometry import photo_corners, shot_corners
+from genuine.train.synthpack.render import Item, render
 
 
 def _manifest(root):
@@ -133,7 +133,7 @@ def test_defects_are_visible_at_full_resolution_even_when_hard(family):
 
 def test_global_statistics_cannot_tell_the_classes_apart(tmp_path):
     """No capture shortcut: logistic regression on mean/std/sharpness/file size stays near chance at hard."""
-    from train.shortcuts import audit
+    from genuine.train.shortcuts import audit
 
     generate(tmp_path / "hard", **{**TINY, "products": 3, "items_per_class": 16, "difficulty": "hard"})
     recs = discover(tmp_path / "hard").records
@@ -257,7 +257,7 @@ def test_templates_are_written_deterministic_and_not_photos(tiny_synth, tmp_path
         (folders / p / "template.png").write_bytes((tiny_synth / p / "template.png").read_bytes())
         (folders / p / "genuine").symlink_to(tiny_synth / p / "genuine")
     assert all(not r.rel.endswith("template.png") for r in discover(folders).records)
-    from train.check import check_dataset
+    from genuine.train.check import check_dataset
 
     report = check_dataset(tiny_synth, workers=1)
     assert report["photos"] == len(rows) and report["bad_files"] == []

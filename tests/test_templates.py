@@ -12,13 +12,13 @@ import pytest
 from PIL import Image
 
 from genuine.cli import main as cli
-from infer.photo import load_photo
-from infer.references import ReferenceDB, ReferenceError
-from infer.keypoints import KP_VERSION, RectifyError, Template, TemplateSet
-from infer.rectify import rectify
-from infer.template_photos import template_from_photos
-from infer.templates import load_templates
-from train.synthpack.generate import generate
+from genuine.infer.photo import load_photo
+from genuine.infer.references import ReferenceDB, ReferenceError
+from genuine.infer.keypoints import KP_VERSION, RectifyError, Template, TemplateSet
+from genuine.infer.rectify import rectify
+from genuine.infer.template_photos import template_from_photos
+from genuine.infer.templates import load_templates
+from genuine.train.synthpack.generate import generate
 
 SIZE = 320  # the tiny set's 160 px is marginal for rectification
 GROCERY = Path(__file__).resolve().parents[2] / "shared" / "data" / "grocery-packages"

@@ -11,13 +11,13 @@ import pytest
 import torch
 
 from genuine.cli import main as cli
-from train import checkpoint
-from train.calibrate import fit_temperature, operating_point, sigmoid
-from train.data import PhotoSet, select
-from train.layout import discover
-from train.metrics import accuracy_coverage, binary_metrics, ece
-from train.model import GenuineNet, WeightsError, resolve_weights
-from train.train import losses
+from genuine.train import checkpoint
+from genuine.train.calibrate import fit_temperature, operating_point, sigmoid
+from genuine.train.data import PhotoSet, select
+from genuine.train.layout import discover
+from genuine.train.metrics import accuracy_coverage, binary_metrics, ece
+from genuine.train.model import GenuineNet, WeightsError, resolve_weights
+from genuine.train.train import losses
 
 SMALL = ["--arch", "whole", "--backbone", "mobilenet_v3_small", "--size", "64", "--batch", "16", "--weights", "none"]
 
@@ -77,7 +77,7 @@ def test_train_writes_a_safe_self_describing_checkpoint(tiny_synth, tmp_path, ca
 
 
 def test_resume_continues_exactly_where_it_stopped(tiny_synth, tmp_path, monkeypatch):
-    import train.train as tt
+    import genuine.train.train as tt
 
     tt.main(_args(tiny_synth, tmp_path / "straight"))
     real = tt.train_one_epoch
@@ -156,8 +156,8 @@ def test_operating_point_meets_its_targets():
 
 
 def test_evaluate_reports_a_planted_perfect_scorer_exactly(tiny_synth, tmp_path, monkeypatch):
-    import train.evaluate as ev
-    import train.train as tt
+    import genuine.train.evaluate as ev
+    import genuine.train.train as tt
 
     tt.main(_args(tiny_synth, tmp_path / "run", epochs=1))
 
@@ -175,7 +175,7 @@ def test_evaluate_reports_a_planted_perfect_scorer_exactly(tiny_synth, tmp_path,
 
 
 def test_evaluate_cli_writes_report_and_plots(tiny_synth, tmp_path, capsys):
-    import train.train as tt
+    import genuine.train.train as tt
 
     tt.main(_args(tiny_synth, tmp_path / "run", epochs=1))
     assert cli(["evaluate", str(tmp_path / "run" / "best.pt"), str(tiny_synth), "--out", str(tmp_path / "ev")]) == 0
@@ -205,7 +205,7 @@ def test_imagenet_weights_load_from_the_cache(tmp_path, monkeypatch):
     """A torchvision state dict in $TORCH_HOME/hub/checkpoints is found and loaded, offline."""
     import torchvision
 
-    from train.model import imagenet_weights_file
+    from genuine.train.model import imagenet_weights_file
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     f = imagenet_weights_file("mobilenet_v3_small")

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from genuine.cli import main as cli
-from infer.variation import MIN_PHOTOS, fit, from_bytes, fused_p, score, to_bytes
-from train.variation_fusion import fit_fusion
+from genuine.infer.variation import MIN_PHOTOS, fit, from_bytes, fused_p, score, to_bytes
+from genuine.train.variation_fusion import fit_fusion
 
 
 def _scores(n=200, seed=0, informative=True):
@@ -73,8 +73,8 @@ def test_a_variation_model_survives_the_store_round_trip():
 @pytest.fixture(scope="module")
 def store(synth320, tmp_path_factory):
     """A reference store with product 0's template and MIN_PHOTOS + 1 of its genuine train photos."""
-    from infer.references import ReferenceDB
-    from train.layout import discover
+    from genuine.infer.references import ReferenceDB
+    from genuine.train.layout import discover
 
     ds = discover(synth320)
     product = ds.products[0]
@@ -85,8 +85,8 @@ def store(synth320, tmp_path_factory):
 
 
 def test_genuine_photos_join_the_store_and_give_a_cached_model(store, capsys):
-    from infer.references import ReferenceDB
-    from infer.variation_store import genuine_photo_count, variation_models
+    from genuine.infer.references import ReferenceDB
+    from genuine.infer.variation_store import genuine_photo_count, variation_models
 
     ds, product, db, photos = store
     other = next(r.path for r in ds.records if r.product != product)
@@ -111,7 +111,7 @@ def test_genuine_photos_join_the_store_and_give_a_cached_model(store, capsys):
 
 
 def _clean_quality():
-    from infer.quality import Quality
+    from genuine.infer.quality import Quality
 
     return Quality(sharpness=100.0, brightness=0.5, clipped=0.0, width=96, height=64, issues=[])
 
@@ -132,7 +132,7 @@ def _with_fusion(src, dst):
 
 
 def test_inspector_scan_and_evaluate_fuse_where_genuine_photos_exist(comparator_run, store, tmp_path, capsys):
-    from infer.inspector import Inspector
+    from genuine.infer.inspector import Inspector
 
     run, _, _ = comparator_run
     ds, product, db, photos = store
@@ -160,7 +160,7 @@ def test_inspector_scan_and_evaluate_fuse_where_genuine_photos_exist(comparator_
                         scored[0].rectification, "x")
     assert r.evidence["strongest"] == "comparator" and "upper left" in r.reason
     # the same store without genuine photos: the comparator alone, and the reason says what would add evidence
-    from infer.references import ReferenceDB
+    from genuine.infer.references import ReferenceDB
 
     bare = tmp_path / "bare.db"
     ReferenceDB(bare, create=True).add_template(product, str(ds.root / product / "template.png"))
@@ -185,8 +185,8 @@ def test_inspector_scan_and_evaluate_fuse_where_genuine_photos_exist(comparator_
 
 
 def test_a_dataset_fills_a_store_with_templates_and_only_its_train_genuine_photos(synth320, tmp_path, capsys):
-    from infer.references import ReferenceDB
-    from train.layout import discover
+    from genuine.infer.references import ReferenceDB
+    from genuine.train.layout import discover
 
     ds = discover(synth320)
     db = tmp_path / "refs.db"
@@ -207,8 +207,8 @@ def test_a_dataset_fills_a_store_with_templates_and_only_its_train_genuine_photo
 
 
 def test_genuine_photos_travel_with_export_and_import(store, tmp_path, capsys):
-    from infer.references import ReferenceDB
-    from infer.variation_store import add_genuine_photos, genuine_photo_count
+    from genuine.infer.references import ReferenceDB
+    from genuine.infer.variation_store import add_genuine_photos, genuine_photo_count
 
     ds, product, _, photos = store
     a = ReferenceDB(tmp_path / "a.db", create=True)
@@ -227,8 +227,8 @@ def test_genuine_photos_travel_with_export_and_import(store, tmp_path, capsys):
 
 
 def test_variation_models_in_memory_are_bounded(store, monkeypatch):
-    import infer.variation_store as vs
-    from infer.references import ReferenceDB
+    import genuine.infer.variation_store as vs
+    from genuine.infer.references import ReferenceDB
 
     ds, product, db, photos = store
     conn = ReferenceDB(db).conn

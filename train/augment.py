@@ -18,7 +18,7 @@ import albumentations as A
 import cv2
 import numpy as np
 
-from infer.preprocess import PAD_VALUE
+from genuine.infer.preprocess import PAD_VALUE
 
 
 def build(size: int) -> A.Compose:

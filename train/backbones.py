@@ -1,6 +1,6 @@
 """Feature extractors by name, and their ImageNet weights, offline.
 
-    from train import backbones
+    from genuine.train import backbones
     body = backbones.create("efficientnet_lite0")       # nn.Sequential of stages
     f = body(x)                                          # last feature map (N, body.out_channels, H/32, W/32)
     f4, f8, f16 = body.pyramid(x, strides=(4, 8, 16))    # multi-scale maps; body.channels_at((4, 8, 16))

@@ -22,16 +22,16 @@ from collections import Counter
 
 import numpy as np
 
-from infer.templates import load_templates
-from infer.variation import (BLURS, CHROMA_WEIGHT, FLOOR, HIGH_PASS, TOP, ProductModel, fit,  # noqa: F401
+from genuine.infer.templates import load_templates
+from genuine.infer.variation import (BLURS, CHROMA_WEIGHT, FLOOR, HIGH_PASS, TOP, ProductModel, fit,  # noqa: F401
                              score, z_map)
-from infer.verdict import INCONCLUSIVE, decide
-from train.calibrate import fit_temperature, operating_point, sigmoid
-from train.data import select
-from train.evaluate import build_report
-from train.faces import aligned_faces
-from train.layout import discover
-from train.metrics import binary_metrics
+from genuine.infer.verdict import INCONCLUSIVE, decide
+from genuine.train.calibrate import fit_temperature, operating_point, sigmoid
+from genuine.train.data import select
+from genuine.train.evaluate import build_report
+from genuine.train.faces import aligned_faces
+from genuine.train.layout import discover
+from genuine.train.metrics import binary_metrics
 
 UNALIGNED_P = 0.5     # p(counterfeit) of a photo that could not be aligned: INCONCLUSIVE, no help to AUROC
 

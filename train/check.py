@@ -9,7 +9,7 @@ A 64-bit perceptual hash (imagehash.phash) finds near duplicates: the same photo
 re-encoded, resized or brightened. Exits 1 on leakage across splits (exact or near
 duplicates, items straddling splits, items with both labels) or on any bad file.
 
-    from train.check import check_dataset
+    from genuine.train.check import check_dataset
     report = check_dataset("datasets/synthpack", near_threshold=4, workers=1)
 """
 from __future__ import annotations
@@ -25,8 +25,8 @@ from pathlib import Path
 import imagehash  # the 'train' extra; the CLI checks for it before importing this module
 import numpy as np
 
-from infer.photo import PhotoError, is_photo_path, load_photo
-from train.layout import SPLITS, LayoutError, discover
+from genuine.infer.photo import PhotoError, is_photo_path, load_photo
+from genuine.train.layout import SPLITS, LayoutError, discover
 
 CHUNKSIZE = 16
 BLOCK_ELEMS = 1 << 20  # pairs per numpy step: 8 MB of uint64, cache-friendlier than larger blocks
@@ -194,7 +194,7 @@ def check_dataset(root, near_threshold: int = 4, workers: int = 0, audit_shortcu
                              or straddling or both_labels)
     report["ok"] = not (report["leakage"] or bad) and len(records) > 0
     if audit_shortcuts and {r.label for r in records} == {"genuine", "counterfeit"}:
-        from train.shortcuts import audit
+        from genuine.train.shortcuts import audit
 
         report["shortcut_audit"] = audit(records, workers)
         if report["shortcut_audit"]["auroc"] > SHORTCUT_AUROC:

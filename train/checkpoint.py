@@ -74,12 +74,12 @@ def build_from(ckpt: dict):
     """The checkpoint's network (a Comparator or a whole-photo GenuineNet) with its weights, in eval mode."""
     meta = ckpt["meta"]
     if meta.get("arch") == "comparator":
-        from train.comparator import build
+        from genuine.train.comparator import build
 
         net = build(meta["comparator"])
         net.load_state_dict(ckpt["model"])
         return net.eval()
-    from train.model import GenuineNet
+    from genuine.train.model import GenuineNet
 
     net = GenuineNet(meta["backbone"], n_products=max(1, len(meta["products"])))
     net.load_state_dict(ckpt["model"])

@@ -22,8 +22,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from infer.preprocess import MEAN, STD
-from train import backbones
+from genuine.infer.preprocess import MEAN, STD
+from genuine.train import backbones
 
 COLOUR_STRIDE = 8
 

@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from train.comparator import Comparator
-from train.comparator_frozen import TWIN_MARGIN
-from train.face_data import FaceSet, augment
+from genuine.train.comparator import Comparator
+from genuine.train.comparator_frozen import TWIN_MARGIN
+from genuine.train.face_data import FaceSet, augment
 
 FROZEN_STRIDE = 4    # stages up to this stride stay as pretrained
 

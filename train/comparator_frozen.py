@@ -17,8 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from train.comparator import Comparator
-from train.face_data import augment
+from genuine.train.comparator import Comparator
+from genuine.train.face_data import augment
 
 
 @torch.no_grad()

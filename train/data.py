@@ -14,10 +14,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from infer.photo import PhotoError, load_photo
-from infer.preprocess import PAD_VALUE, decode_side, prepare
-from train.layout import Dataset as Layout
-from train.layout import Record
+from genuine.infer.photo import PhotoError, load_photo
+from genuine.infer.preprocess import PAD_VALUE, decode_side, prepare
+from genuine.train.layout import Dataset as Layout
+from genuine.train.layout import Record
 
 
 def select(ds: Layout, split: str) -> list[Record]:
@@ -73,7 +73,7 @@ class PhotoSet(Dataset):
         self.size, self.seed, self.epoch = size, seed, 0
         self.aug = None
         if augment:  # albumentations only when augmenting: evaluation and export never import it
-            from train import augment as aug_module
+            from genuine.train import augment as aug_module
 
             self.aug, self._apply = aug_module.build(size), aug_module.apply
 

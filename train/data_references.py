@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import sys
 
-from infer.references import ReferenceDB
-from infer.templates import TEMPLATE_NAMES
-from infer.variation import MIN_PHOTOS
-from infer.variation_store import add_genuine_photos
-from train.layout import discover
+from genuine.infer.references import ReferenceDB
+from genuine.infer.templates import TEMPLATE_NAMES
+from genuine.infer.variation import MIN_PHOTOS
+from genuine.infer.variation_store import add_genuine_photos
+from genuine.train.layout import discover
 
 
 def main(args) -> int:

@@ -19,16 +19,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from infer.preprocess import RESIZE
-from infer.verdict import GENUINE, INCONCLUSIVE, SUSPECT, VERDICTS, decide
-from train import checkpoint
-from train.calibrate import rates, sigmoid
-from train.data import PhotoSet, fingerprint, select
-from train.layout import discover
-from train.metrics import accuracy_coverage, binary_metrics
+from genuine.infer.preprocess import RESIZE
+from genuine.infer.verdict import GENUINE, INCONCLUSIVE, SUSPECT, VERDICTS, decide
+from genuine.train import checkpoint
+from genuine.train.calibrate import rates, sigmoid
+from genuine.train.data import PhotoSet, fingerprint, select
+from genuine.train.layout import discover
+from genuine.train.metrics import accuracy_coverage, binary_metrics
 from sklearn.metrics import roc_auc_score
-from train.plots import save_plots
-from train.train import predict
+from genuine.train.plots import save_plots
+from genuine.train.train import predict
 
 WORST = 25  # most confident mistakes listed in the report
 ALIGNED = "aligned"  # `genuine evaluate aligned DATA`: the training-free baseline (train/baseline.py)
@@ -129,9 +129,9 @@ def evaluate(ckpt_path, data, split="test", device="cpu") -> tuple[dict, np.ndar
 
 def comparator_scores(model, data, split: str, products: list[str] | None = None, workers: int = 0):
     """(report, y, p, rows) for a comparator: a best.pt checkpoint or an exported ONNX file (runtime.OnnxModel)."""
-    from infer.quality import assess_face
-    from infer.templates import load_templates
-    from train.face_data import FaceSet
+    from genuine.infer.quality import assess_face
+    from genuine.infer.templates import load_templates
+    from genuine.train.face_data import FaceSet
 
     onnx_file = hasattr(model, "compare")
     meta = model.meta if onnx_file else model["meta"]
@@ -154,8 +154,8 @@ def comparator_scores(model, data, split: str, products: list[str] | None = None
                              for s in range(0, len(fs), 32)]) if len(fs) else np.zeros(0)
     p_comp, s_face, fusion = p_face, np.full(len(fs), np.nan), meta.get("fusion") or {}
     if fusion.get("used") and len(fs):   # each product's genuine variation from DATA's genuine train photos,
-        from infer.variation import fused_p  # as a brand's genuine photos in the reference store
-        from train.variation_fusion import variation_scores
+        from genuine.infer.variation import fused_p  # as a brand's genuine photos in the reference store
+        from genuine.train.variation_fusion import variation_scores
 
         genuine = [r for r in select(ds, "train") if r.label == "genuine" and r.product in fs.names]
         s_face = variation_scores(FaceSet.build(ds.root, genuine, templates, size, workers=workers), fs, workers)
@@ -244,7 +244,7 @@ def summary(report: dict, split: str) -> None:
 
 def main(args) -> int:
     if args.checkpoint == ALIGNED:  # the training-free baseline: no checkpoint, genuine train photos as the model
-        from train import baseline
+        from genuine.train import baseline
 
         print(f"training-free aligned baseline on {args.data} (no checkpoint: median and spread of aligned "
               f"genuine train photos per product)")
@@ -257,7 +257,7 @@ def main(args) -> int:
         if path.is_dir() and (path / "best.pt").is_file():
             path = path / "best.pt"   # a run folder, as users type it
         if path.suffix.lower() == ".onnx":
-            from infer.runtime import OnnxModel
+            from genuine.infer.runtime import OnnxModel
 
             model = OnnxModel(path, threads=getattr(args, "threads", 0) or 0)
             if not model.is_comparator:
@@ -276,7 +276,7 @@ def main(args) -> int:
         name = f"eval-{args.split}" if path.stem == "best" else f"eval-{path.stem}-{args.split}"
         out = Path(args.out) if args.out else path.parent / name
     if getattr(args, "compare_baseline", False) and args.checkpoint != ALIGNED:
-        from train import baseline
+        from genuine.train import baseline
 
         b, *_ = baseline.evaluate(args.data, args.split, workers=getattr(args, "workers", 0))
         report["compared_with_aligned_baseline"] = {

@@ -23,11 +23,11 @@ import onnx
 import torch
 import torch.nn as nn
 
-from infer.quality import DEFAULTS as QUALITY_LIMITS
-from infer.runtime import META_KEY, OnnxModel, weak_model_warning
-from train import checkpoint
-from train.data import PhotoSet, sample, select
-from train.layout import discover
+from genuine.infer.quality import DEFAULTS as QUALITY_LIMITS
+from genuine.infer.runtime import META_KEY, OnnxModel, weak_model_warning
+from genuine.train import checkpoint
+from genuine.train.data import PhotoSet, sample, select
+from genuine.train.layout import discover
 
 FORMAT = "genuine-onnx/1"             # whole-photo classifier
 COMPARATOR_FORMAT = "genuine-onnx/2"  # comparator: face + template
@@ -78,8 +78,8 @@ def metadata(meta: dict, int8: bool, parity: float) -> dict:
     from genuine import __version__
 
     if is_comparator(meta):
-        from infer.keypoints import FACE_SIDE, KP_VERSION
-        from infer.preprocess import MEAN, STD
+        from genuine.infer.keypoints import FACE_SIDE, KP_VERSION
+        from genuine.infer.preprocess import MEAN, STD
 
         head = {"format": COMPARATOR_FORMAT, "arch": "comparator", "comparator": meta["comparator"],
                 "input": {"face_size": meta["face_size"], "resize": "face_input", "mean": list(MEAN), "std": list(STD),
@@ -152,8 +152,8 @@ def parity_photos(meta: dict, calib: str | None, limit: int = 200) -> PhotoSet:
 
 def comparator_pairs(meta: dict, calib: str | None, limit: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """(faces, templates) of real validation photos rectified by infer/, at the model's input size."""
-    from infer.templates import load_templates
-    from train.face_data import FaceSet
+    from genuine.infer.templates import load_templates
+    from genuine.train.face_data import FaceSet
 
     ds, recs = _parity_records(meta, calib, limit)
     fs = FaceSet.build(ds.root, recs, load_templates(ds.root), tuple(meta["face_size"]))
@@ -183,7 +183,7 @@ def write(out: Path, model_bytes: bytes, meta: dict, why_fp32: str | None) -> st
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(model_bytes)
     sha = hashlib.sha256(model_bytes).hexdigest()
-    from train.modelcard import model_card
+    from genuine.train.modelcard import model_card
 
     out.with_suffix(".md").write_text(model_card(out, meta, sha, len(model_bytes), why_fp32))
     return sha
@@ -211,7 +211,7 @@ def main(args) -> int:
     info = metadata(meta, False, diff)
     final, int8, why = with_metadata(fp32, info), False, None
     if args.int8:
-        from train.quantize import calibration_inputs, quantize_gated
+        from genuine.train.quantize import calibration_inputs, quantize_gated
 
         q, why, gate = quantize_gated(final, meta, *calibration_inputs(meta, args.calib or meta["data"]["root"]))
         if q is not None:

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from infer.keypoints import TemplateSet
-from infer.preprocess import face_input
-from train.faces import aligned_faces
-from train.layout import Record
+from genuine.infer.keypoints import TemplateSet
+from genuine.infer.preprocess import face_input
+from genuine.train.faces import aligned_faces
+from genuine.train.layout import Record
 
 JITTER_PX = 2.0       # alignment error to tolerate, in input pixels (rectification is good to about a pixel)
 JITTER_DEG = 1.0

@@ -26,10 +26,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from infer.photo import PhotoError, load_photo
-from infer.keypoints import FACE_SIDE, KP_VERSION, Template, TemplateSet
-from infer.rectify import PAD, model_face_side, rectify, rectify_photo
-from train.layout import Record
+from genuine.infer.photo import PhotoError, load_photo
+from genuine.infer.keypoints import FACE_SIDE, KP_VERSION, Template, TemplateSet
+from genuine.infer.rectify import PAD, model_face_side, rectify, rectify_photo
+from genuine.train.layout import Record
 
 VERSION = "2"            # bump when the same inputs would give other faces (2: density, rectify_photo)
 

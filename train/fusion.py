@@ -17,12 +17,12 @@ import sys
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from infer.inspector import Inspector
-from infer.references import ReferenceDB, fusion_features
-from train.calibrate import operating_point
-from train.data import select
-from train.layout import discover
-from train.metrics import binary_metrics
+from genuine.infer.inspector import Inspector
+from genuine.infer.references import ReferenceDB, fusion_features
+from genuine.train.calibrate import operating_point
+from genuine.train.data import select
+from genuine.train.layout import discover
+from genuine.train.metrics import binary_metrics
 
 FEATURES = ["classifier_logit", "genuine_similarity", "counterfeit_minus_genuine", "has_counterfeit_refs"]
 

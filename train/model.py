@@ -14,10 +14,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from infer.preprocess import MEAN, STD
-from train import backbones
+from genuine.infer.preprocess import MEAN, STD
+from genuine.train import backbones
 # Re-exported: the CLI maps train.model:WeightsError to an exit-2 message; scripts import these from here.
-from train.backbones import WeightsError, file_sha256, imagenet_weights_file, resolve_weights  # noqa: F401
+from genuine.train.backbones import WeightsError, file_sha256, imagenet_weights_file, resolve_weights  # noqa: F401
 
 BACKBONES = backbones.NAMES
 DEFAULT_BACKBONE = "efficientnet_lite0"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from infer.runtime import weak_model_warning
+from genuine.infer.runtime import weak_model_warning
 
 
 def _fmt(x, digits=4):

@@ -20,11 +20,11 @@ import numpy as np
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from infer.runtime import OnnxModel
-from infer.verdict import decide
-from train.data import PhotoSet, sample, select
-from train.layout import discover
-from train.metrics import binary_metrics
+from genuine.infer.runtime import OnnxModel
+from genuine.infer.verdict import decide
+from genuine.train.data import PhotoSet, sample, select
+from genuine.train.layout import discover
+from genuine.train.metrics import binary_metrics
 
 MAX_AUROC_DROP = 0.005
 MAX_VERDICT_CHANGE = 0.01
@@ -63,8 +63,8 @@ def calibration_inputs(meta: dict, root: str, val_limit: int | None = None):
     names, preprocessed by infer/ exactly as the runtime will see them."""
     ds = discover(root)
     if meta.get("arch") == "comparator":
-        from infer.templates import load_templates
-        from train.face_data import FaceSet
+        from genuine.infer.templates import load_templates
+        from genuine.train.face_data import FaceSet
 
         templates, size = load_templates(ds.root), tuple(meta["face_size"])
         sets = [FaceSet.build(ds.root, recs, templates, size) for recs in

@@ -15,7 +15,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-from infer.photo import PhotoError, load_photo
+from genuine.infer.photo import PhotoError, load_photo
 
 FEATURES = ["mean_r", "mean_g", "mean_b", "std_r", "std_g", "std_b", "sharpness", "log_file_size"]
 

@@ -8,7 +8,7 @@ tested on items it has seen. Here all photos of an item go to one split, byte-id
 stay together even under different item ids, and each (product, label) stratum is divided
 by the ratios so that every split sees every class.
 
-    from train.split import split_dataset
+    from genuine.train.split import split_dataset
     rows, columns, warnings = split_dataset("datasets/my-photos", item_pattern=r"item_(\\d+)_")
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from train.layout import MANIFEST, SPLITS, LayoutError, discover, item_ids_from_pattern, write_manifest
+from genuine.train.layout import MANIFEST, SPLITS, LayoutError, discover, item_ids_from_pattern, write_manifest
 
 FIRST_COLUMNS = ["path", "product", "label", "item_id", "split"]
 SHOW = 3  # file names quoted in a warning

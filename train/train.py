@@ -18,14 +18,14 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from infer.preprocess import spec
-from infer.runtime import weak_model_warning
-from train import checkpoint
-from train.calibrate import fit_temperature, operating_point, sigmoid
-from train.data import PhotoSet, fingerprint, select
-from train.layout import discover
-from train.metrics import binary_metrics
-from train.model import GenuineNet, file_sha256, resolve_weights
+from genuine.infer.preprocess import spec
+from genuine.infer.runtime import weak_model_warning
+from genuine.train import checkpoint
+from genuine.train.calibrate import fit_temperature, operating_point, sigmoid
+from genuine.train.data import PhotoSet, fingerprint, select
+from genuine.train.layout import discover
+from genuine.train.metrics import binary_metrics
+from genuine.train.model import GenuineNet, file_sha256, resolve_weights
 
 AUX_WEIGHT = 0.2     # product and embedding heads: helpers, not the goal
 EMBED_SCALE = 16.0   # cosine-softmax temperature for the embedding's (product, label) proxies

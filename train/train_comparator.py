@@ -22,17 +22,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from infer.templates import load_templates
-from train import backbones, checkpoint, comparator_frozen
-from train.calibrate import fit_temperature, operating_point, sigmoid
-from train.comparator import Comparator
-from train.comparator_frozen import extract, logits_of, twin_targets, views
-from train.data import fingerprint, select
-from train.face_data import FaceSet, twin_pairs
-from train.layout import discover
-from train.metrics import binary_metrics
-from train.variation_fusion import fit_fusion, variation_scores
-from train.train import fit, save_calibrated, versions
+from genuine.infer.templates import load_templates
+from genuine.train import backbones, checkpoint, comparator_frozen
+from genuine.train.calibrate import fit_temperature, operating_point, sigmoid
+from genuine.train.comparator import Comparator
+from genuine.train.comparator_frozen import extract, logits_of, twin_targets, views
+from genuine.train.data import fingerprint, select
+from genuine.train.face_data import FaceSet, twin_pairs
+from genuine.train.layout import discover
+from genuine.train.metrics import binary_metrics
+from genuine.train.variation_fusion import fit_fusion, variation_scores
+from genuine.train.train import fit, save_calibrated, versions
 
 
 class TrainError(ValueError):
@@ -108,7 +108,7 @@ def main(args) -> int:
     t0 = time.perf_counter()
     e2e = bool(getattr(args, "train_backbone", False))
     if e2e:   # the backbone learns too: fresh views every epoch (train/comparator_e2e.py)
-        from train import comparator_e2e
+        from genuine.train import comparator_e2e
 
         params = comparator_e2e.prepare(net)
         data = comparator_e2e.FaceViews(tr, args.seed)

@@ -19,9 +19,9 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from infer.variation import MIN_PHOTOS, fit, fused_p, score
-from train.calibrate import operating_point
-from train.metrics import binary_metrics
+from genuine.infer.variation import MIN_PHOTOS, fit, fused_p, score
+from genuine.train.calibrate import operating_point
+from genuine.train.metrics import binary_metrics
 
 MIN_VAL = 20   # val photos (of both labels together) the fusion needs to be fitted at all
 

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from train.layout import MANIFEST, read_manifest, write_manifest
-from train.split import allocate
+from genuine.train.layout import MANIFEST, read_manifest, write_manifest
+from genuine.train.split import allocate
 
 from .capture import photograph
 from .defects import FAMILIES, SEVERITY, counterfeit
