@@ -22,6 +22,7 @@ MAX_FEATURES = 3000
 FACE_SIDE = 1024             # default long side of a rectified face (the template's own size when smaller)
 RATIO = 0.75                 # Lowe's ratio test
 SHORTLIST = 4                # templates checked geometrically when the store holds many
+KD_SEED = 0x6E75                # FLANN's randomised trees: the same photo, the same answer in every process
 MIN_KEYPOINTS = 30           # a template with fewer has no printed detail to align on
 
 
@@ -124,9 +125,7 @@ class TemplateSet:
         if len(self.templates) <= k:
             return list(range(len(self.templates)))
         if self._index is None:
-            self._index = cv2.FlannBasedMatcher({"algorithm": 1, "trees": 4}, {"checks": 48})
-            self._index.add([np.concatenate([t.descriptors for t in self.templates])])
-            self._index.train()
+            self._index = kd_index(np.concatenate([t.descriptors for t in self.templates]), checks=48)
         votes = np.zeros(len(self.templates))
         for ms in self._index.knnMatch(desc, k=4):
             seen = {}
@@ -137,6 +136,17 @@ class TemplateSet:
                 if len(d) == 1 or d[0] < RATIO * d[1]:
                     votes[t] += 1
         return [int(i) for i in np.argsort(-votes)[:k] if votes[i] > 0]
+
+
+def kd_index(descriptors: np.ndarray, checks: int) -> cv2.FlannBasedMatcher:
+    """A FLANN index of randomised KD-trees over `descriptors`, built from a fixed seed. The trees draw from
+    OpenCV's global generator: unseeded, the same photo was accepted or refused depending on what the process had
+    matched before (40 of 60 homographies differed between two runs)."""
+    fl = cv2.FlannBasedMatcher({"algorithm": 1, "trees": 4}, {"checks": checks})
+    fl.add([descriptors])
+    cv2.setRNGSeed(KD_SEED)
+    fl.train()
+    return fl
 
 
 _INDEX: dict = {}   # id(descriptors) -> (descriptors, FLANN matcher): built once per template per process
@@ -152,8 +162,5 @@ def match(desc: np.ndarray, train: np.ndarray) -> list:
     if key not in _INDEX or _INDEX[key][0] is not train:
         if len(_INDEX) > 512:   # templates reloaded many times (a store that changes): drop stale indices
             _INDEX.clear()
-        fl = cv2.FlannBasedMatcher({"algorithm": 1, "trees": 4}, {"checks": 64})
-        fl.add([train])
-        fl.train()
-        _INDEX[key] = (train, fl)
+        _INDEX[key] = (train, kd_index(train, checks=64))
     return [m[0] for m in _INDEX[key][1].knnMatch(desc, k=2) if len(m) == 2 and m[0].distance < RATIO * m[1].distance]

@@ -220,3 +220,33 @@ def test_rectify_photo_decodes_scaled_and_reports_the_full_photo_frame(templates
     assert 6.0 < r.density < 8.4
     assert "small" not in dict(assess_face(r.face[::2, ::2], r.density).issues)
     assert "small" in dict(assess_face(r.face[::2, ::2], 0.3).issues)
+
+
+def test_the_same_photo_gets_the_same_homography_whatever_ran_before(synth384):
+    """FLANN's randomised KD-trees draw from OpenCV's global generator: the answer for a photo must not depend on the
+    process's history (other photos, other OpenCV calls, the thread count), or a rerun and a scan worker disagree."""
+    from genuine.infer import keypoints
+    from genuine.infer.rectify import rectify_photo
+    from genuine.infer.templates import load_templates
+
+    photos = sorted(synth384.glob("*/*/*.jpg"))
+
+    def run(order, seed, threads):
+        keypoints._INDEX.clear()
+        cv2.setRNGSeed(seed)
+        cv2.setNumThreads(threads)
+        ts, out = load_templates(synth384), {}
+        for p in order:
+            cv2.randu(np.zeros((4, 4)), 0, 1)   # someone else's use of the generator in between
+            r, _ = rectify_photo(p, ts, (160, 104))
+            out[p] = (r.product, r.H)
+        return out
+
+    try:
+        a, b = run(photos, 1, 2), run(photos[::-1], 12345, 1)
+    finally:
+        cv2.setNumThreads(-1)
+    assert sum(a[p][1] is not None for p in photos) >= len(photos) - 1
+    for p in photos:
+        assert a[p][0] == b[p][0] and (a[p][1] is None) == (b[p][1] is None), p
+        assert a[p][1] is None or np.array_equal(a[p][1], b[p][1]), p
