@@ -24,7 +24,8 @@ from genuine.infer import quality
 from genuine.infer.heatmap import where
 from genuine.infer.photo import load_photo, printable
 from genuine.infer.preprocess import decode_side, face_input, prepare
-from genuine.infer.references import DEFAULT_SIM_FLOOR, fuse
+from genuine.infer.contract import DEFAULT_SIM_FLOOR, PRODUCT_MIN_CONFIDENCE, fusion_of
+from genuine.infer.references import fuse
 from genuine.infer.runtime import ModelError, OnnxModel
 from genuine.infer.verdict import GENUINE, INCONCLUSIVE, SUSPECT, decide
 
@@ -78,7 +79,7 @@ class Inspector:
 
             self.templates, self._inputs = load_templates(source), {}   # names the path and why, when it cannot
             self._store, self.variation = None, {}
-            self.fusion = self.meta.get("fusion") if (self.meta.get("fusion") or {}).get("used") else {}
+            self.fusion = fusion_of(self.meta)
             if os.path.isfile(source) and _is_sqlite(source):
                 from genuine.infer.references import ReferenceDB
 
@@ -245,7 +246,7 @@ class Inspector:
         elif len(self.model.products) == 1:
             product = self.model.products[0]
         th, notes = self.meta["thresholds"], []
-        covered = conf is None or conf >= self.meta.get("product_min_confidence", 0.5)
+        covered = conf is None or conf >= self.meta.get("product_min_confidence", PRODUCT_MIN_CONFIDENCE)
         ref = self._references(out.get("embedding"))
         if ref is not None:  # references name the product, also one the model was never trained on
             product, conf = ref["product"], ref["nearest"]

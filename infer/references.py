@@ -46,7 +46,6 @@ CREATE TABLE IF NOT EXISTS refs (
 );
 CREATE INDEX IF NOT EXISTS refs_product ON refs (product, label);
 """ + TEMPLATES_SCHEMA + VARIATION_SCHEMA  # IF NOT EXISTS: databases made before templates existed gain the table when opened
-DEFAULT_SIM_FLOOR = 0.5  # below: "product not covered" until calibration measures the right floor
 STORE_SIDE = 1024  # enough to re-embed for any model input up to 512 px (decoded at 2x)
 COLUMNS = "id, product, label, sha256, model_sha256, added_at, added_by, note, source"
 

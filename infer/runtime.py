@@ -15,80 +15,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+# ModelError, META_KEY and weak_model_warning are the contract's, re-exported: callers load models from here.
+from genuine.infer.contract import COMPARATOR_INPUTS, META_KEY, ModelError, check_meta, weak_model_warning  # noqa: F401
 from genuine.infer.preprocess import RESIZE
-
-META_KEY = "genuine"
-SUPPORTED = ("genuine-onnx/1", "genuine-onnx/2")  # whole-photo classifier, comparator (face + template)
-
-
-WEAK_AUROC = 0.90  # below this validation AUROC a model is flagged as not ready wherever it is used
-
-
-def weak_model_warning(meta: dict) -> str | None:
-    """One line saying a model is too weak to rely on (from its own validation metrics), or None."""
-    val = (meta.get("metrics") or {}).get("val") or {}
-    auroc, cov = val.get("auroc"), (meta.get("thresholds") or {}).get("coverage")
-    fu = meta.get("fusion") if isinstance(meta.get("fusion"), dict) and meta["fusion"].get("used") else {}
-    fused = (fu.get("val") or {}).get("auroc")
-    if auroc is None or auroc >= WEAK_AUROC:
-        return None
-    if fused is not None and fused >= WEAK_AUROC:
-        return (f"weak model without genuine photos: validation AUROC {auroc:.3f} against templates alone (below "
-                f"{WEAK_AUROC:.2f}), {fused:.3f} fused with each product's genuine photos. Add genuine photos of every "
-                f"product you inspect (genuine references add --genuine-photos)")
-    decided = f"; it decides only {cov:.0%} of validation photos, the rest INCONCLUSIVE" if cov is not None else ""
-    also = f"; {fused:.3f} fused with each product's genuine photos" if fused is not None else ""
-    return (f"weak model: validation AUROC {auroc:.3f} (below {WEAK_AUROC:.2f}){also}{decided}. "
-            "Not ready for deployment; see its evaluation report")
-
-
-class ModelError(ValueError):
-    """A model file that cannot be used, with the file and the reason."""
-
-
-def _number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
-
-
-def check_meta(meta, name: str) -> None:
-    """Metadata of the shape the runtime reads, or ModelError naming the first key that is not: valid JSON of
-    the wrong shape must fail as a model error, never as a crash mid-scan."""
-    def bad(key: str, want: str):
-        raise ModelError(f"{name}: genuine metadata {key} must be {want}; re-export the model with genuine export")
-
-    if not isinstance(meta, dict):
-        bad("", "a JSON object")
-    if meta.get("format") not in SUPPORTED:
-        raise ModelError(f"{name}: metadata format {meta.get('format')!r} is not one of {SUPPORTED}")
-    inp = meta.get("input")
-    if not isinstance(inp, dict):
-        bad("'input'", "an object")
-    if meta.get("arch") == "comparator":
-        fs = inp.get("face_size")
-        if not (isinstance(fs, list) and len(fs) == 2 and all(isinstance(v, int) and 16 <= v <= 8192 for v in fs)):
-            bad("input.face_size", "[width, height] in pixels")
-    else:
-        if not (isinstance(inp.get("size"), int) and 16 <= inp["size"] <= 8192):
-            bad("input.size", "a size in pixels")
-        if not isinstance(inp.get("resize"), str):
-            bad("input.resize", "a string")
-    th = meta.get("thresholds")
-    if not isinstance(th, dict) or not all(_number(th.get(k)) for k in ("threshold_genuine", "threshold_suspect")):
-        bad("'thresholds'", "an object with numeric threshold_genuine and threshold_suspect")
-    for key, kind in (("products", list), ("quality", dict), ("metrics", dict), ("calibration", dict)):
-        if meta.get(key) is not None and not isinstance(meta[key], kind):
-            bad(repr(key), "a list" if kind is list else "an object")
-    if not all(isinstance(p, str) for p in meta.get("products") or []):
-        bad("'products'", "a list of names")
-    if any(not _number(v) for v in (meta.get("quality") or {}).values()):
-        bad("'quality'", "an object of numeric limits")
-    fu = meta.get("fusion")
-    if fu is not None and not (isinstance(fu, dict) and (not fu.get("used") or (
-            isinstance(fu.get("coef"), list) and len(fu["coef"]) == 2 and all(_number(v) for v in fu["coef"])
-            and _number(fu.get("intercept")) and isinstance(fu.get("thresholds"), dict)
-            and all(_number(fu["thresholds"].get(k)) for k in ("threshold_genuine", "threshold_suspect"))))):
-        bad("'fusion'", "an object with used, coef [2 numbers], intercept and thresholds")
-
 
 class OnnxModel:
     def __init__(self, path: str | os.PathLike, threads: int = 0):
@@ -137,7 +66,7 @@ class OnnxModel:
             self.face_size = tuple(int(v) for v in self.meta["input"]["face_size"])
             w, h = self.face_size
             ins = {i.name: i for i in self.session.get_inputs()}
-            for key in ("face", "template"):
+            for key in COMPARATOR_INPUTS:
                 i = ins.get(key)
                 if i is None or i.type != "tensor(uint8)" or list(i.shape[1:]) != [h, w, 3]:
                     raise ModelError(f"{name}: comparator input {key!r} does not match its metadata "
@@ -165,7 +94,7 @@ class OnnxModel:
         for a in (faces, templates):
             if a.dtype != np.uint8 or a.ndim != 4 or a.shape[1:] != (h, w, 3):
                 raise ValueError(f"expected uint8 (N, {h}, {w}, 3), got {a.dtype} {a.shape}")
-        res = self.session.run(None, {"face": faces, "template": templates})
+        res = self.session.run(None, dict(zip(COMPARATOR_INPUTS, (faces, templates))))
         return dict(zip(self.outputs, res))
 
     def run(self, images: np.ndarray) -> dict:

@@ -24,15 +24,15 @@ import torch
 import torch.nn as nn
 
 from genuine.infer.quality import DEFAULTS as QUALITY_LIMITS
-from genuine.infer.runtime import META_KEY, OnnxModel, weak_model_warning
+from genuine.infer.contract import (COMPARATOR_FORMAT, COMPARATOR_INPUTS, COMPARATOR_OUTPUTS, META_KEY,
+                                    PRODUCT_MIN_CONFIDENCE, WHOLE_FORMAT, WHOLE_INPUT, weak_model_warning,
+                                    whole_outputs)
+from genuine.infer.runtime import OnnxModel
 from genuine.train import checkpoint
 from genuine.train.data import PhotoSet, sample, select
 from genuine.train.layout import discover
 
-FORMAT = "genuine-onnx/1"             # whole-photo classifier
-COMPARATOR_FORMAT = "genuine-onnx/2"  # comparator: face + template
 PARITY_TOL = 1e-4
-PRODUCT_MIN_CONFIDENCE = 0.5  # below: "product not covered by this model"
 
 
 class ExportError(RuntimeError):
@@ -70,10 +70,6 @@ def is_comparator(meta: dict) -> bool:
     return meta.get("arch") == "comparator"
 
 
-def _names(n_products: int) -> list[str]:
-    return ["p_counterfeit", "embedding", "heatmap"] + (["product_prob"] if n_products > 1 else [])
-
-
 def metadata(meta: dict, int8: bool, parity: float) -> dict:
     from genuine import __version__
 
@@ -88,7 +84,7 @@ def metadata(meta: dict, int8: bool, parity: float) -> dict:
                 "excluded_products": meta.get("excluded_products", []),
                 "fusion": meta.get("fusion") or {"used": False, "why": "trained before fusion existed"}}
     else:
-        head = {"format": FORMAT, "input": meta["preprocess"]}
+        head = {"format": WHOLE_FORMAT, "input": meta["preprocess"]}
     return {**head, "labels": meta["labels"], "products": meta["products"],
             "score": "p_counterfeit: calibrated probability of counterfeit (authenticity = 1 - p)",
             "thresholds": meta["thresholds"], "calibration": meta["calibration"], "backbone": meta["backbone"],
@@ -103,25 +99,24 @@ def to_onnx(net, meta: dict) -> bytes:
     if is_comparator(meta):
         w, h = meta["face_size"]
         x = torch.zeros(1, h, w, 3, dtype=torch.uint8)
-        buf, names = io.BytesIO(), ["p_counterfeit", "heatmap"]
+        buf, names = io.BytesIO(), list(COMPARATOR_OUTPUTS)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
             torch.onnx.export(DeployableComparator(net, meta["calibration"]["temperature"]).eval(), (x, x), buf,
-                              dynamo=False, opset_version=17, input_names=["face", "template"], output_names=names,
-                              dynamic_axes={"face": {0: "batch"}, "template": {0: "batch"},
-                                            **{n: {0: "batch"} for n in names}})
+                              dynamo=False, opset_version=17, input_names=list(COMPARATOR_INPUTS), output_names=names,
+                              dynamic_axes={n: {0: "batch"} for n in (*COMPARATOR_INPUTS, *names)})
         return buf.getvalue()
     size = meta["preprocess"]["size"]
-    names = _names(len(meta["products"]))
+    names = whole_outputs(len(meta["products"]))
     buf = io.BytesIO()
     with warnings.catch_warnings():  # the top-k size is a constant for a fixed input size: intended
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.simplefilter("ignore", DeprecationWarning)  # dynamo=False on purpose: no onnxscript needed
         torch.onnx.export(Deployable(net, meta["calibration"]["temperature"]).eval(),
                           (torch.zeros(1, size, size, 3, dtype=torch.uint8),), buf, dynamo=False, opset_version=17,
-                          input_names=["image"], output_names=names,
-                          dynamic_axes={"image": {0: "batch"}, **{n: {0: "batch"} for n in names}})
+                          input_names=[WHOLE_INPUT], output_names=names,
+                          dynamic_axes={n: {0: "batch"} for n in (WHOLE_INPUT, *names)})
     return buf.getvalue()
 
 

@@ -17,6 +17,7 @@ import sys
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
+from genuine.infer.contract import DEFAULT_SIM_FLOOR
 from genuine.infer.inspector import Inspector
 from genuine.infer.references import ReferenceDB, fusion_features
 from genuine.train.calibrate import operating_point
@@ -54,7 +55,7 @@ def fit(c: dict, max_fpr: float, max_miss: float) -> tuple[dict, dict]:
     fused = lr.predict_proba(X)[:, 1]
     classifier = np.array([c["p"][i] for i in idx])
     nearest_cov = np.array([m["nearest"] for m, cov in zip(c["match"], c["covered"]) if cov])
-    floor = float(np.quantile(nearest_cov, 0.01)) if len(nearest_cov) else 0.5
+    floor = float(np.quantile(nearest_cov, 0.01)) if len(nearest_cov) else DEFAULT_SIM_FLOOR
     fusion = {"bias": float(lr.intercept_[0]), "weights": lr.coef_[0].tolist(), "features": FEATURES,
               "thresholds": operating_point(fused, y, max_fpr, max_miss), "sim_floor": floor}
     uncovered = [m["nearest"] for m, cov in zip(c["match"], c["covered"]) if not cov]
