@@ -69,18 +69,19 @@ def require_extra(extra: str, command: str, modules: list[str] | None = None) ->
                  f"Install it with:  pip install 'genuine[{extra}]'   (from a clone: pip install -e '.[{extra}]')")
 
 
-def command(name: str, module: str, extra: list[str] | str | None = None, errors: tuple[str, ...] = ()):
+def command(name: str, module: str, extra: list[str] | str | None = None):
     """A handler importing `module` only when `genuine NAME` runs (so --help is instant and the base install
-    works); `extra` lists the train-extra modules it needs (WHOLE_EXTRA: all of them); `errors` ("pkg.mod:Class")
-    become exit 2 + message."""
+    works); `extra` lists the train-extra modules it needs (WHOLE_EXTRA: all of them). The library raises, never
+    exits: a GenuineError becomes its message and exit 2, anything else is a bug and keeps its traceback."""
     def run(args) -> int:
+        from genuine.infer.errors import GenuineError
+
         if extra is not None:
             require_extra("train", name, None if extra == WHOLE_EXTRA else extra)
         main = importlib.import_module(module).main
-        caught = tuple(getattr(importlib.import_module(e.split(":")[0]), e.split(":")[1]) for e in errors)
         try:
             return main(args)
-        except caught as e:
+        except GenuineError as e:
             print(f"genuine {name}: {e}", file=sys.stderr)
             return 2
     return run
@@ -96,9 +97,8 @@ def _train(args) -> int:
     args.epochs = args.epochs if args.epochs is not None else (40 if comparator else 15)
     args.patience = args.patience if args.patience is not None else (8 if comparator else 5)
     if not comparator:
-        return command("train", "genuine.train.train", WHOLE_EXTRA, ("genuine.train.model:WeightsError",))(args)
-    return command("train", "genuine.train.train_comparator", WHOLE_EXTRA,
-                   ("genuine.train.backbones:WeightsError", "genuine.infer.rectify:RectifyError", "genuine.train.train_comparator:TrainError"))(args)
+        return command("train", "genuine.train.train", WHOLE_EXTRA)(args)
+    return command("train", "genuine.train.train_comparator", WHOLE_EXTRA)(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -166,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="split(s) whose genuine photos to add, comma-separated, or 'all' (default train: the test "
                          "photos stay out of the store)")
     dr.add_argument("--products", metavar="NAME,...", help="only these products (default all)")
-    dr.set_defaults(func=command("data references", "genuine.train.data_references", errors=("builtins:ValueError",)))
+    dr.set_defaults(func=command("data references", "genuine.train.data_references"))
     d.set_defaults(func=lambda a: (d.print_help(), 2)[1])
 
     t = sub.add_parser("train", help="train a model (needs the train extra)",
@@ -240,9 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also score the training-free aligned baseline on the same photos and report both")
     e.add_argument("--workers", type=count(0), default=0, help="aligned: processes aligning photos (default: all cores); "
                                                           "aligned faces are cached under DATA/.cache/ or $GENUINE_CACHE")
-    e.set_defaults(func=command("evaluate", "genuine.train.evaluate", WHOLE_EXTRA,
-                                        ("genuine.train.checkpoint:CheckpointError", "genuine.infer.rectify:RectifyError",
-                                         "genuine.infer.runtime:ModelError")))
+    e.set_defaults(func=command("evaluate", "genuine.train.evaluate", WHOLE_EXTRA))
 
     x = sub.add_parser("export", help="export a checkpoint to one self-describing ONNX file (+ model card)",
                        description="Export to ONNX (uint8 NHWC input; normalisation, temperature and metadata inside), "
@@ -252,8 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--int8", action="store_true", help="static INT8 (QDQ) quantization, kept only if it passes the "
                                                         "accuracy gate (AUROC -0.005, 1%% verdict changes)")
     x.add_argument("--calib", metavar="DATA", help="dataset for calibration and parity photos (default: the training data)")
-    x.set_defaults(func=command("export", "genuine.train.export", WHOLE_EXTRA,
-                                        ("genuine.train.checkpoint:CheckpointError", "genuine.train.export:ExportError")))
+    x.set_defaults(func=command("export", "genuine.train.export", WHOLE_EXTRA))
 
     i = sub.add_parser("inspect", help="inspect photos with an ONNX model: verdict, score, reason, heatmap",
                        description="Inspect photos on the device (no torch). Exit codes: 0 all GENUINE, 1 any SUSPECT, "
@@ -365,8 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--max-fpr", type=float, default=0.01)
     ca.add_argument("--max-miss", type=float, default=0.05)
     # Fitting is training-side work (scikit-learn): train.fusion, not the torch-free references module.
-    ca.set_defaults(func=command("references calibrate", "genuine.train.fusion", ["sklearn"],
-                                 ("genuine.infer.references:ReferenceError",)))
+    ca.set_defaults(func=command("references calibrate", "genuine.train.fusion", ["sklearn"]))
     r.set_defaults(func=command("references", "genuine.infer.references_cli"))
     return p
 

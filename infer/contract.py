@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from genuine.infer.errors import GenuineError
+
 META_KEY = "genuine"                    # onnx metadata_props key holding the JSON metadata
 WHOLE_FORMAT = "genuine-onnx/1"         # whole-photo classifier: one input, WHOLE_INPUT
 COMPARATOR_FORMAT = "genuine-onnx/2"    # comparator: photo face + template
@@ -62,7 +64,7 @@ def weak_model_warning(meta: dict) -> str | None:
             "Not ready for deployment; see its evaluation report")
 
 
-class ModelError(ValueError):
+class ModelError(GenuineError, ValueError):
     """A model file that cannot be used, with the file and the reason."""
 
 

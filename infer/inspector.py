@@ -21,10 +21,10 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from genuine.infer import quality
+from genuine.infer.contract import DEFAULT_SIM_FLOOR, PRODUCT_MIN_CONFIDENCE, fusion_of
 from genuine.infer.heatmap import where
 from genuine.infer.photo import load_photo, printable
 from genuine.infer.preprocess import decode_side, face_input, prepare
-from genuine.infer.contract import DEFAULT_SIM_FLOOR, PRODUCT_MIN_CONFIDENCE, fusion_of
 from genuine.infer.references import fuse
 from genuine.infer.runtime import ModelError, OnnxModel
 from genuine.infer.verdict import GENUINE, INCONCLUSIVE, SUSPECT, decide

@@ -14,10 +14,12 @@ import json
 import os
 from pathlib import Path
 
+from genuine.infer.errors import GenuineError
+
 FSYNC_EVERY = 16
 
 
-class RunLocked(RuntimeError):
+class RunLocked(GenuineError, RuntimeError):
     """Another scan is writing to this run folder."""
 
 

@@ -16,6 +16,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from genuine.infer.errors import GenuineError
+
 KP_VERSION = "sift-768-v1"   # stored with keypoints: a store recomputes them when this changes
 KP_SIDE = 768                # templates are described on a grey copy of this long side
 MAX_FEATURES = 3000
@@ -26,7 +28,7 @@ KD_SEED = 0x6E75                # FLANN's randomised trees: the same photo, the 
 MIN_KEYPOINTS = 30           # a template with fewer has no printed detail to align on
 
 
-class RectifyError(ValueError):
+class RectifyError(GenuineError, ValueError):
     """Templates that cannot be used (no keypoints, unreadable); the message says which and why."""
 
 

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from genuine.infer.errors import GenuineError
+
 # Phone photos go up to 200 MP (some 2024+ sensors); anything larger is refused on
 # purpose rather than by Pillow's default 179 MP bomb limit, which would refuse real photos.
 MAX_PIXELS = 200_000_000
@@ -41,7 +43,7 @@ Image.init()
 PHOTO_FORMATS = [f for f in PHOTO_FORMATS if f in Image.OPEN]  # MPO folded into JPEG in recent Pillow
 
 
-class PhotoError(ValueError):
+class PhotoError(GenuineError, ValueError):
     """A photo that cannot be used, with the file and a reason a person can act on.
 
     kind is one of: missing, empty, not_image, unsupported, truncated, too_large, unreadable.

@@ -22,9 +22,18 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from genuine.infer.keypoints import (  # noqa: F401 (API)
+    FACE_SIDE,
+    MAX_FEATURES,
+    RectifyError,
+    Template,
+    TemplateSet,
+    match,
+    pixel_scaling,
+    shrink,
+    sift,
+)
 from genuine.infer.photo import load_photo_scaled
-from genuine.infer.keypoints import (FACE_SIDE, MAX_FEATURES, RectifyError, Template, TemplateSet,  # noqa: F401 (API)
-                             match, pixel_scaling, shrink, sift)
 
 MATCH_SIDE = 512             # photos: 100% of 12 MP SynthPack photos at 512, 99% at 768 and 1.5x the time
 PAD = 114                    # what a face shows where the photo has no pixels (infer.preprocess's grey)

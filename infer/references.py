@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from genuine.infer.errors import GenuineError
 from genuine.infer.photo import PhotoError, load_photo
 from genuine.infer.sources import photo_bytes
 from genuine.infer.templates import TEMPLATE_COLUMNS, TEMPLATES_SCHEMA, store_template, stored_templates
@@ -50,7 +51,7 @@ STORE_SIDE = 1024  # enough to re-embed for any model input up to 512 px (decode
 COLUMNS = "id, product, label, sha256, model_sha256, added_at, added_by, note, source"
 
 
-class ReferenceError(ValueError):
+class ReferenceError(GenuineError, ValueError):
     """A reference database that cannot be used as asked; the message says why and what to do."""
 
 

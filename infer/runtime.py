@@ -19,6 +19,7 @@ import onnxruntime as ort
 from genuine.infer.contract import COMPARATOR_INPUTS, META_KEY, ModelError, check_meta, weak_model_warning  # noqa: F401
 from genuine.infer.preprocess import RESIZE
 
+
 class OnnxModel:
     def __init__(self, path: str | os.PathLike, threads: int = 0):
         path = Path(path)

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from genuine.infer.errors import UsageError
 from genuine.infer.heatmap import overlay, overlay_face
 from genuine.infer.journal import Journal, RunLocked, lock_run  # noqa: F401 (RunLocked: the scan API)
 from genuine.infer.preprocess import letterbox_geometry
@@ -37,7 +38,7 @@ class Scanner:
         self.journal = Journal(run_dir / "results.jsonl")
         others = {r["model_sha256"] for r in self.journal.records if r.get("model_sha256") not in (None, self.model_sha)}
         if others:
-            raise SystemExit(f"genuine scan: {run_dir} holds results of another model ({sorted(others)[0][:16]}...); "
+            raise UsageError(f"{run_dir} holds results of another model ({sorted(others)[0][:16]}...); "
                              f"choose a new --out")
         if self.journal.garbage:
             print(f"genuine scan: {self.journal.garbage} damaged line(s) in {self.journal.path} skipped; the photos "

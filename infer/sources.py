@@ -17,7 +17,6 @@ from pathlib import Path, PurePosixPath
 from genuine.infer.photo import MAX_FILE_BYTES, PhotoError, is_photo_path, printable, read_bytes
 
 
-
 @dataclass(frozen=True)
 class Entry:
     key: str                     # what reports show: a path, or archive.zip!inner/path.jpg

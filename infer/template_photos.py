@@ -13,8 +13,8 @@ import warnings
 import cv2
 import numpy as np
 
-from genuine.infer.photo import PhotoError, load_photo
 from genuine.infer.keypoints import RectifyError, Template, describe, match, pixel_scaling
+from genuine.infer.photo import PhotoError, load_photo
 from genuine.infer.rectify import LIMITS, MATCH_SIDE, PAD, frame_corners, warp_face
 from genuine.infer.templates import MAX_TEMPLATE_SIDE
 

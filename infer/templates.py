@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from genuine.infer.photo import PhotoError, is_photo_path, load_photo
+from genuine.infer.errors import UsageError
 from genuine.infer.keypoints import KP_VERSION, RectifyError, Template, TemplateSet
+from genuine.infer.photo import PhotoError, is_photo_path, load_photo
 
 MAX_TEMPLATE_SIDE = 2048  # 2x rectify.FACE_SIDE: sharp faces without 30 MB artwork blobs in the store
 TEMPLATE_NAMES = ("template.png", "template.jpg", "template.jpeg")  # in <product>/ of a dataset root
@@ -99,7 +100,7 @@ def _png(rgb: np.ndarray) -> bytes:
 def template_record(t: Template, kind: str, note: str, added_by: str) -> tuple:
     """A templates-table row (TEMPLATE_COLUMNS order) for Template t."""
     if kind not in ("artwork", "photos"):
-        raise ValueError(f"template kind must be artwork or photos, not {kind!r}")
+        raise UsageError(f"template kind must be artwork or photos, not {kind!r}")
     w, h = t.size
     return (t.product, image_sha256(t.image), _png(t.image), w, h, t.keypoints.astype(np.float32).tobytes(),
             t.descriptors.astype(np.float32).tobytes(), KP_VERSION, t.source, kind,

@@ -25,6 +25,7 @@ from collections import OrderedDict
 import numpy as np
 from PIL import Image
 
+from genuine.infer.errors import UsageError
 from genuine.infer.keypoints import TemplateSet
 from genuine.infer.photo import PhotoError
 from genuine.infer.preprocess import face_input
@@ -75,7 +76,7 @@ def add_genuine_photos(conn, product: str, sources: list[str], added_by: str | N
 
     templates = stored_templates(conn, product)
     if not templates:
-        raise ValueError(f"{product}: no template in this store; add its artwork first (--template IMAGE) so that "
+        raise UsageError(f"{product}: no template in this store; add its artwork first (--template IMAGE) so that "
                          f"genuine photos can be aligned to it")
     ts, who = TemplateSet(templates), added_by or getpass.getuser()
     report = {"added": 0, "duplicates": [], "errors": []}

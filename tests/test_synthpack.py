@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from conftest import TINY
+from genuine.infer.errors import UsageError
 from genuine.train.layout import discover
 from genuine.train.synthpack.barcode import check_digit, ean13_modules, is_valid, with_check_digit
 from genuine.train.synthpack.defects import FAMILIES, REGION, SEVERITY, counterfeit
@@ -154,9 +155,9 @@ def test_global_statistics_cannot_tell_the_classes_apart(tmp_path):
 
 def test_refuses_to_overwrite_what_it_did_not_make(tmp_path):
     (tmp_path / "mine.txt").write_text("precious")
-    with pytest.raises(SystemExit, match="not empty"):
+    with pytest.raises(UsageError, match="not empty"):
         generate(tmp_path, **{**TINY, "products": 1, "items_per_class": 1})
-    with pytest.raises(SystemExit, match="no synthpack.json"):
+    with pytest.raises(UsageError, match="no synthpack.json"):
         generate(tmp_path, **{**TINY, "products": 1, "items_per_class": 1}, force=True)
     assert (tmp_path / "mine.txt").read_text() == "precious"
 
@@ -172,10 +173,14 @@ def test_force_replaces_a_previous_synthpack_only(tmp_path):
 
 @pytest.mark.parametrize("kw, msg", [({"holdout": ["glitter"]}, "unknown defect"),
                                      ({"ratios": (0.5, 0.5, 0.5)}, "split ratios"),
-                                     ({"difficulty": "insane"}, "difficulty")])
-def test_bad_arguments(tmp_path, kw, msg):
-    with pytest.raises(ValueError, match=msg):
-        generate(tmp_path / "x", **{**TINY, **kw})
+                                     ({"difficulty": "insane"}, "difficulty"), ({"capture": 2.0}, "capture")])
+def test_bad_arguments_are_refused_before_anything_is_deleted(tmp_path, kw, msg):
+    out = tmp_path / "x"
+    generate(out, **{**TINY, "products": 1, "items_per_class": 1, "photos_per_item": 1})
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    with pytest.raises(UsageError, match=msg):
+        generate(out, **{**TINY, **kw}, force=True)        # --force with a typo: the previous SynthPack stays
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
 
 
 def test_capture_strength_softens_the_nuisance(tmp_path):

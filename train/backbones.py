@@ -24,12 +24,14 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from genuine.infer.errors import GenuineError
+
 LITE = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 TORCHVISION = ("mobilenet_v3_large", "mobilenet_v3_small", "efficientnet_b0", "resnet50")
 NAMES = LITE + TORCHVISION
 
 
-class WeightsError(RuntimeError):
+class WeightsError(GenuineError, RuntimeError):
     """Pretrained weights were asked for and are not on this machine, or do not fit the backbone."""
 
 

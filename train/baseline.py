@@ -22,9 +22,9 @@ from collections import Counter
 
 import numpy as np
 
+from genuine.infer.errors import UsageError
 from genuine.infer.templates import load_templates
-from genuine.infer.variation import (BLURS, CHROMA_WEIGHT, FLOOR, HIGH_PASS, TOP, ProductModel, fit,  # noqa: F401
-                             score, z_map)
+from genuine.infer.variation import BLURS, CHROMA_WEIGHT, FLOOR, HIGH_PASS, TOP, ProductModel, fit, score, z_map  # noqa: F401
 from genuine.infer.verdict import INCONCLUSIVE, decide
 from genuine.train.calibrate import fit_temperature, operating_point, sigmoid
 from genuine.train.data import select
@@ -55,7 +55,7 @@ def evaluate(data, split: str = "test", workers: int = 0) -> tuple[dict, np.ndar
     train = [r for r in select(ds, "train") if r.label == "genuine"]
     val, recs = select(ds, "val"), select(ds, split)
     if not recs or not val:
-        raise SystemExit(f"{ds.root}: the baseline needs photos in the val split (calibration) and in {split}")
+        raise UsageError(f"{ds.root}: the baseline needs photos in the val split (calibration) and in {split}")
     sets = {"train": train, "val": val, split: recs}
     faces = {k: aligned_faces(ds.root, v, templates, workers=workers) for k, v in sets.items()}
     t_align = time.perf_counter() - t0

@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import minimize_scalar
 
+from genuine.infer.errors import UsageError
+
 
 def sigmoid(z):
     return 1.0 / (1.0 + np.exp(-np.clip(np.asarray(z, float), -60, 60)))
@@ -35,7 +37,7 @@ def operating_point(p, y, max_fpr: float = 0.01, max_miss: float = 0.05) -> dict
     p, y = np.asarray(p, float), np.asarray(y, int)
     g, c = np.sort(p[y == 0])[::-1], np.sort(p[y == 1])
     if not len(g) or not len(c):
-        raise ValueError("calibration needs validation photos of both labels")
+        raise UsageError("calibration needs validation photos of both labels")
     k = int(np.floor(max_fpr * len(g)))           # genuine photos we may flag
     t_suspect = float(np.nextafter(g[k], 1.0)) if k < len(g) else 0.0
     m = int(np.floor(max_miss * len(c)))          # counterfeits we may pass

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import torch
 
+from genuine.infer.errors import GenuineError
+
 FORMAT = "genuine-checkpoint/1"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(GenuineError, ValueError):
     """Not a genuine checkpoint, or an unsafe/corrupt file; the message names the file."""
 
 

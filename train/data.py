@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from genuine.infer.errors import UsageError
 from genuine.infer.photo import PhotoError, load_photo
 from genuine.infer.preprocess import PAD_VALUE, decode_side, prepare
 from genuine.train.layout import Dataset as Layout
@@ -22,7 +23,7 @@ from genuine.train.layout import Record
 
 def select(ds: Layout, split: str) -> list[Record]:
     if not any(r.split for r in ds.records):
-        raise SystemExit(f"{ds.root}: no train/val/test splits. Split by item first:\n"
+        raise UsageError(f"{ds.root}: no train/val/test splits. Split by item first:\n"
                          f"  genuine data split {ds.root} --item-pattern REGEX")
     return [r for r in ds.records if r.split == split]
 
@@ -61,7 +62,7 @@ class PhotoSet(Dataset):
 
     def __init__(self, records: list[Record], size: int, products: list[str], augment: bool = False, seed: int = 0):
         if not records:
-            raise ValueError("no photos in this split")
+            raise UsageError("no photos in this split")
         self.images, bad = decode_all(records, size)
         self.bad = list(bad.values())  # reported by the trainer; one bad photo never stops training
         keep = [i for i in range(len(records)) if i not in bad]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 
+from genuine.infer.errors import UsageError
 from genuine.infer.references import ReferenceDB
 from genuine.infer.templates import TEMPLATE_NAMES
 from genuine.infer.variation import MIN_PHOTOS
@@ -26,9 +27,9 @@ def main(args) -> int:
     wanted = [p for p in (args.products or "").split(",") if p]
     unknown = set(wanted) - set(ds.products)
     if unknown:
-        raise ValueError(f"--products: {', '.join(sorted(unknown))} not in {ds.root}")
+        raise UsageError(f"--products: {', '.join(sorted(unknown))} not in {ds.root}")
     if ds.manifest is None and splits != ["all"]:
-        raise ValueError(f"{ds.root} has no manifest.csv, so no splits: run genuine data split {ds.root} first, or "
+        raise UsageError(f"{ds.root} has no manifest.csv, so no splits: run genuine data split {ds.root} first, or "
                          f"pass --split all to add every genuine photo")
     db = ReferenceDB(args.db, create=True)
     status = 0

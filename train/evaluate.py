@@ -18,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.metrics import roc_auc_score
 
+from genuine.infer.errors import UsageError
 from genuine.infer.preprocess import RESIZE
 from genuine.infer.verdict import GENUINE, INCONCLUSIVE, SUSPECT, VERDICTS, decide
 from genuine.train import checkpoint
@@ -26,7 +28,6 @@ from genuine.train.calibrate import rates, sigmoid
 from genuine.train.data import PhotoSet, fingerprint, select
 from genuine.train.layout import discover
 from genuine.train.metrics import accuracy_coverage, binary_metrics
-from sklearn.metrics import roc_auc_score
 from genuine.train.plots import save_plots
 from genuine.train.train import predict
 
@@ -109,7 +110,7 @@ def evaluate(ckpt_path, data, split="test", device="cpu") -> tuple[dict, np.ndar
     ds = discover(data)
     recs = select(ds, split)
     if not recs:
-        raise SystemExit(f"{ds.root}: no photos in the {split} split")
+        raise UsageError(f"{ds.root}: no photos in the {split} split")
     photos = PhotoSet(recs, meta["preprocess"]["size"], meta["products"])
     pred = predict(net, photos, torch.device(device))
     y = photos.labels.numpy().astype(int)
@@ -147,7 +148,7 @@ def comparator_scores(model, data, split: str, products: list[str] | None = None
     ds = discover(data)
     recs = [r for r in select(ds, split) if not products or r.product in products]
     if not recs:
-        raise SystemExit(f"{ds.root}: no photos in the {split} split" + (f" of {', '.join(products)}" if products else ""))
+        raise UsageError(f"{ds.root}: no photos in the {split} split" + (f" of {', '.join(products)}" if products else ""))
     templates = load_templates(ds.root)
     fs = FaceSet.build(ds.root, recs, templates, size, workers=workers)
     p_face = np.concatenate([scorer(fs.faces[s:s + 32], fs.templates[fs.product[s:s + 32]])

@@ -23,10 +23,19 @@ import onnx
 import torch
 import torch.nn as nn
 
+from genuine.infer.contract import (
+    COMPARATOR_FORMAT,
+    COMPARATOR_INPUTS,
+    COMPARATOR_OUTPUTS,
+    META_KEY,
+    PRODUCT_MIN_CONFIDENCE,
+    WHOLE_FORMAT,
+    WHOLE_INPUT,
+    weak_model_warning,
+    whole_outputs,
+)
+from genuine.infer.errors import GenuineError
 from genuine.infer.quality import DEFAULTS as QUALITY_LIMITS
-from genuine.infer.contract import (COMPARATOR_FORMAT, COMPARATOR_INPUTS, COMPARATOR_OUTPUTS, META_KEY,
-                                    PRODUCT_MIN_CONFIDENCE, WHOLE_FORMAT, WHOLE_INPUT, weak_model_warning,
-                                    whole_outputs)
 from genuine.infer.runtime import OnnxModel
 from genuine.train import checkpoint
 from genuine.train.data import PhotoSet, sample, select
@@ -35,7 +44,7 @@ from genuine.train.layout import discover
 PARITY_TOL = 1e-4
 
 
-class ExportError(RuntimeError):
+class ExportError(GenuineError, RuntimeError):
     """Export refused to write a model it could not verify; the message says why."""
 
 

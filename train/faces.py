@@ -26,8 +26,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from genuine.infer.photo import PhotoError, load_photo
 from genuine.infer.keypoints import FACE_SIDE, KP_VERSION, Template, TemplateSet
+from genuine.infer.photo import PhotoError, load_photo
 from genuine.infer.rectify import PAD, model_face_side, rectify, rectify_photo
 from genuine.train.layout import Record
 

@@ -12,14 +12,14 @@ A photo never matches itself (same sha256) during calibration.
 from __future__ import annotations
 
 import hashlib
-import sys
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from genuine.infer.contract import DEFAULT_SIM_FLOOR
+from genuine.infer.errors import UsageError
 from genuine.infer.inspector import Inspector
-from genuine.infer.references import ReferenceDB, fusion_features
+from genuine.infer.references import ReferenceDB, ReferenceError, fusion_features
 from genuine.train.calibrate import operating_point
 from genuine.train.data import select
 from genuine.train.layout import discover
@@ -48,7 +48,7 @@ def collect(insp: Inspector, gallery, records) -> dict:
 def fit(c: dict, max_fpr: float, max_miss: float) -> tuple[dict, dict]:
     idx = [i for i, (m, cov) in enumerate(zip(c["match"], c["covered"])) if cov and m["genuine"] is not None]
     if len({c["y"][i] for i in idx}) < 2:
-        raise SystemExit("calibration needs photos of both labels whose products have genuine references")
+        raise UsageError("calibration needs photos of both labels whose products have genuine references")
     X = np.stack([fusion_features(c["p"][i], c["match"][i]) for i in idx])
     y = np.array([c["y"][i] for i in idx])
     lr = LogisticRegression(C=1.0, max_iter=1000).fit(X, y)
@@ -72,7 +72,7 @@ def main(args) -> int:
     db.check_model(insp.model.sha256)
     gallery = db.gallery()
     if not len(gallery):
-        sys.exit(f"{args.db}: no references yet; add some with genuine references add")
+        raise ReferenceError(f"{args.db}: no references yet; add some with genuine references add")
     c = collect(insp, gallery, select(discover(args.data), args.split))
     fusion, report = fit(c, args.max_fpr, args.max_miss)
     db.set_meta("fusion", {**fusion, "model_sha256": insp.model.sha256, "calibrated_on": {

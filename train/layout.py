@@ -22,6 +22,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from genuine.infer.errors import GenuineError
+
 LABELS = ("genuine", "counterfeit")
 LABEL_SYNONYMS = {
     "genuine": "genuine", "real": "genuine", "authentic": "genuine", "original": "genuine", "legit": "genuine",
@@ -34,7 +36,7 @@ SPLIT_SYNONYMS = {"train": "train", "training": "train", "val": "val", "valid": 
 MANIFEST = "manifest.csv"
 
 
-class LayoutError(ValueError):
+class LayoutError(GenuineError, ValueError):
     """The folder is not in a layout genuine understands; the message says what was expected."""
 
 

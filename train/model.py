@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from genuine.infer.preprocess import MEAN, STD
 from genuine.train import backbones
+
 # Re-exported: the CLI maps train.model:WeightsError to an exit-2 message; scripts import these from here.
 from genuine.train.backbones import WeightsError, file_sha256, imagenet_weights_file, resolve_weights  # noqa: F401
 

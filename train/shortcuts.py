@@ -15,6 +15,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
+from genuine.infer.errors import UsageError
 from genuine.infer.photo import PhotoError, load_photo
 
 FEATURES = ["mean_r", "mean_g", "mean_b", "std_r", "std_g", "std_b", "sharpness", "log_file_size"]
@@ -51,7 +52,7 @@ def audit(records, workers: int = 0, folds: int = 5, seed: int = 0) -> dict:
     X = np.array([feats[i] for i in keep], dtype=np.float64)
     y = np.array([records[i].label == "counterfeit" for i in keep], dtype=int)
     if len(set(y.tolist())) < 2:
-        raise ValueError("the shortcut audit needs photos of both labels")
+        raise UsageError("the shortcut audit needs photos of both labels")
     groups = [f"{records[i].product}/{records[i].item_id or records[i].rel}" for i in keep]
     oof = np.zeros(len(y))
     cv = StratifiedGroupKFold(n_splits=min(folds, int(np.bincount(y).min())), shuffle=True, random_state=seed)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from genuine.infer.errors import UsageError
 from genuine.train.layout import MANIFEST, SPLITS, LayoutError, discover, item_ids_from_pattern, write_manifest
 
 FIRST_COLUMNS = ["path", "product", "label", "item_id", "split"]
@@ -40,7 +41,7 @@ def parse_ratios(ratios) -> tuple[float, float, float]:
     except (TypeError, ValueError):
         parts = ()
     if len(parts) != 3 or not all(math.isfinite(r) and r >= 0 for r in parts) or abs(sum(parts) - 1) > 1e-6:
-        raise ValueError(f"--ratios {ratios!r}: expected three non-negative train,val,test fractions "
+        raise UsageError(f"--ratios {ratios!r}: expected three non-negative train,val,test fractions "
                          f"that sum to 1, e.g. 0.7,0.15,0.15")
     return parts
 
@@ -162,7 +163,7 @@ def split_dataset(root, item_pattern: str | None = None, ratios=(0.7, 0.15, 0.15
         try:
             re.compile(item_pattern)
         except re.error as e:
-            raise ValueError(f"--item-pattern {item_pattern!r}: not a valid regex ({e})") from None
+            raise UsageError(f"--item-pattern {item_pattern!r}: not a valid regex ({e})") from None
     ds = discover(root)
     records = ds.records
     if not records:

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from genuine.infer.errors import UsageError
 from genuine.infer.preprocess import spec
 from genuine.infer.runtime import weak_model_warning
 from genuine.train import checkpoint
@@ -102,7 +103,7 @@ def predict(net, data, device, batch: int = 64) -> dict:
 def start_from(net, ckpt: dict, args) -> None:
     """Fine-tuning: every tensor whose name and shape match the old model; new products get a fresh head."""
     if ckpt["meta"]["backbone"] != args.backbone:
-        sys.exit(f"genuine train --finetune: {args.finetune} is a {ckpt['meta']['backbone']}, not {args.backbone}; "
+        raise UsageError(f"--finetune: {args.finetune} is a {ckpt['meta']['backbone']}, not {args.backbone}; "
                  f"pass --backbone {ckpt['meta']['backbone']}")
     mine = net.state_dict()
     same = {k: v for k, v in ckpt["model"].items() if k in mine and mine[k].shape == v.shape}
@@ -120,23 +121,23 @@ def _log(out_dir: Path, row: dict) -> None:
 def main(args) -> int:
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        sys.exit("genuine train: --device cuda but no CUDA device is visible")
+        raise UsageError("--device cuda but no CUDA device is visible")
     out_dir = Path(args.out)
     torch.manual_seed(args.seed)
     ds = discover(args.data)
     train_recs, val_recs = select(ds, "train"), select(ds, "val")
     if not val_recs:
-        sys.exit(f"{ds.root}: the val split is empty; calibration and early stopping need it")
+        raise UsageError(f"{ds.root}: the val split is empty; calibration and early stopping need it")
     products = ds.products
     fp = fingerprint(train_recs + val_recs)
     resume = checkpoint.load(out_dir / "last.pt") if args.resume else None
     if resume is not None:
         old = resume["meta"]
         if old["data"]["fingerprint"] != fp or old["backbone"] != args.backbone or old["preprocess"]["size"] != args.size:
-            sys.exit(f"genuine train --resume: {out_dir / 'last.pt'} was trained on other data, backbone or size")
+            raise UsageError(f"--resume: {out_dir / 'last.pt'} was trained on other data, backbone or size")
         weights = old["weights"]
     elif (out_dir / "last.pt").exists():
-        sys.exit(f"genuine train: {out_dir} already holds a run; pass --resume to continue it or choose another --out")
+        raise UsageError(f"{out_dir} already holds a run; pass --resume to continue it or choose another --out")
     elif getattr(args, "finetune", None):
         src = checkpoint.resolve(args.finetune)
         weights = {"source": "finetune", "path": str(src), "sha256": file_sha256(src)}

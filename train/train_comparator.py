@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from genuine.infer.errors import GenuineError
 from genuine.infer.templates import load_templates
 from genuine.train import backbones, checkpoint, comparator_frozen
 from genuine.train.calibrate import fit_temperature, operating_point, sigmoid
@@ -31,11 +32,11 @@ from genuine.train.data import fingerprint, select
 from genuine.train.face_data import FaceSet, twin_pairs
 from genuine.train.layout import discover
 from genuine.train.metrics import binary_metrics
-from genuine.train.variation_fusion import fit_fusion, variation_scores
 from genuine.train.train import fit, save_calibrated, versions
+from genuine.train.variation_fusion import fit_fusion, variation_scores
 
 
-class TrainError(ValueError):
+class TrainError(GenuineError, ValueError):
     """Arguments or data that cannot train a comparator; the message says what to change."""
 
 
@@ -76,7 +77,7 @@ def main(args) -> int:
     ds = discover(args.data)
     resume = checkpoint.load(out_dir / "last.pt") if args.resume else None
     if resume is None and (out_dir / "last.pt").exists():
-        sys.exit(f"genuine train: {out_dir} already holds a run; pass --resume to continue it or choose another --out")
+        raise TrainError(f"{out_dir} already holds a run; pass --resume to continue it or choose another --out")
     start_ckpt = checkpoint.load(args.finetune) if getattr(args, "finetune", None) and resume is None else None
     if resume is not None:
         weights = resume["meta"]["weights"]
@@ -93,7 +94,7 @@ def main(args) -> int:
         old = resume["meta"]
         if old.get("arch") != "comparator" or old["data"]["fingerprint"] != fp or old["backbone"] != args.backbone \
                 or old["face_size"] != list(size):
-            sys.exit(f"genuine train --resume: {out_dir / 'last.pt'} was trained on other data, backbone or size")
+            raise TrainError(f"--resume: {out_dir / 'last.pt'} was trained on other data, backbone or size")
     net = Comparator(args.backbone, freeze_backbone=True)
     if start_ckpt is not None:
         net.load_state_dict(start_ckpt["model"])   # the backbone and the heads: a new start for new products
@@ -103,7 +104,7 @@ def main(args) -> int:
           f", weights: {weights['source']}"
           f"{' (' + weights['path'] + ')' if 'path' in weights else ' (random init)'}", file=sys.stderr)
     if tr.labels.min(initial=1) == tr.labels.max(initial=0):
-        sys.exit(f"{ds.root}: the aligned train photos hold only one class; the comparator needs both")
+        raise TrainError(f"{ds.root}: the aligned train photos hold only one class; the comparator needs both")
 
     t0 = time.perf_counter()
     e2e = bool(getattr(args, "train_backbone", False))

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from genuine.infer.errors import UsageError
 from genuine.train.layout import MANIFEST, read_manifest, write_manifest
 from genuine.train.split import allocate
 
@@ -189,9 +190,9 @@ def _render_star(args):
 def _prepare_out(out: Path, force: bool) -> None:
     if out.exists() and any(out.iterdir()):
         if not force:
-            sys.exit(f"genuine synth: {out} is not empty; choose an empty folder or pass --force")
+            raise UsageError(f"{out} is not empty; choose an empty folder or pass --force")
         if not (out / "synthpack.json").exists():
-            sys.exit(f"genuine synth: {out} is not empty and holds no SynthPack (no synthpack.json); "
+            raise UsageError(f"{out} is not empty and holds no SynthPack (no synthpack.json); "
                      "refusing to delete anything there")
         # Remove exactly the previous SynthPack's files, nothing a user added beside them.
         if (out / MANIFEST).exists():
@@ -217,17 +218,17 @@ def generate(out, products=8, items_per_class=24, photos_per_item=3, size=384, d
     holdout = [h for h in holdout if h]
     bad = [h for h in holdout if h not in FAMILIES]
     if bad:
-        raise ValueError(f"unknown defect famil{'y' if len(bad) == 1 else 'ies'} {', '.join(bad)}; "
+        raise UsageError(f"unknown defect famil{'y' if len(bad) == 1 else 'ies'} {', '.join(bad)}; "
                          f"choose from {', '.join(FAMILIES)}")
     if difficulty not in SEVERITY:
-        raise ValueError(f"difficulty must be one of {', '.join(SEVERITY)}")
+        raise UsageError(f"difficulty must be one of {', '.join(SEVERITY)}")
     if len(ratios) != 3 or min(ratios) < 0 or abs(sum(ratios) - 1) > 1e-6:
-        raise ValueError(f"split ratios must be three non-negative numbers summing to 1, got {ratios}")
+        raise UsageError(f"split ratios must be three non-negative numbers summing to 1, got {ratios}")
     if min(products, items_per_class, photos_per_item) < 1 or size < 64:
-        raise ValueError("products, items-per-class and photos-per-item must be >= 1, size >= 64")
-    _prepare_out(out, force)
+        raise UsageError("products, items-per-class and photos-per-item must be >= 1, size >= 64")
     if not 0.0 <= capture <= 1.0:
-        raise ValueError(f"capture strength must be within 0..1, got {capture}")
+        raise UsageError(f"capture strength must be within 0..1, got {capture}")
+    _prepare_out(out, force)   # only after every argument is valid: a typo must not delete the previous SynthPack
     plans = plan(products, items_per_class, photos_per_item, size, difficulty, holdout, list(ratios), seed, capture,
                  twins)
     workers = workers or os.cpu_count() or 1
