@@ -168,3 +168,11 @@ def test_fail_on_and_model_errors(model, tmp_path, capsys):
     # a bad option is a usage error (2), not a model error
     assert cli(["scan", str(model), str(tmp_path / "p.jpg"), "--out", str(tmp_path / "r"), "--fail-on", "bogus"]) == 2
     assert "--fail-on bogus: choose from suspect, inconclusive, error" in capsys.readouterr().err
+    # a run folder of another model is refused (exit 2, nothing of it rewritten), not mixed into one report
+    run = tmp_path / "other"
+    run.mkdir()
+    line = json.dumps({"sha256": "0" * 64, "model_sha256": "f" * 64, "path": "x.jpg", "stamp": [1, 1],
+                       "verdict": "GENUINE"}) + "\n"
+    (run / "results.jsonl").write_text(line)
+    assert cli(["scan", str(model), str(tmp_path / "p.jpg"), "--out", str(run)]) == 2
+    assert "another model" in capsys.readouterr().err and (run / "results.jsonl").read_text() == line
