@@ -16,8 +16,8 @@ import time
 import numpy as np
 
 from genuine.train.synthpack.capture import photograph
-from genuine.train.synthpack.generate import generate
 from genuine.train.synthpack.design import make_design
+from genuine.train.synthpack.generate import generate
 from genuine.train.synthpack.render import Item, render
 
 

@@ -15,18 +15,17 @@ embedded as data: URIs; the rest are linked relative to run_dir (works while the
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import html
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
 import numpy as np
 
+from genuine.infer.atomic import atomic_write
 from genuine.infer.report_page import _SCRIPT, _TEMPLATE
 from genuine.infer.verdict import ERROR, GENUINE, INCONCLUSIVE, SUSPECT
 
@@ -184,20 +183,9 @@ def write_html(path, rows: list[dict], summary: dict, run_dir, embed_limit: int 
 
     def enc(s: str) -> bytes:   # undecodable file names (lone surrogates) must not abort a 10^6-photo report
         return s.encode("utf-8", "backslashreplace")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(enc(head) + b"[")
-            for i, r in enumerate(ordered):
-                src = _thumb_src(run_dir, _str(r["thumb"]), i in embed) if r.get("thumb") else None
-                f.write((b",\n" if i else b"") + enc(_row_json(r, src)))
-            f.write(b"]" + enc(tail.replace("@@SCRIPT@@", _SCRIPT)))
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)   # mkstemp's 0600 would hide the report from colleagues on a shared drive
-        os.replace(tmp, path)   # readers see the old report or the new one, never half a file
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path) as f:   # readers see the old report or the new one, never half a file
+        f.write(enc(head) + b"[")
+        for i, r in enumerate(ordered):
+            src = _thumb_src(run_dir, _str(r["thumb"]), i in embed) if r.get("thumb") else None
+            f.write((b",\n" if i else b"") + enc(_row_json(r, src)))
+        f.write(b"]" + enc(tail.replace("@@SCRIPT@@", _SCRIPT)))

@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import platform
-import tempfile
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import onnxruntime
 
+from genuine.infer.atomic import atomic_write, write_text
 from genuine.infer.verdict import ERROR
 
 CSV_COLUMNS = ["path", "verdict", "authenticity", "p_counterfeit", "product", "product_confidence", "quality_issues",
@@ -39,19 +38,8 @@ def merge(records: list[dict]) -> list[dict]:
     return sorted(rows.values(), key=lambda r: r["paths"][0])
 
 
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_csv(path: Path, rows: list[dict]) -> None:
-    def write(fh):
+    with atomic_write(path, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=CSV_COLUMNS, lineterminator="\n")
         w.writeheader()
         for r in rows:
@@ -62,7 +50,6 @@ def write_csv(path: Path, rows: list[dict]) -> None:
                         "reason": r.get("reason", ""), "error_kind": r.get("error_kind"), "sha256": r.get("sha256"),
                         "duplicate_paths": " | ".join(r["paths"][1:]),
                         **{k: (r.get("evidence") or {}).get(k) for k in ("comparator_p", "variation_score", "fused")}})
-    _atomic_write(path, write)
 
 
 def summarise(rows: list[dict], info: dict) -> dict:
@@ -85,7 +72,7 @@ def write_outputs(run_dir: Path, records: list[dict], info: dict) -> dict:
     rows = merge(records)
     write_csv(run_dir / "results.csv", rows)
     summary = summarise(rows, info)
-    _atomic_write(run_dir / "summary.json", lambda fh: fh.write(json.dumps(summary, indent=2) + "\n"))
+    write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     from genuine.infer.report import write_html
 
     write_html(run_dir / "report.html", rows, summary, run_dir)

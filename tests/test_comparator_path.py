@@ -9,9 +9,9 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_COMPARATOR as TINY
 
 from genuine.cli import main as cli
-from conftest import TINY_COMPARATOR as TINY
 from genuine.infer.runtime import OnnxModel
 from genuine.infer.verdict import VERDICTS
 

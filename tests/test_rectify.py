@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from genuine.infer.rectify import Template, TemplateSet, RectifyError, rectify, warp_face
+from genuine.infer.rectify import RectifyError, Template, TemplateSet, rectify, warp_face
 from genuine.train.synthpack.generate import _design
 from genuine.train.synthpack.render import Item, render
 

@@ -159,6 +159,8 @@ def test_path_list_on_stdin_and_report(model, tmp_path, monkeypatch, capsys):
     warning = weak_model_warning(OnnxModel(model).meta)
     assert json.loads((run / "summary.json").read_text())["model_warning"] == warning
     assert (warning is None) == ('class="warning"' not in html)
+    # every report comes out readable by colleagues on a shared drive (one atomic write, one mode)
+    assert {oct(os.stat(run / n).st_mode & 0o777) for n in ("results.csv", "summary.json", "report.html")} == {"0o644"}
 
 
 def test_fail_on_and_model_errors(model, tmp_path, capsys):

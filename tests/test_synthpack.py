@@ -9,15 +9,16 @@ from collections import defaultdict
 
 import numpy as np
 import pytest
+from conftest import TINY
 from PIL import Image
 
-from conftest import TINY
 from genuine.infer.errors import UsageError
 from genuine.train.layout import discover
+from genuine.train.synthpack import capture
+from genuine.train.synthpack import generate as gen
 from genuine.train.synthpack.barcode import check_digit, ean13_modules, is_valid, with_check_digit
 from genuine.train.synthpack.defects import FAMILIES, REGION, SEVERITY, counterfeit
 from genuine.train.synthpack.design import make_design
-from genuine.train.synthpack import capture, generate as gen
 from genuine.train.synthpack.generate import face_size, generate, make_template
 from genuine.train.synthpack.geometry import photo_corners, shot_corners
 from genuine.train.synthpack.render import Item, render

@@ -12,10 +12,10 @@ import pytest
 from PIL import Image
 
 from genuine.cli import main as cli
-from genuine.infer.photo import load_photo
-from genuine.infer.references import ReferenceDB, ReferenceError
 from genuine.infer.keypoints import KP_VERSION, RectifyError, Template, TemplateSet
+from genuine.infer.photo import load_photo
 from genuine.infer.rectify import rectify
+from genuine.infer.references import ReferenceDB, ReferenceError
 from genuine.infer.template_photos import template_from_photos
 from genuine.infer.templates import load_templates
 from genuine.train.synthpack.generate import generate

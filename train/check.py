@@ -25,6 +25,7 @@ from pathlib import Path
 import imagehash  # the 'train' extra; the CLI checks for it before importing this module
 import numpy as np
 
+from genuine.infer.atomic import write_text
 from genuine.infer.photo import PhotoError, is_photo_path, load_photo
 from genuine.train.layout import SPLITS, LayoutError, discover
 
@@ -309,6 +310,6 @@ def main(args) -> int:
         return 2
     print_report(report, max_list=args.max_list)
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        write_text(args.json, json.dumps(report, indent=2) + "\n")
         print(f"Report saved to {args.json}")
     return 0 if report["ok"] else 1

@@ -7,12 +7,11 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
+from genuine.infer.atomic import atomic_write
 from genuine.infer.errors import GenuineError
 
 FORMAT = "genuine-checkpoint/1"
@@ -23,21 +22,11 @@ class CheckpointError(GenuineError, ValueError):
 
 
 def save(path, state: dict) -> None:
-    """Write to a temp file in the same folder, fsync, then rename: a crash leaves the old file intact."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write atomically: a crash leaves the old checkpoint intact."""
     # Metadata as plain JSON types: numpy scalars or TorchVersion would not load with weights_only=True.
     state = {**state, "meta": json.loads(json.dumps(state["meta"], default=_plain))}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(state, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as fh:
+        torch.save(state, fh)
 
 
 def _plain(x):

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
+from genuine.infer.atomic import atomic_write, write_text
 from genuine.infer.errors import UsageError
 from genuine.infer.preprocess import RESIZE
 from genuine.infer.verdict import GENUINE, INCONCLUSIVE, SUSPECT, VERDICTS, decide
@@ -212,8 +213,8 @@ def write(report: dict, y, p, rows: list[dict], out: Path) -> None:
     """report.json, plots and predictions.csv (sortable per photo: subsets, mistakes, audits) into out/."""
     out.mkdir(parents=True, exist_ok=True)
     report["plots"] = save_plots(y, p, report, out)
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    with open(out / "predictions.csv", "w", newline="") as fh:
+    write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
+    with atomic_write(out / "predictions.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)

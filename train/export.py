@@ -23,6 +23,7 @@ import onnx
 import torch
 import torch.nn as nn
 
+from genuine.infer.atomic import write_bytes, write_text
 from genuine.infer.contract import (
     COMPARATOR_FORMAT,
     COMPARATOR_INPUTS,
@@ -184,12 +185,11 @@ def check_parity(net, meta, model_bytes: bytes, images) -> float:
 
 
 def write(out: Path, model_bytes: bytes, meta: dict, why_fp32: str | None) -> str:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(model_bytes)
+    write_bytes(out, model_bytes)   # a scan reading the old model never sees half of the new one
     sha = hashlib.sha256(model_bytes).hexdigest()
     from genuine.train.modelcard import model_card
 
-    out.with_suffix(".md").write_text(model_card(out, meta, sha, len(model_bytes), why_fp32))
+    write_text(out.with_suffix(".md"), model_card(out, meta, sha, len(model_bytes), why_fp32))
     return sha
 
 

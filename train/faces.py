@@ -19,13 +19,13 @@ import hashlib
 import multiprocessing
 import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from genuine.infer.atomic import atomic_write
 from genuine.infer.keypoints import FACE_SIDE, KP_VERSION, Template, TemplateSet
 from genuine.infer.photo import PhotoError, load_photo
 from genuine.infer.rectify import PAD, model_face_side, rectify, rectify_photo
@@ -85,15 +85,8 @@ def _one(job):
 
 
 def _save(path: Path, **arrays) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".faces.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as fh:
+        np.savez(fh, **arrays)
 
 
 def aligned_faces(root, records: list[Record], templates: TemplateSet, face_side: int | None = FACE_SIDE,

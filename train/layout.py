@@ -18,10 +18,10 @@ from __future__ import annotations
 import csv
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from genuine.infer.atomic import atomic_write
 from genuine.infer.errors import GenuineError
 
 LABELS = ("genuine", "counterfeit")
@@ -121,17 +121,10 @@ def read_manifest(path: Path) -> list[dict]:
 def write_manifest(path: Path, rows: list[dict], columns: list[str] | None = None) -> None:
     """Write a CSV atomically (a crash never leaves half a manifest)."""
     columns = columns or list(dict.fromkeys(k for row in rows for k in row))
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            w = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-            w.writeheader()
-            w.writerows(rows)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
 
 
 def discover(root: str | os.PathLike) -> Dataset:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from genuine.infer.atomic import write_text
 from genuine.infer.errors import UsageError
 from genuine.train.layout import MANIFEST, read_manifest, write_manifest
 from genuine.train.split import allocate
@@ -260,7 +261,7 @@ def generate(out, products=8, items_per_class=24, photos_per_item=3, size=384, d
             "families": list(FAMILIES),
             "photos": len(rows), "product_names": sorted({r["product"] for r in rows}),
             "templates": dict(sorted(templates.items()))}
-    (out / "synthpack.json").write_text(json.dumps(info, indent=2) + "\n")
+    write_text(out / "synthpack.json", json.dumps(info, indent=2) + "\n")
     return {**info, "seconds": secs, "photos_per_second": len(rows) / max(secs, 1e-9)}
 
 
