@@ -7,7 +7,7 @@ offset, ink, wear) and photographed twice with the *same* capture (pose, light, 
 genuine, once counterfeit. The two photos then differ by the defect alone, so the pixels that differ
 are what any model could possibly see. Counted at the model input for
   - one view: the whole photo letterboxed to --size (the inspector's default), and
-  - native tiles: the photo at its own resolution, cut into --size crops (infer.preprocess.tiles).
+  - native tiles: the photo at its own resolution, cut into --size crops (bench/views.py's tiles).
 "visible" = pixels where some channel differs by more than --threshold grey levels (the capture's sensor
 noise alone has a standard deviation of 1.5-9 grey levels). Genuine-vs-genuine rows use two different
 genuine items under the same capture: the item-to-item tolerance a model must learn to ignore.

@@ -56,28 +56,6 @@ def face_input(face: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(face, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
-def tiles(img: Image.Image, size: int, overlap: float = 0.25) -> np.ndarray:
-    """Crops of size x size at the photo's native resolution covering all of it: (K, size, size, 3) uint8.
-
-    The alternative to one resized view: fine print keeps every pixel, at K times the compute.
-    A side shorter than `size` is letterboxed within its crop.
-    """
-    w, h = img.size
-    step = max(1, int(size * (1 - overlap)))
-
-    def starts(n):
-        if n <= size:
-            return [0]
-        k = int(np.ceil((n - size) / step)) + 1
-        return [round(i * (n - size) / (k - 1)) for i in range(k)]
-
-    out = []
-    for y in starts(h):
-        for x in starts(w):
-            crop = img.crop((x, y, min(w, x + size), min(h, y + size)))
-            out.append(prepare(crop, size) if crop.size != (size, size) else np.asarray(crop))
-    return np.stack(out)
-
 
 def spec(size: int) -> dict:
     """What a consumer needs to reproduce preprocessing (stored in checkpoints and ONNX metadata)."""

@@ -221,3 +221,20 @@ def test_a_weak_model_says_so_wherever_it_is_used(tiny_model, tiny_synth, tmp_pa
     card = model_card(tmp_path / "m.onnx", {**meta, "metrics": {"val": {**meta["metrics"]["val"], "auroc": 0.55}}},
                       "0" * 64, 1000, None)
     assert card.splitlines()[2].startswith("**weak model: validation AUROC 0.550")
+
+
+def test_parity_covers_every_output_the_runtime_uses():
+    """The export check compares every output: an embedding or a heatmap that drifts fails it even when the
+    probability matches, and a graph missing an output is refused."""
+    from genuine.train.export import PARITY_TOL, ExportError, _worst
+
+    rng = np.random.default_rng(0)
+    ref = {"p_counterfeit": rng.random(4), "embedding": rng.standard_normal((4, 8)),
+           "heatmap": 20 * rng.standard_normal((4, 5, 5)), "product_prob": rng.random((4, 3))}
+    same = {k: v.astype(np.float32) for k, v in ref.items()}
+    torch_ref = {k: torch.from_numpy(v) for k, v in ref.items()}
+    assert _worst(torch_ref, same) <= PARITY_TOL
+    drift = {**same, "embedding": same["embedding"] + 1e-2}
+    assert _worst(torch_ref, drift) > PARITY_TOL
+    with pytest.raises(ExportError, match="outputs"):
+        _worst(torch_ref, {k: v for k, v in same.items() if k != "heatmap"})
