@@ -24,8 +24,8 @@ import torch
 from PIL import Image, ImageOps
 
 from genuine.infer.inspector import Inspector
-from genuine.infer.photo import load_photo
-from genuine.infer.preprocess import PAD_VALUE, decode_side, letterbox_geometry, prepare, spec
+from genuine.infer.model_input import photo_input
+from genuine.infer.preprocess import PAD_VALUE, letterbox_geometry, spec
 from genuine.train.export import metadata, to_onnx, with_metadata
 from genuine.train.model import GenuineNet
 from genuine.train.quantize import _Reader
@@ -118,7 +118,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         photos = phone_photos(tmp, args.photos)
-        calib = [prepare(load_photo(p, min_side=decode_side(args.size)), args.size) for p in photos]
+        calib = [photo_input(p, args.size).x for p in photos]
         m = build_models(tmp, args.backbone, args.size, calib * 4)
         fp32, int8 = Inspector(m["fp32"], threads=1), Inspector(m["int8"], threads=1)
         res = {

@@ -21,14 +21,14 @@ import numpy as np
 
 from bench.inspect_speed import build_models, phone_photos
 from genuine.infer.inspector import Inspector
+from genuine.infer.model_input import photo_input
 from genuine.infer.photo import load_photo
-from genuine.infer.preprocess import decode_side, prepare
 from genuine.infer.scan import scan
 
 
 def _decode_photo(path: str) -> tuple:
     """What any pipeline must do per photo: read it, decode it (DCT-scaled) and letterbox it."""
-    x = prepare(load_photo(Path(path).read_bytes(), min_side=decode_side(_SIZE)), _SIZE)
+    x = photo_input(Path(path).read_bytes(), _SIZE).x
     return x.shape
 
 
@@ -63,7 +63,7 @@ def main():
         for k in range(len(base), args.photos):
             img = load_photo(base[k % len(base)])
             img.save(src / f"phone{k}.jpg", quality=85 + k % 10, comment=f"copy {k}".encode())  # distinct bytes
-        calib = [prepare(load_photo(p, min_side=decode_side(args.size)), args.size) for p in base]
+        calib = [photo_input(p, args.size).x for p in base]
         models = build_models(tmp, args.backbone, args.size, calib * 4, flag_all=not args.flag_none)
         res = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "photos": args.photos, "workers": args.workers,
                "backbone": args.backbone, "size": args.size}

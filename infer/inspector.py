@@ -23,8 +23,9 @@ import numpy as np
 from genuine.infer import quality
 from genuine.infer.contract import DEFAULT_SIM_FLOOR, PRODUCT_MIN_CONFIDENCE, fusion_of
 from genuine.infer.heatmap import where
-from genuine.infer.photo import load_photo, printable
-from genuine.infer.preprocess import decode_side, face_input, prepare
+from genuine.infer.model_input import face_model_input, photo_input
+from genuine.infer.photo import printable
+from genuine.infer.preprocess import face_input
 from genuine.infer.references import fuse
 from genuine.infer.runtime import ModelError, OnnxModel
 from genuine.infer.verdict import GENUINE, INCONCLUSIVE, SUSPECT, decide
@@ -145,8 +146,7 @@ class Inspector:
         if not r.ok:
             timing["total"] = round(1000 * (time.perf_counter() - t0), 2)
             return self.not_rectified(src, r.to_dict(), timing)
-        x = face_input(r.face, self.model.face_size)
-        q = quality.assess_face(x, r.density, self.meta.get("quality"))
+        x, q = face_model_input(r.face, r.density, self.model.face_size, self.meta.get("quality"))
         out = {k: v[0] for k, v in self.model.compare(x[None], self._template_input(r.template)[None]).items()}
         t3 = time.perf_counter()
         out["variation"] = self.variation_score(x, r.product, r.template.key)
@@ -207,9 +207,8 @@ class Inspector:
 
     def load(self, photo):
         """Decode and preprocess: (PIL photo, uint8 model input, quality); raises PhotoError."""
-        img = load_photo(photo, min_side=decode_side(self.size))
-        x = prepare(img, self.size)
-        return img, x, quality.assess(x, img.size, self.size, self.meta.get("quality"))
+        inp = photo_input(photo, self.size, self.meta.get("quality"))
+        return inp.img, inp.x, inp.quality
 
     def inspect(self, photo) -> Result:
         if self.model.is_comparator:

@@ -12,9 +12,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from genuine.infer import quality
-from genuine.infer.photo import PhotoError, load_photo
-from genuine.infer.preprocess import decode_side, face_input, prepare
+from genuine.infer.model_input import face_model_input, photo_input
+from genuine.infer.photo import PhotoError
 from genuine.infer.sources import Entry, looks_like_photo, read
 
 _model_size = 0
@@ -45,7 +44,7 @@ def _rectified(out: dict, data: bytes) -> dict:
     r, _ = rectify_photo(data, _templates, _face_size)
     if not r.ok:
         return {**out, "rect": r.to_dict()}
-    x = face_input(r.face, _face_size)
+    x, q = face_model_input(r.face, r.density, _face_size, _quality_limits)
     m = _variation.get((r.product, r.template.key)) if _variation is not None else None
     if m is not None:
         from genuine.infer.variation import evidence
@@ -53,7 +52,7 @@ def _rectified(out: dict, data: bytes) -> dict:
         out["variation"] = evidence(m, x)
     return {**out, "rect": r.to_dict(), "x": x,
             "template": next(i for i, t in enumerate(_templates.templates) if t is r.template),
-            "quality": quality.assess_face(x, r.density, _quality_limits)}
+            "quality": q}
 
 
 def decode(e: Entry) -> dict:
@@ -74,11 +73,10 @@ def decode(e: Entry) -> dict:
     try:
         if _templates is not None:
             return _rectified(out, data)
-        img = load_photo(data, min_side=decode_side(_model_size))
+        inp = photo_input(data, _model_size, _quality_limits)
     except PhotoError as err:
         return {**out, "error_kind": err.kind, "error": err.reason}
     except Exception as err:  # one strange file must never stop a run of 10^6
         return {**out, "error_kind": "unreadable", "error": f"cannot decode ({type(err).__name__}: {err})"}
     # No separate thumbnail: the report's picture is cut from the model input when a photo is flagged.
-    x = prepare(img, _model_size)
-    return {**out, "x": x, "quality": quality.assess(x, img.size, _model_size, _quality_limits), "photo_size": img.size}
+    return {**out, "x": inp.x, "quality": inp.quality, "photo_size": inp.photo_size}

@@ -15,8 +15,9 @@ import torch
 from torch.utils.data import Dataset
 
 from genuine.infer.errors import UsageError
-from genuine.infer.photo import PhotoError, load_photo
-from genuine.infer.preprocess import PAD_VALUE, decode_side, prepare
+from genuine.infer.model_input import photo_input
+from genuine.infer.photo import PhotoError
+from genuine.infer.preprocess import PAD_VALUE
 from genuine.train.layout import Dataset as Layout
 from genuine.train.layout import Record
 
@@ -48,7 +49,7 @@ def decode_all(records: list[Record], size: int, threads: int = 0) -> tuple[np.n
 
     def one(i: int):
         try:
-            out[i] = prepare(load_photo(records[i].path, min_side=decode_side(size)), size)
+            out[i] = photo_input(records[i].path, size).x   # the inspector's own input path
         except PhotoError as e:
             return i, str(e)
 

@@ -22,6 +22,7 @@ from sklearn.metrics import roc_auc_score
 
 from genuine.infer.atomic import atomic_write, write_text
 from genuine.infer.errors import UsageError
+from genuine.infer.model_input import face_model_input
 from genuine.infer.preprocess import RESIZE
 from genuine.infer.verdict import GENUINE, INCONCLUSIVE, SUSPECT, VERDICTS, decide
 from genuine.train import checkpoint
@@ -131,7 +132,6 @@ def evaluate(ckpt_path, data, split="test", device="cpu") -> tuple[dict, np.ndar
 
 def comparator_scores(model, data, split: str, products: list[str] | None = None, workers: int = 0):
     """(report, y, p, rows) for a comparator: a best.pt checkpoint or an exported ONNX file (runtime.OnnxModel)."""
-    from genuine.infer.quality import assess_face
     from genuine.infer.templates import load_templates
     from genuine.train.face_data import FaceSet
 
@@ -171,7 +171,7 @@ def comparator_scores(model, data, split: str, products: list[str] | None = None
             verdicts.append(INCONCLUSIVE)
             continue
         p[i], pc[i], sv[i] = p_face[k], p_comp[k], s_face[k]
-        q = assess_face(fs.faces[k], fs.density[k], meta.get("quality"))  # the inspector's quality gate
+        _, q = face_model_input(fs.faces[k], fs.density[k], size, meta.get("quality"))  # the inspector's own gate
         for code, _ in q.issues:
             issues[code] = issues.get(code, 0) + 1
         verdicts.append(INCONCLUSIVE if q.issues else decide(float(p[i]), meta["thresholds"] if np.isnan(sv[i])
