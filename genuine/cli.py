@@ -197,7 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comparator with SynthPack --twins: the heatmap also learns where a counterfeit differs from "
                         "its twin (measured: no gain yet, val 0.749 against 0.770; off by default)")
     t.add_argument("--loader-workers", type=count(0), default=1,
-                   help="comparator --train-backbone: DataLoader worker processes making views (default 1)")
+                   help="DataLoader worker processes augmenting photos (whole) or making views (comparator "
+                        "--train-backbone), beside the training process (default 1; 0 = in the training process)")
     t.add_argument("--size", type=count(1), default=320, help="whole: input size in px (default 320)")
     t.add_argument("--epochs", type=count(1), default=None, help="maximum epochs (default 40 comparator, 15 whole)")
     t.add_argument("--batch", type=count(1), default=32, help="batch size (default 32)")

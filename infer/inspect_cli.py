@@ -35,7 +35,7 @@ def main(args) -> int:
         return USAGE
     try:
         insp = Inspector(args.model, threads=args.threads, references=args.references,
-                         templates=getattr(args, "templates", None))
+                         templates=args.templates)
     except (ModelError, ReferenceError, RectifyError) as e:
         print(f"genuine inspect: {e}", file=sys.stderr)
         return MODEL_ERROR

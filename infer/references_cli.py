@@ -39,8 +39,8 @@ def main(args) -> int:
 
 
 def _add(args) -> int:
-    templates, from_photos = getattr(args, "template", []), getattr(args, "template_from_photos", [])
-    genuine = getattr(args, "genuine_photos", [])
+    templates, from_photos = args.template, args.template_from_photos
+    genuine = args.genuine_photos
     if not args.model and not (templates or from_photos or genuine):
         raise ReferenceError("nothing to add: give MODEL PHOTO... (reference photos), --template IMAGE (artwork or a "
                              "catalogue image), --template-from-photos PHOTO... or --genuine-photos PHOTO... "

@@ -193,7 +193,7 @@ def main(args) -> int:
         return 2
     try:
         insp = Inspector(args.model, threads=args.threads, references=args.references,
-                         templates=getattr(args, "templates", None))
+                         templates=args.templates)
     except (ModelError, ReferenceError, RectifyError) as e:
         print(f"genuine scan: {e}", file=sys.stderr)
         return 4

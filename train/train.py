@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from genuine.infer.errors import UsageError
@@ -58,17 +59,18 @@ def train_one_epoch(net, data, opt, sched, epoch, args, pos_weight, device):
     net.train()
     data.epoch = epoch
     torch.manual_seed(args.seed * 100_003 + epoch)
-    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(args.seed * 7919 + epoch))
-    steps = math.ceil(len(order) / args.batch)
-    bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch", leave=False,
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(args.seed * 7919 + epoch)).tolist()
+    batches = [b for b in (order[s:s + args.batch] for s in range(0, len(order), args.batch))
+               if len(b) >= 2]   # batch norm needs two samples
+    # Workers decode nothing (the split is memory-mapped) and augment in parallel with the model; each photo's
+    # augmentation is seeded by (seed, epoch, index), so the batches are the same with any number of workers.
+    loader = DataLoader(data, batch_sampler=batches, num_workers=args.loader_workers,
+                        persistent_workers=False, pin_memory=device.type == "cuda")
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch", leave=False,
                disable=not sys.stderr.isatty())
     total, seen, t0 = 0.0, 0, time.perf_counter()
-    for s in bar:
-        idx = order[s * args.batch:(s + 1) * args.batch].tolist()
-        if len(idx) < 2:  # batch norm needs two samples
-            continue
-        items = [data[i] for i in idx]
-        x, y, prod = (torch.stack([it[k] for it in items]).to(device) for k in range(3))
+    for x, y, prod, idx in bar:
+        x, y, prod = x.to(device), y.to(device), prod.to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             out = net(x)
         loss = losses(net, {k: v.float() for k, v in out.items()}, y, prod, pos_weight)
@@ -89,7 +91,7 @@ def predict(net, data, device, batch: int = 64) -> dict:
     net.eval()
     logits, prods, embs = [], [], []
     for s in range(0, len(data), batch):
-        x = torch.from_numpy(data.images[s:s + batch]).to(device)
+        x = torch.from_numpy(data.batch(s, s + batch)).to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             out = net(x)
         logits.append(out["logit"].float().cpu())
@@ -138,7 +140,7 @@ def main(args) -> int:
         weights = old["weights"]
     elif (out_dir / "last.pt").exists():
         raise UsageError(f"{out_dir} already holds a run; pass --resume to continue it or choose another --out")
-    elif getattr(args, "finetune", None):
+    elif args.finetune:
         src = checkpoint.resolve(args.finetune)
         weights = {"source": "finetune", "path": str(src), "sha256": file_sha256(src)}
     else:

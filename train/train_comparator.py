@@ -78,7 +78,7 @@ def main(args) -> int:
     resume = checkpoint.load(out_dir / "last.pt") if args.resume else None
     if resume is None and (out_dir / "last.pt").exists():
         raise TrainError(f"{out_dir} already holds a run; pass --resume to continue it or choose another --out")
-    start_ckpt = checkpoint.load(args.finetune) if getattr(args, "finetune", None) and resume is None else None
+    start_ckpt = checkpoint.load(args.finetune) if args.finetune and resume is None else None
     if resume is not None:
         weights = resume["meta"]["weights"]
     elif start_ckpt is not None:
@@ -100,14 +100,14 @@ def main(args) -> int:
         net.load_state_dict(start_ckpt["model"])   # the backbone and the heads: a new start for new products
     elif weights["source"] != "none":
         backbones.load_weights(net.body, weights["path"])
-    print(f"backbone {args.backbone} ({'stride 8+ learning' if getattr(args, 'train_backbone', False) else 'frozen'})"
+    print(f"backbone {args.backbone} ({'stride 8+ learning' if args.train_backbone else 'frozen'})"
           f", weights: {weights['source']}"
           f"{' (' + weights['path'] + ')' if 'path' in weights else ' (random init)'}", file=sys.stderr)
     if tr.labels.min(initial=1) == tr.labels.max(initial=0):
         raise TrainError(f"{ds.root}: the aligned train photos hold only one class; the comparator needs both")
 
     t0 = time.perf_counter()
-    e2e = bool(getattr(args, "train_backbone", False))
+    e2e = bool(args.train_backbone)
     if e2e:   # the backbone learns too: fresh views every epoch (train/comparator_e2e.py)
         from genuine.train import comparator_e2e
 
@@ -131,7 +131,7 @@ def main(args) -> int:
         feats = extract(net, views(tr.faces, k, args.seed, keys))
         y, product = np.tile(tr.labels, k), np.tile(tr.product, k)
         twins = np.concatenate([pairs + v * len(tr) for v in range(k)]) if len(pairs) else None
-        where = twin_targets(feats, twins) if twins is not None and getattr(args, "where", False) else None
+        where = twin_targets(feats, twins) if twins is not None and args.where else None
         if twins is not None:
             print(f"{len(pairs)} counterfeit/genuine twin pairs: ranking loss on"
                   f"{', heatmap targets from their differences' if where is not None else ''}", file=sys.stderr)

@@ -285,7 +285,7 @@ def main(args) -> int:
         info = generate(args.out, args.products, args.items_per_class, args.photos_per_item, args.size,
                         args.difficulty, [h.strip() for h in args.holdout_defects.split(",")], ratios,
                         args.seed, args.workers, args.force, capture=args.capture_strength,
-                        twins=getattr(args, "twins", False))
+                        twins=args.twins)
     except ValueError as e:
         print(f"genuine synth: {e}", file=sys.stderr)
         return 2
