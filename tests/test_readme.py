@@ -44,3 +44,36 @@ def test_every_genuine_command_in_the_readme_parses():
                     pytest.fail(f"README command does not parse: {part.strip()}")
                 seen += 1
     assert seen >= 10
+
+
+def test_every_flag_the_readme_shows_exists():
+    """Usage lines ([optional] parts) are not run, but every --flag they show must be an option of that command:
+    a renamed or removed flag fails here instead of in a user's terminal."""
+    import argparse
+
+    from genuine.cli import build_parser
+
+    def sub(parser, name):
+        for a in parser._actions:
+            if isinstance(a, argparse._SubParsersAction) and name in a.choices:
+                return a.choices[name]
+        return None
+
+    checked = 0
+    for block in _bash_blocks():
+        for line in block.replace("\\\n", " ").splitlines():
+            for part in line.split("&&"):
+                words = part.split("#")[0].split()
+                if not words or words[0] != "genuine":
+                    continue
+                parser = build_parser()
+                for w in words[1:]:           # descend into `genuine data split`, `genuine references add`, ...
+                    nxt = sub(parser, w)
+                    if nxt is None:
+                        break
+                    parser = nxt
+                known = {s for a in parser._actions for s in a.option_strings}
+                for flag in re.findall(r"(?<![\w-])--[a-z0-9][a-z0-9-]*", part.split("#")[0]):
+                    assert flag in known, f"README shows {flag} for '{parser.prog}', which has no such option"
+                    checked += 1
+    assert checked >= 60
