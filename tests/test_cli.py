@@ -69,7 +69,7 @@ def test_the_train_extra_is_read_from_the_package_metadata():
     import re
     from pathlib import Path
 
-    from genuine.cli import IMPORT_NAMES, extra_modules
+    from genuine.dispatch import IMPORT_NAMES, extra_modules
 
     tomllib = pytest.importorskip("tomllib")
     listed = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"][
