@@ -175,10 +175,14 @@ def write_html(path, rows: list[dict], summary: dict, run_dir, embed_limit: int 
         except OSError:
             pass
     head, tail = _TEMPLATE.split("@@DATA@@")
-    digest = base64.b64encode(hashlib.sha256(_SCRIPT.encode("utf-8")).digest()).decode("ascii")
+    # The verdict names come from infer.verdict, here as in the page's script (whose hash the page's CSP pins).
+    script = _SCRIPT.replace("@@RANK@@", json.dumps(_RANK)).replace("@@ERROR@@", json.dumps(ERROR))
+    filters = "\n".join(f'<label><input type="checkbox" class="vf" value="{v}" checked> {v}</label>'
+                        for v in sorted(_RANK, key=_RANK.get))
+    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
     svg = _histogram_svg(ordered, summary.get("thresholds") if isinstance(summary, dict) else None)
     # The header (untrusted text) is substituted last so its content is never scanned for markers.
-    head = (head.replace("@@HASH@@", f"sha256-{digest}").replace("@@HISTOGRAM@@", svg)
+    head = (head.replace("@@HASH@@", f"sha256-{digest}").replace("@@HISTOGRAM@@", svg).replace("@@FILTERS@@", filters)
             .replace("@@HEADER@@", _header(summary, len(ordered), len(embed), len(thumbs) - len(embed))))
 
     def enc(s: str) -> bytes:   # undecodable file names (lone surrogates) must not abort a 10^6-photo report
@@ -188,4 +192,4 @@ def write_html(path, rows: list[dict], summary: dict, run_dir, embed_limit: int 
         for i, r in enumerate(ordered):
             src = _thumb_src(run_dir, _str(r["thumb"]), i in embed) if r.get("thumb") else None
             f.write((b",\n" if i else b"") + enc(_row_json(r, src)))
-        f.write(b"]" + enc(tail.replace("@@SCRIPT@@", _SCRIPT)))
+        f.write(b"]" + enc(tail.replace("@@SCRIPT@@", script)))

@@ -4,7 +4,7 @@ _SCRIPT = r"""
 "use strict";
 (function () {
   var ROWS = JSON.parse(document.getElementById("rows").textContent), PAGE = 500;
-  var RANK = {SUSPECT: 0, INCONCLUSIVE: 1, ERROR: 2, GENUINE: 3}, $$ = document.querySelectorAll.bind(document);
+  var RANK = @@RANK@@, ERROR = @@ERROR@@, $$ = document.querySelectorAll.bind(document);
   var KEYS = {path: function (r) { return (r.p[0] || "").toLowerCase(); },
               verdict: function (r) { return r.v in RANK ? RANK[r.v] : 9; },
               auth: function (r) { return r.a; }, pconf: function (r) { return r.c; },
@@ -56,7 +56,7 @@ _SCRIPT = r"""
       rest.slice(0, 500).forEach(function (p) { d.appendChild(el("div", null, p)); });
       if (rest.length > 500) d.appendChild(el("div", "small", "... and " + (rest.length - 500) + " more"));
     }
-    tr.appendChild(el("td", "v " + (r.v in RANK ? r.v : "ERROR"), r.v)).title = r.r;
+    tr.appendChild(el("td", "v " + (r.v in RANK ? r.v : ERROR), r.v)).title = r.r;
     tr.appendChild(el("td", "num", fmt(r.a)));
     tr.appendChild(el("td", null, r.pr));
     tr.appendChild(el("td", "num", fmt(r.c)));
@@ -139,10 +139,7 @@ svg text{font:12px system-ui,sans-serif;fill:#333}
 @@HISTOGRAM@@
 <h2 id="tbl">Photos</h2>
 <div class="controls"><input id="q" type="search" placeholder="filter path, product, reason" size="40">
-<label><input type="checkbox" class="vf" value="SUSPECT" checked> SUSPECT</label>
-<label><input type="checkbox" class="vf" value="INCONCLUSIVE" checked> INCONCLUSIVE</label>
-<label><input type="checkbox" class="vf" value="GENUINE" checked> GENUINE</label>
-<label><input type="checkbox" class="vf" value="ERROR" checked> ERROR</label></div>
+@@FILTERS@@</div>
 <div class="pager"><button class="prev" type="button">prev</button><span class="info"></span>
 <button class="next" type="button">next</button></div>
 <table><thead><tr><th>heatmap</th><th class="s" data-k="path">path</th><th class="s" data-k="verdict">verdict</th>

@@ -185,6 +185,17 @@ def test_odd_values_do_not_break_the_json(tmp_path):
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node not installed")
 def test_script_is_valid_js(tmp_path):
+    """The script as the page carries it (verdict names filled in), and the CSP hash pins exactly that script."""
+    import base64
+    import hashlib
+    import re
+
+    text, _ = _write(tmp_path, [])
+    script = re.search(r"<script>(.*?)</script>", text, re.S).group(1)
+    assert "@@" not in text and '"SUSPECT": 0' in script
+    assert all(f'class="vf" value="{v}"' in text for v in ("GENUINE", "SUSPECT", "INCONCLUSIVE", "ERROR"))
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    assert f"'sha256-{digest}'" in text
     js = tmp_path / "page.js"
-    js.write_text(report._SCRIPT)
+    js.write_text(script)
     subprocess.run(["node", "--check", str(js)], check=True, capture_output=True, timeout=30)
