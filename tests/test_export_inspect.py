@@ -45,10 +45,22 @@ def test_infer_never_imports_torch():
     code = (f"import importlib, sys\nfor m in {mods!r}: importlib.import_module(m)\n"
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
             "('torch', 'torchvision', 'timm', 'albumentations', 'sklearn', 'matplotlib', 'train') "
-            "or m.startswith('genuine.train'))\n"
+            "or m.startswith('genuine.train') or m in ('genuine.cli', 'genuine.dispatch'))\n"
             "print(bad); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+    # Also the imports inside functions, which run only on some paths: infer never imports upward or heavy.
+    import ast
+    from pathlib import Path
+
+    banned = ("torch", "torchvision", "timm", "albumentations", "sklearn", "matplotlib", "train", "genuine.train",
+              "genuine.cli", "genuine.dispatch")
+    for f in sorted(Path(infer.__path__[0]).glob("*.py")):
+        for node in ast.walk(ast.parse(f.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            for n in names:
+                assert not any(n == b or n.startswith(b + ".") for b in banned), f"{f.name} imports {n}"
 
 
 def test_metadata_round_trip(tiny_model):
