@@ -28,7 +28,7 @@ from genuine.infer.photo import printable
 from genuine.infer.preprocess import face_input
 from genuine.infer.references import fuse
 from genuine.infer.runtime import ModelError, OnnxModel
-from genuine.infer.verdict import GENUINE, INCONCLUSIVE, SUSPECT, decide
+from genuine.infer.verdict import GENUINE, INCONCLUSIVE, SUSPECT, decide, decisive, not_validated
 
 
 @dataclass
@@ -185,18 +185,19 @@ class Inspector:
             against = f"the genuine reference of {product}"
         if q.issues:
             verdict, reason = INCONCLUSIVE, "; ".join(advice for _, advice in q.issues)
+        elif why := not_validated(th):
+            verdict, reason = INCONCLUSIVE, f"this model is {why} (for {product}): examine by hand"
         else:
             verdict = decide(p, th)
+            ps, tg, ts = decisive(p, th["threshold_genuine"], th["threshold_suspect"])
             if verdict == SUSPECT:
-                reason = (f"signs of counterfeiting (p={p:.3f} >= {th['threshold_suspect']:.3f}): the package "
+                reason = (f"signs of counterfeiting (p={ps} >= {ts}): the package "
                           f"differs from {against} most in its {where(heat)}: examine that area")
             elif verdict == GENUINE:
-                reason = (f"matches {against}: no sign of counterfeiting found "
-                          f"(p={p:.3f} < {th['threshold_genuine']:.3f})")
+                reason = f"matches {against}: no sign of counterfeiting found (p={ps} < {tg})"
             else:
-                reason = (f"uncertain (p={p:.3f}, between {th['threshold_genuine']:.3f} and "
-                          f"{th['threshold_suspect']:.3f}): retake closer and in good light, or examine by hand; "
-                          f"the largest difference is in the package's {where(heat)}")
+                reason = (f"uncertain (p={ps}, between {tg} and {ts}): retake closer and in good light, or examine by "
+                          f"hand; the largest difference is in the package's {where(heat)}")
         if product not in self.meta.get("products", []):
             reason += "; this product was not in the model's training data"
         if s is None and self.fusion:
@@ -270,16 +271,19 @@ class Inspector:
             verdict = INCONCLUSIVE
             reason = (f"product not covered: no reference is close (nearest: {ref['nearest_ref']}, {product}, "
                       f"similarity {conf:.2f}); add references for this product")
+        elif why := not_validated(th):
+            verdict, reason = INCONCLUSIVE, f"this model is {why}: examine by hand"
         else:
             verdict = decide(p, th)
+            ps, tg, ts = decisive(p, th["threshold_genuine"], th["threshold_suspect"])
             if verdict == SUSPECT:
-                reason = (f"signs of counterfeiting (p={p:.2f} >= {th['threshold_suspect']:.2f}); strongest in the "
+                reason = (f"signs of counterfeiting (p={ps} >= {ts}); strongest in the "
                           f"{where(out['heatmap'])} of the frame: examine that area")
             elif verdict == GENUINE:
-                reason = f"no sign of counterfeiting found (p={p:.2f} < {th['threshold_genuine']:.2f})"
+                reason = f"no sign of counterfeiting found (p={ps} < {tg})"
             else:
-                reason = (f"uncertain (p={p:.2f}, between {th['threshold_genuine']:.2f} and "
-                          f"{th['threshold_suspect']:.2f}): retake closer and in good light, or examine by hand")
+                reason = (f"uncertain (p={ps}, between {tg} and {ts}): retake closer and in good light, or examine "
+                          f"by hand")
         if notes:
             reason += "; " + "; ".join(notes)
         return Result(source, verdict, reason, round(1.0 - p, 6), round(p, 6), product,

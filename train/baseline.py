@@ -27,7 +27,7 @@ from genuine.infer.templates import load_templates
 from genuine.infer.variation import BLURS, CHROMA_WEIGHT, FLOOR, HIGH_PASS, TOP, ProductModel, fit, score, z_map  # noqa: F401
 from genuine.infer.verdict import INCONCLUSIVE, decide
 from genuine.train.calibrate import fit_temperature, operating_point, sigmoid
-from genuine.train.data import select
+from genuine.train.data import items, select
 from genuine.train.evaluate import build_report
 from genuine.train.faces import aligned_faces
 from genuine.train.layout import discover
@@ -80,7 +80,7 @@ def evaluate(data, split: str = "test", workers: int = 0) -> tuple[dict, np.ndar
     okv = np.array([not x for x in rv])
     a, b = _platt(sv[okv], yv[okv])
     t = fit_temperature(a * sv[okv] + b, yv[okv])
-    th = operating_point(sigmoid((a * sv[okv] + b) / t), yv[okv])
+    th = operating_point(sigmoid((a * sv[okv] + b) / t), yv[okv], groups=items([r for r, k in zip(val, okv) if k]))
     s, reasons = (sv, rv) if split == "val" else scores(split)
     y = np.array([r.label == "counterfeit" for r in recs], int)
     ok = np.array([not x for x in reasons])

@@ -32,20 +32,71 @@ def fit_temperature(logits, y) -> float:
     return float(np.exp(res.x))
 
 
-def operating_point(p, y, max_fpr: float = 0.01, max_miss: float = 0.05) -> dict:
-    """Thresholds on the calibrated counterfeit probability meeting both targets on this data."""
+def operating_point(p, y, max_fpr: float = 0.01, max_miss: float = 0.05, groups=None) -> dict:
+    """Thresholds on the calibrated counterfeit probability meeting both targets on this data, with the evidence
+    behind them (`validation`: bootstrap interval of the AUROC over items when `groups` names each photo's item).
+
+    Flag from the lowest p that keeps false alarms within max_fpr (a); pass below the highest p that keeps misses
+    within max_miss (b). Overlapping classes give b <= a and the band [b, a) is INCONCLUSIVE; separated classes give
+    b > a, and then [a, b), the gap no validation photo fell in, is INCONCLUSIVE. Refused (UsageError) when the two
+    meet: a zero-width band would decide every photo on a knife's edge."""
     p, y = np.asarray(p, float), np.asarray(y, int)
     g, c = np.sort(p[y == 0])[::-1], np.sort(p[y == 1])
     if not len(g) or not len(c):
         raise UsageError("calibration needs validation photos of both labels")
     k = int(np.floor(max_fpr * len(g)))           # genuine photos we may flag
-    t_suspect = float(np.nextafter(g[k], 1.0)) if k < len(g) else 0.0
+    a = float(np.nextafter(g[k], 1.0)) if k < len(g) else 0.0
     m = int(np.floor(max_miss * len(c)))          # counterfeits we may pass
-    t_genuine = min(float(c[m]) if m < len(c) else 1.0, t_suspect)
+    b = float(c[m]) if m < len(c) else 1.0
+    t_genuine, t_suspect = min(a, b), max(a, b)
+    if not t_genuine < t_suspect:
+        raise UsageError(f"degenerate operating point: genuine threshold {t_genuine!r} >= suspect threshold "
+                         f"{t_suspect!r} (the validation scores give no inconclusive band); add validation photos, "
+                         f"or loosen --max-fpr/--max-miss")
     return {"threshold_suspect": t_suspect, "threshold_genuine": t_genuine, "target_fpr": max_fpr,
             "target_miss": max_miss, **rates(p, y, t_genuine, t_suspect),
+            "validation": validation(p, y, groups),
             "note": f"from {len(g)} genuine and {len(c)} counterfeit validation photos; "
                     f"false-alarm resolution 1/{len(g)}"}
+
+
+MIN_PER_CLASS = 10   # validation photos of each label below which no AUROC interval means anything
+BOOTSTRAP = 1000
+
+
+def _auroc(p: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
+    """Weighted Mann-Whitney AUROC (ties count one half): w is each photo's multiplicity in a resample."""
+    _, v = np.unique(p, return_inverse=True)
+    wg = np.bincount(v, weights=w * (y == 0))
+    below = np.concatenate([[0.0], np.cumsum(wg)[:-1]])          # genuine weight strictly below each value
+    wc = w * (y == 1)
+    den = wc.sum() * wg.sum()
+    return float(np.dot(wc, below[v] + 0.5 * wg[v]) / den) if den > 0 else float("nan")
+
+
+def validation(p, y, groups=None, n_boot: int = BOOTSTRAP, seed: int = 0) -> dict:
+    """Is this calibration evidence that the model separates the classes? AUROC with a 95% bootstrap interval,
+    resampling items (groups) rather than photos, since photos of one item are not independent. Not validated
+    when the interval reaches chance (0.5) or either label has fewer than MIN_PER_CLASS photos: such a model or
+    fusion then answers only INCONCLUSIVE (infer.verdict.decide)."""
+    p, y = np.asarray(p, float), np.asarray(y, int)
+    groups = np.arange(len(p)) if groups is None else np.asarray([str(g) for g in groups])
+    _, inv = np.unique(groups, return_inverse=True)
+    n_items, rng = int(inv.max()) + 1 if len(inv) else 0, np.random.default_rng(seed)
+    auroc = _auroc(p, y, np.ones(len(p)))
+    boots = np.array([_auroc(p, y, np.bincount(rng.integers(0, n_items, n_items), minlength=n_items)[inv])
+                      for _ in range(n_boot if n_items else 0)])
+    boots = boots[np.isfinite(boots)]
+    lo, hi = (float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))) if len(boots) else (0.0, 1.0)
+    ng, nc = int((y == 0).sum()), int((y == 1).sum())
+    why = None
+    if min(ng, nc) < MIN_PER_CLASS:
+        why = (f"validated on only {ng} genuine and {nc} counterfeit photos (at least {MIN_PER_CLASS} of each are "
+               f"needed)")
+    elif lo <= 0.5:
+        why = f"validation AUROC {auroc:.3f} (95% interval {lo:.3f}-{hi:.3f}) is not clearly above chance"
+    return {"auroc": round(auroc, 6), "auroc_ci95": [round(lo, 6), round(hi, 6)], "genuine": ng, "counterfeit": nc,
+            "items": n_items, "bootstrap": n_boot, "validated": why is None, "why": why}
 
 
 def rates(p, y, t_genuine: float, t_suspect: float) -> dict:

@@ -34,6 +34,11 @@ def select(ds: Layout, split: str) -> list[Record]:
     return [r for r in ds.records if r.split == split]
 
 
+def items(records: list[Record]) -> list[str]:
+    """Each photo's item (product/item id, or the photo itself without one): the unit that bootstraps resample."""
+    return [f"{r.product}/{r.item_id or r.rel}" for r in records]
+
+
 def sample(records: list[Record], n: int) -> list[Record]:
     """Up to n records drawn at random (seed 0, so the same every time), in their original order."""
     return [records[i] for i in sorted(np.random.default_rng(0).permutation(len(records))[:n])]

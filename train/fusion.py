@@ -21,7 +21,7 @@ from genuine.infer.errors import UsageError
 from genuine.infer.inspector import Inspector
 from genuine.infer.references import ReferenceDB, ReferenceError, fusion_features
 from genuine.train.calibrate import operating_point
-from genuine.train.data import select
+from genuine.train.data import items, select
 from genuine.train.layout import discover
 from genuine.train.metrics import binary_metrics
 
@@ -57,7 +57,8 @@ def fit(c: dict, max_fpr: float, max_miss: float) -> tuple[dict, dict]:
     nearest_cov = np.array([m["nearest"] for m, cov in zip(c["match"], c["covered"]) if cov])
     floor = float(np.quantile(nearest_cov, 0.01)) if len(nearest_cov) else DEFAULT_SIM_FLOOR
     fusion = {"bias": float(lr.intercept_[0]), "weights": lr.coef_[0].tolist(), "features": FEATURES,
-              "thresholds": operating_point(fused, y, max_fpr, max_miss), "sim_floor": floor}
+              "thresholds": operating_point(fused, y, max_fpr, max_miss, groups=items([c["records"][i] for i in idx])),
+              "sim_floor": floor}
     uncovered = [m["nearest"] for m, cov in zip(c["match"], c["covered"]) if not cov]
     report = {"photos": int(len(idx)), "auroc_classifier": binary_metrics(y, classifier)["auroc"],
               "auroc_fused": binary_metrics(y, fused)["auroc"], "sim_floor": floor,

@@ -24,7 +24,7 @@ from genuine.infer.preprocess import spec
 from genuine.infer.runtime import weak_model_warning
 from genuine.train import checkpoint
 from genuine.train.calibrate import fit_temperature, operating_point, sigmoid
-from genuine.train.data import PhotoSet, fingerprint, select
+from genuine.train.data import PhotoSet, fingerprint, items, select
 from genuine.train.layout import discover
 from genuine.train.metrics import binary_metrics
 from genuine.train.model import GenuineNet, file_sha256, resolve_weights
@@ -226,7 +226,7 @@ def finish(out_dir: Path, val_set, device, args, history) -> int:
     y = val_set.labels.numpy()
     temp = fit_temperature(pred["logit"], y)
     p = sigmoid(pred["logit"] / temp)
-    op = operating_point(p, y, max_fpr=args.max_fpr, max_miss=args.max_miss)
+    op = operating_point(p, y, max_fpr=args.max_fpr, max_miss=args.max_miss, groups=items(val_set.records))
     val = binary_metrics(y, p)
     val["uncalibrated_ece"] = binary_metrics(y, sigmoid(pred["logit"]))["ece"]
     if pred["product_prob"] is not None:

@@ -28,7 +28,7 @@ from genuine.train import backbones, checkpoint, comparator_frozen
 from genuine.train.calibrate import fit_temperature, operating_point, sigmoid
 from genuine.train.comparator import Comparator
 from genuine.train.comparator_frozen import extract, logits_of, twin_targets, views
-from genuine.train.data import fingerprint, select
+from genuine.train.data import fingerprint, items, select
 from genuine.train.face_data import FaceSet, twin_pairs
 from genuine.train.layout import discover
 from genuine.train.metrics import binary_metrics
@@ -168,7 +168,7 @@ def fuse(args, tr: FaceSet, va: FaceSet, p: np.ndarray, op: dict) -> dict:
     """The fusion with each product's genuine variation (train/variation_fusion.py), fitted on val."""
     t0 = time.perf_counter()
     s = variation_scores(tr, va, args.workers)
-    fusion = fit_fusion(p, s, va.labels, args.max_fpr, args.max_miss)
+    fusion = fit_fusion(p, s, va.labels, args.max_fpr, args.max_miss, groups=items(va.records))
     if fusion["used"]:
         v, t = fusion["val"], fusion["thresholds"]
         print(f"fused with genuine variation (val, {v['photos']} photos, {time.perf_counter() - t0:.0f}s): AUROC "
@@ -186,7 +186,7 @@ def finish(out_dir: Path, val_logits, va: FaceSet, args, history, tr: FaceSet) -
     z = val_logits(net)
     temp = fit_temperature(z, va.labels)
     p = sigmoid(z / temp)
-    op = operating_point(p, va.labels, max_fpr=args.max_fpr, max_miss=args.max_miss)
+    op = operating_point(p, va.labels, max_fpr=args.max_fpr, max_miss=args.max_miss, groups=items(va.records))
     val = binary_metrics(va.labels, p)
     val["uncalibrated_ece"] = binary_metrics(va.labels, sigmoid(z))["ece"]
     val["not_aligned"] = len(va.not_aligned)

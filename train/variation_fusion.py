@@ -19,7 +19,9 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
+from genuine.infer.errors import UsageError
 from genuine.infer.variation import MIN_PHOTOS, fit, fused_p, score
+from genuine.infer.verdict import not_validated
 from genuine.train.calibrate import operating_point
 from genuine.train.metrics import binary_metrics
 
@@ -41,11 +43,14 @@ def variation_scores(train, fs, threads: int = 0) -> np.ndarray:
     return s
 
 
-def fit_fusion(p: np.ndarray, s: np.ndarray, y: np.ndarray, max_fpr: float, max_miss: float) -> dict:
+def fit_fusion(p: np.ndarray, s: np.ndarray, y: np.ndarray, max_fpr: float, max_miss: float,
+               groups=None) -> dict:
     """The fusion fitted on val: {"used": True, coef, intercept, thresholds, val metrics}, or {"used": False,
-    "why": ...} when val cannot support it or the variation score does not help."""
+    "why": ...} when val cannot support it, the variation score does not help, or the fused score is not
+    validated (its AUROC interval reaches chance): the comparator alone then decides."""
     ok = ~np.isnan(s)
     y, p, s = np.asarray(y, int)[ok], np.asarray(p, float)[ok], s[ok]
+    groups = None if groups is None else np.asarray(groups)[ok]
     if ok.sum() < MIN_VAL or y.min(initial=1) == y.max(initial=0):
         return {"used": False, "why": f"{int(ok.sum())} val photos with a variation model (both labels and at least "
                                       f"{MIN_VAL} needed)"}
@@ -61,6 +66,11 @@ def fit_fusion(p: np.ndarray, s: np.ndarray, y: np.ndarray, max_fpr: float, max_
     val = binary_metrics(y, pf)
     val.update({"photos": int(len(y)), "comparator_auroc": float(roc_auc_score(y, p)),
                 "variation_auroc": float(roc_auc_score(y, s))})
-    fusion["thresholds"] = operating_point(pf, y, max_fpr=max_fpr, max_miss=max_miss)
+    try:
+        fusion["thresholds"] = operating_point(pf, y, max_fpr=max_fpr, max_miss=max_miss, groups=groups)
+    except UsageError as e:
+        return {"used": False, "why": f"fused score: {e}"}
+    if why := not_validated(fusion["thresholds"]):
+        return {"used": False, "why": f"fused score {why}"}
     fusion["val"] = val
     return fusion

@@ -1,0 +1,86 @@
+"""Issue 15: a model or calibration that knows nothing never says GENUINE (or SUSPECT)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from genuine.infer.errors import UsageError
+from genuine.infer.verdict import GENUINE, INCONCLUSIVE, SUSPECT, decide, decisive, not_validated
+from genuine.train.calibrate import operating_point, validation
+
+
+def test_validation_needs_an_auroc_interval_clear_of_chance_and_enough_photos():
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 60)
+    good = validation(np.where(y == 1, 0.7, 0.3) + rng.normal(0, 0.1, 120), y)
+    assert good["validated"] and good["auroc_ci95"][0] > 0.5 and good["why"] is None
+    chance = validation(rng.random(120), y)
+    assert not chance["validated"] and "not clearly above chance" in chance["why"]
+    assert chance["auroc_ci95"][0] <= 0.5 <= chance["auroc_ci95"][1]
+    few = validation(np.array([0.1, 0.2, 0.8, 0.9]), np.array([0, 0, 1, 1]))
+    assert not few["validated"] and "at least 10" in few["why"]
+
+
+def test_items_not_photos_are_resampled():
+    """Ten photos of each of 12 items are 12 pieces of evidence, not 120: the interval is wider."""
+    rng = np.random.default_rng(1)
+    item = np.repeat(np.arange(12), 10)
+    y = (item % 2).astype(int)
+    p = 0.5 + 0.15 * (y - 0.5) + np.repeat(rng.normal(0, 0.15, 12), 10) + rng.normal(0, 0.02, 120)
+    by_photo, by_item = validation(p, y), validation(p, y, groups=item)
+    assert by_item["items"] == 12 and by_photo["items"] == 120
+    width = lambda v: v["auroc_ci95"][1] - v["auroc_ci95"][0]  # noqa: E731
+    assert width(by_item) > 1.5 * width(by_photo)
+
+
+def test_separated_classes_leave_the_unseen_gap_inconclusive():
+    y = np.repeat([0, 1], 40)
+    p = np.where(y == 1, np.linspace(0.7, 0.95, 80), np.linspace(0.05, 0.3, 80))
+    op = operating_point(p, y)
+    assert op["threshold_genuine"] < op["threshold_suspect"]
+    assert decide(0.1, op) == GENUINE and decide(0.9, op) == SUSPECT and decide(0.5, op) == INCONCLUSIVE
+    assert op["false_alarm_rate"] == 0 and op["miss_rate"] == 0 and op["validation"]["validated"]
+
+
+def test_a_degenerate_operating_point_is_refused():
+    a = 0.5
+    p = np.array([a] * 20 + [float(np.nextafter(a, 1.0))] * 20)
+    with pytest.raises(UsageError, match="degenerate operating point.*add validation photos"):
+        operating_point(p, np.repeat([0, 1], 20))
+
+
+def test_unvalidated_thresholds_decide_nothing_and_say_why():
+    th = {"threshold_genuine": 0.3, "threshold_suspect": 0.7,
+          "validation": {"validated": False, "why": "validation AUROC 0.480 (95% interval 0.41-0.55) is not "
+                                                    "clearly above chance"}}
+    assert {decide(p, th) for p in (0.0, 0.5, 1.0)} == {INCONCLUSIVE}
+    assert "not clearly above chance" in not_validated(th)
+    assert decide(0.0, {**th, "validation": {"validated": True}}) == GENUINE
+
+
+def test_the_digits_that_decide_are_shown():
+    assert decisive(0.501, 0.5) == ["0.501", "0.500"]
+    p, t = decisive(0.5000004, 0.5)
+    assert p != t
+
+
+def test_a_chance_level_model_never_says_genuine_or_suspect(tiny_model, tiny_synth, capsys):
+    """The tiny fixture model is at chance on its val split: its calibration is stored as not validated, and every
+    test photo gets INCONCLUSIVE with the reason, in the inspector and in evaluate alike."""
+    from genuine.cli import main as cli
+    from genuine.infer.inspector import Inspector
+    from genuine.train.data import select
+    from genuine.train.layout import discover
+
+    insp = Inspector(tiny_model / "model.onnx")
+    v = insp.meta["thresholds"]["validation"]
+    assert v["validated"] is False and v["auroc_ci95"][0] <= 0.5
+    results = [insp.inspect(r.path) for r in select(discover(tiny_synth), "test")]
+    assert {r.verdict for r in results} == {INCONCLUSIVE}
+    assert all("not validated" in r.reason or r.quality["issues"] for r in results)
+    assert cli(["evaluate", str(tiny_model / "best.pt"), str(tiny_synth), "--out", str(tiny_model / "ev")]) == 0
+    import json
+
+    confusion = json.loads((tiny_model / "ev" / "report.json").read_text())["confusion"]
+    assert all(confusion[lab][v] == 0 for lab in ("genuine", "counterfeit") for v in (GENUINE, SUSPECT)), confusion
+    assert sum(confusion[lab][INCONCLUSIVE] for lab in confusion) == len(results)
