@@ -35,6 +35,8 @@ def whole_outputs(n_products: int) -> list[str]:
 
 PRODUCT_MIN_CONFIDENCE = 0.5  # whole-photo models: below this product probability, "product not covered"
 DEFAULT_SIM_FLOOR = 0.5       # reference gallery: below this similarity "product not covered", until calibrated
+MAX_SIM_FLOOR = 0.999         # a calibrated floor this close to 1 means the embedding collapsed: refused
+PRODUCT_MARGIN = 0.02         # best product's similarity or probability within this of the next: product unknown
 
 
 WEAK_AUROC = 0.90  # below this validation AUROC a model is flagged as not ready wherever it is used
@@ -97,6 +99,7 @@ def check_meta(meta, name: str) -> None:
     th = meta.get("thresholds")
     if not isinstance(th, dict) or not all(_number(th.get(k)) for k in ("threshold_genuine", "threshold_suspect")):
         bad("'thresholds'", "an object with numeric threshold_genuine and threshold_suspect")
+    _operating_point(th, name, "")
     for key, kind in (("products", list), ("quality", dict), ("metrics", dict), ("calibration", dict)):
         if meta.get(key) is not None and not isinstance(meta[key], kind):
             bad(repr(key), "a list" if kind is list else "an object")
@@ -110,5 +113,19 @@ def check_meta(meta, name: str) -> None:
             and _number(fu.get("intercept")) and isinstance(fu.get("thresholds"), dict)
             and all(_number(fu["thresholds"].get(k)) for k in ("threshold_genuine", "threshold_suspect"))))):
         bad("'fusion'", "an object with used, coef [2 numbers], intercept and thresholds")
+    if fusion_of(meta):
+        _operating_point(fu["thresholds"], name, "fusion ")
+
+
+def _operating_point(th: dict, name: str, which: str) -> None:
+    """A degenerate operating point decides on a knife's edge or not at all: refuse it with what to do."""
+    if th["threshold_genuine"] > th["threshold_suspect"]:
+        raise ModelError(f"{name}: degenerate {which}operating point: genuine threshold {th['threshold_genuine']} "
+                         f"is above suspect threshold {th['threshold_suspect']}; recalibrate on validation photos "
+                         f"(genuine train) and export again")
+    v = th.get("validation")
+    if v is not None and not (isinstance(v, dict) and isinstance(v.get("validated"), bool)):
+        raise ModelError(f"{name}: genuine metadata {which}thresholds.validation must be an object with a boolean "
+                         f"validated; re-export the model with genuine export")
 
 

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from genuine.infer import quality
-from genuine.infer.contract import DEFAULT_SIM_FLOOR, PRODUCT_MIN_CONFIDENCE, fusion_of
+from genuine.infer.contract import DEFAULT_SIM_FLOOR, PRODUCT_MARGIN, PRODUCT_MIN_CONFIDENCE, fusion_of
 from genuine.infer.heatmap import where
 from genuine.infer.model_input import face_model_input, photo_input
 from genuine.infer.photo import printable
@@ -239,10 +239,14 @@ class Inspector:
     def judge(self, out: dict, q: quality.Quality, source: str) -> Result:
         """Verdict for one photo from the model's outputs, the references and the quality gate (shared with scans)."""
         p = float(out["p_counterfeit"])
-        product, conf = None, None
+        product, conf, tie = None, None, None
         if "product_prob" in out:
-            k = int(np.argmax(out["product_prob"]))
+            order = np.argsort(-np.asarray(out["product_prob"]))
+            k = int(order[0])
             product, conf = self.model.products[k], float(out["product_prob"][k])
+            margin = self.meta.get("product_margin", PRODUCT_MARGIN)
+            if len(order) > 1 and conf - float(out["product_prob"][order[1]]) < margin:
+                tie = (self.model.products[int(order[1])], float(out["product_prob"][order[1]]))
         elif len(self.model.products) == 1:
             product = self.model.products[0]
         th, notes = self.meta["thresholds"], []
@@ -251,6 +255,9 @@ class Inspector:
         if ref is not None:  # references name the product, also one the model was never trained on
             product, conf = ref["product"], ref["nearest"]
             covered = ref["nearest"] >= self.fusion.get("sim_floor", DEFAULT_SIM_FLOOR)
+            tie = None
+            if ref.get("runner_up_sim") is not None and ref["nearest"] - ref["runner_up_sim"] < PRODUCT_MARGIN:
+                tie = (ref["runner_up"], ref["runner_up_sim"])
             if ref["genuine"] is None:
                 notes.append(f"no genuine references for {product}: classifier only")
             elif "weights" in self.fusion:
@@ -263,10 +270,16 @@ class Inspector:
             notes.append("reference database is empty: classifier only")
         if q.issues:
             verdict, reason = INCONCLUSIVE, "; ".join(advice for _, advice in q.issues)
+        elif tie is not None:
+            verdict, how = INCONCLUSIVE, "references" if ref is not None else "model"
+            reason = (f"product unknown: the {how} cannot tell which product this is ({product} {conf:.3f}, "
+                      f"{tie[0]} {tie[1]:.3f}); photograph the side that tells them apart, square-on and closer")
+            product = None
         elif not covered and ref is None:
             verdict = INCONCLUSIVE
-            reason = (f"product not covered by this model (closest: {product}, confidence {conf:.2f}); "
-                      f"check the product or use a model trained for it")
+            reason = (f"the model is unsure which product this is (best guess {product}, confidence {conf:.2f}): "
+                      f"retake it square-on and closer; if it is none of the model's products, it is not covered "
+                      f"by this model")
         elif not covered:
             verdict = INCONCLUSIVE
             reason = (f"product not covered: no reference is close (nearest: {ref['nearest_ref']}, {product}, "

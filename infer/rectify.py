@@ -35,6 +35,7 @@ from genuine.infer.keypoints import (  # noqa: F401 (API)
 )
 from genuine.infer.photo import load_photo_scaled
 
+RIVAL_RATIO = 0.8            # a second product with this share of the best fit's inliers is a rival
 MATCH_SIDE = 512             # photos: 100% of 12 MP SynthPack photos at 512, 99% at 768 and 1.5x the time
 PAD = 114                    # what a face shows where the photo has no pixels (infer.preprocess's grey)
 
@@ -55,6 +56,8 @@ ADVICE = {
     "no_package": "package not found: fill the frame with the label and hold it square-on",
     "not_covered": "product not covered: no reference template matches this package (add its template with "
                    "genuine references add --template)",
+    "ambiguous": "product unknown: two products match this photo about equally; photograph the side that tells "
+                 "them apart, square-on and closer",
     "misaligned": "package found but could not be aligned: hold it square-on, flat and in focus, and retake",
     "small": "package too small in the photo: move closer so that the label fills the frame",
     "cut": "part of the package is outside the photo: step back or centre it and retake",
@@ -206,6 +209,19 @@ def warp_face(photo: np.ndarray, H: np.ndarray, t: Template, face_side: int | No
     return face if over == 1 else cv2.resize(face, (fw, fh), interpolation=cv2.INTER_AREA)
 
 
+def _rival(fits, chosen, n, agree, small, to_full, photo_size, lim):
+    """Another product whose template fits this photo about as well as the chosen one (inliers within
+    RIVAL_RATIO and a whole-face agreement within 0.05), as (product, inliers), or None."""
+    for n2, _, _, Hs, t in fits:
+        if t.product == chosen.product or n2 < max(lim["min_inliers"], RIVAL_RATIO * n):
+            continue
+        if _geometry(to_full @ Hs, t, photo_size, lim)[0] == "misaligned":
+            continue
+        if agreement(small, Hs, t) >= max(lim["min_agreement"], agree - 0.05):
+            return t.product, n2
+    return None
+
+
 def rectify(photo, templates: TemplateSet, product: str | None = None, face_side: int | None = FACE_SIDE,
             limits: dict | None = None, with_face: bool = True, match_side: int | None = None) -> Rectified:
     """Find which template is in the photo and where; warp it into that template's frame.
@@ -231,7 +247,7 @@ def rectify(photo, templates: TemplateSet, product: str | None = None, face_side
             fits.append((n, m, err, H, sub.templates[i]))
     fits.sort(key=lambda f: -f[0])
     out = Rectified(False, keypoints=len(kp), candidates=[(f[4].product, f[0]) for f in fits][:3])
-    best = fits[0] if fits else None
+    best, extra = (fits[0] if fits else None), ""
     if best is None or best[0] < lim["min_inliers"]:
         # A detailed photo that matches no template shows another product; a plain or blurred one shows nothing.
         code = "not_covered" if len(kp) >= lim["not_covered_keypoints"] else "no_package"
@@ -259,13 +275,17 @@ def rectify(photo, templates: TemplateSet, product: str | None = None, face_side
             out.product, out.inliers, out.matches, out.reproj_px, out.H, out.template = t.product, n, m, err, H, t
             out.corners, out.area, out.scale, out.visible = info["corners"], info["area"], info["scale"], info["visible"]
             out.agreement = agree
+            rival = _rival(fits, t, n, agree, small, to_full, (pw, ph), lim)
+            if rival is not None:   # two products fit about equally well: naming either would be a guess
+                code, out.product = "ambiguous", None
+                extra = f" ({t.product}: {n} inliers, {rival[0]}: {rival[1]})"
             break
         if code is None:
             out.ok = True
             if with_face:
                 out.face = warp_face(rgb, H, t, face_side)
     if code is not None:
-        out.reason_code, out.reason = code, ADVICE[code]
+        out.reason_code, out.reason = code, ADVICE[code] + extra
         if code == "not_covered" and out.candidates and out.candidates[0][1] >= 8:
             out.reason += f"; if it is {out.candidates[0][0]}, retake it square-on, in focus and filling the frame"
     out.seconds = time.perf_counter() - t0

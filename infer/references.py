@@ -272,6 +272,11 @@ class Gallery:
         best = int(np.argmax(sims))
         product = self.products[best]
         out = {"product": product, "nearest": float(sims[best]), "nearest_ref": self.sources[best]}
+        # The closest reference of any other product: a near tie means the embedding cannot tell them apart.
+        other = [i for i, p in enumerate(self.products) if p != product]
+        k2 = max(other, key=lambda i: sims[i]) if other else None
+        out["runner_up"] = None if k2 is None else self.products[k2]
+        out["runner_up_sim"] = None if k2 is None else float(sims[k2])
         for label in ("genuine", "counterfeit"):
             idx = [i for i, (p, lab) in enumerate(zip(self.products, self.labels)) if p == product and lab == label]
             k = max(idx, key=lambda i: sims[i]) if idx else None

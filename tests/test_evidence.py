@@ -77,10 +77,26 @@ def test_a_chance_level_model_never_says_genuine_or_suspect(tiny_model, tiny_syn
     assert v["validated"] is False and v["auroc_ci95"][0] <= 0.5
     results = [insp.inspect(r.path) for r in select(discover(tiny_synth), "test")]
     assert {r.verdict for r in results} == {INCONCLUSIVE}
-    assert all("not validated" in r.reason or r.quality["issues"] for r in results)
+    assert all(("not validated" in r.reason or "product unknown" in r.reason or r.quality["issues"]) for r in results)
     assert cli(["evaluate", str(tiny_model / "best.pt"), str(tiny_synth), "--out", str(tiny_model / "ev")]) == 0
     import json
 
     confusion = json.loads((tiny_model / "ev" / "report.json").read_text())["confusion"]
     assert all(confusion[lab][v] == 0 for lab in ("genuine", "counterfeit") for v in (GENUINE, SUSPECT)), confusion
     assert sum(confusion[lab][INCONCLUSIVE] for lab in confusion) == len(results)
+
+
+def test_a_model_file_with_a_degenerate_operating_point_is_refused(tiny_model, tmp_path):
+    import json
+
+    import onnx
+
+    from genuine.infer.runtime import ModelError, OnnxModel
+
+    m = onnx.load(str(tiny_model / "model.onnx"))
+    meta = json.loads(m.metadata_props[0].value)
+    meta["thresholds"].update(threshold_genuine=0.8, threshold_suspect=0.2)
+    m.metadata_props[0].value = json.dumps(meta)
+    onnx.save(m, str(tmp_path / "m.onnx"))
+    with pytest.raises(ModelError, match="degenerate operating point.*recalibrate"):
+        OnnxModel(tmp_path / "m.onnx")

@@ -153,8 +153,10 @@ def test_verdict_logic_on_planted_outputs(tiny_model):
         r = insp.judge({**two, "p_counterfeit": np.float32(p)}, ok, "x")
         assert r.verdict == verdict and abs(r.authenticity - (1 - p)) < 1e-6
     assert "upper right" in insp.judge({**two, "p_counterfeit": np.float32(0.9)}, ok, "x").reason
-    unknown = insp.judge({**two, "p_counterfeit": np.float32(0.9), "product_prob": np.array([0.4, 0.6]) * 0.5}, ok, "x")
-    assert unknown.verdict == "INCONCLUSIVE" and "not covered" in unknown.reason
+    unsure = insp.judge({**two, "p_counterfeit": np.float32(0.9), "product_prob": np.array([0.1, 0.3])}, ok, "x")
+    assert unsure.verdict == "INCONCLUSIVE" and "unsure which product" in unsure.reason and "0.30" in unsure.reason
+    tied = insp.judge({**two, "p_counterfeit": np.float32(0.9), "product_prob": np.array([0.505, 0.495])}, ok, "x")
+    assert tied.verdict == "INCONCLUSIVE" and tied.product is None and "product unknown" in tied.reason
     blurry = Quality(1.0, 120.0, 0.0, 640, 480, [("blur", "hold steady and retake")])
     assert insp.judge({**two, "p_counterfeit": np.float32(0.99)}, blurry, "x").verdict == "INCONCLUSIVE"
 
@@ -167,11 +169,11 @@ def test_exit_codes(tiny_model, tiny_synth, tmp_path, capsys):
              1: {"threshold_genuine": 0.0, "threshold_suspect": 0.0, **ok},
              2: {"threshold_genuine": 0.0, "threshold_suspect": 1.01, **ok}}
     for code, th in cases.items():
-        m = _with_meta(src, tmp_path / f"m{code}.onnx", thresholds=th, product_min_confidence=0.0)
+        m = _with_meta(src, tmp_path / f"m{code}.onnx", thresholds=th, product_min_confidence=0.0, product_margin=0.0)
         assert cli(["inspect", str(m), *photos]) == code
     out = capsys.readouterr().out
     assert "GENUINE" in out and "SUSPECT" in out and "INCONCLUSIVE" in out
-    m = _with_meta(src, tmp_path / "mj.onnx", thresholds=cases[1], product_min_confidence=0.0)
+    m = _with_meta(src, tmp_path / "mj.onnx", thresholds=cases[1], product_min_confidence=0.0, product_margin=0.0)
     assert cli(["inspect", str(m), photos[0], "--json", "--heatmap", str(tmp_path / "h.png")]) == 1
     rec = json.loads(capsys.readouterr().out.strip())
     assert rec["verdict"] == "SUSPECT" and len(rec["model_sha256"]) == 64 and rec["reason"]

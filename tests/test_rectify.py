@@ -250,3 +250,15 @@ def test_the_same_photo_gets_the_same_homography_whatever_ran_before(synth384):
     for p in photos:
         assert a[p][0] == b[p][0] and (a[p][1] is None) == (b[p][1] is None), p
         assert a[p][1] is None or np.array_equal(a[p][1], b[p][1]), p
+
+
+def test_two_products_that_fit_equally_name_neither(templates):
+    """The same artwork stored under two product names (a look-alike range, a store mix-up): the photo fits both
+    equally, so the product is unknown and the officer is told what to photograph, not given a coin toss."""
+    tpl = templates.templates[1].image
+    twins = TemplateSet([*templates.templates, Template.from_image("p1-copy", tpl.copy(), "p1-copy.png")])
+    photo, _ = photograph(tpl, np.array([[110, 70], [430, 95], [415, 300], [90, 270]], np.float64), 520, 390)
+    r = rectify(photo, twins)
+    assert not r.ok and r.product is None and r.reason_code == "ambiguous"
+    assert "two products" in r.reason and "p1" in r.reason and "p1-copy" in r.reason
+    assert rectify(photo, templates).product == "p1"           # without the rival, as before

@@ -139,22 +139,40 @@ def test_inspector_uses_references_for_product_and_coverage(tiny_model):
     assert soap.product == "soap" and soap.reference["genuine_ref"] == "s1.jpg"
 
 
-def test_calibrate_stores_a_fusion_that_inspections_use(tiny_model, tiny_synth, tmp_path, capsys):
+def test_a_collapsed_embedding_is_refused_and_names_no_product(tiny_model, tiny_synth, tmp_path, capsys):
+    """Issue 15's scene: the chance-level tiny model's embedding gives every photo a similarity of about 1 to every
+    reference. Calibration refuses (exit 2, nothing stored, what to do), and an inspection names no product."""
     model, db = str(tiny_model / "model.onnx"), str(tmp_path / "r.db")
     for prefix in ("00", "01"):
         train_g = _photos(tiny_synth, prefix)[:6]
-        product = train_g[0].parent.parent.name  # the dataset's own product name, so val photos are covered
+        product = train_g[0].parent.parent.name
         assert cli(["references", "add", model, *map(str, train_g), "--db", db, "--product", product]) == 0
-    assert cli(["references", "calibrate", model, str(tiny_synth), "--db", db]) == 0
-    assert "fusion calibrated" in capsys.readouterr().out
-    fusion = ReferenceDB(db).meta("fusion")
-    assert len(fusion["weights"]) == 4 and 0 <= fusion["thresholds"]["threshold_genuine"] <= 1
-    insp, photo = Inspector(model, references=db), _photos(tiny_synth, "01")[-1]
-    r = insp.inspect(photo)
-    # the verdict's p is the stored fusion of the classifier's p and the gallery match, and the match names the product
-    _, x, _ = insp.load(photo)
-    o = insp.model.run(x[None])
-    m = insp._references(o["embedding"][0])
-    assert r.reference is not None and r.product == m["product"]
-    assert m["genuine"] is not None          # both products have genuine references: the fusion applies
-    assert abs(r.p_counterfeit - fuse(float(o["p_counterfeit"][0]), m, fusion)) < 1e-5
+    capsys.readouterr()
+    assert cli(["references", "calibrate", model, str(tiny_synth), "--db", db]) == 2
+    err = capsys.readouterr().err
+    assert "does not tell photos apart" in err and "Nothing was stored" in err and "--template" in err
+    assert ReferenceDB(db).meta("fusion") is None
+    r = Inspector(model, references=db).inspect(_photos(tiny_synth, "01")[-1])
+    assert r.verdict == "INCONCLUSIVE" and r.product is None and "product unknown" in r.reason
+
+
+def test_calibration_fits_a_validated_fusion_on_separable_references():
+    """fit() on planted scores and matches: the fusion is stored with its validation, and the floor is measured."""
+    from types import SimpleNamespace
+
+    from genuine.train.fusion import fit
+
+    rng = np.random.default_rng(0)
+    c = {"p": [], "match": [], "y": [], "covered": [], "records": []}
+    for i in range(80):
+        y = i % 2
+        g = 0.9 - 0.3 * y + rng.normal(0, 0.03)
+        c["p"].append(float(np.clip(0.5 + 0.2 * (y - 0.5) + rng.normal(0, 0.15), 0.01, 0.99)))
+        c["match"].append({"product": "tea", "nearest": max(g, 0.7), "genuine": g, "counterfeit": None,
+                           "runner_up": "soap", "runner_up_sim": 0.3})
+        c["y"].append(y)
+        c["covered"].append(True)
+        c["records"].append(SimpleNamespace(product="tea", item_id=str(i // 2), rel=f"{i}.jpg"))
+    fusion, report = fit(c, 0.01, 0.05)
+    assert fusion["thresholds"]["validation"]["validated"] and report["auroc_fused"] > report["auroc_classifier"]
+    assert 0.6 < fusion["sim_floor"] < 0.9 and fusion["thresholds"]["validation"]["items"] == 40

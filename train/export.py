@@ -29,6 +29,7 @@ from genuine.infer.contract import (
     COMPARATOR_INPUTS,
     COMPARATOR_OUTPUTS,
     META_KEY,
+    PRODUCT_MARGIN,
     PRODUCT_MIN_CONFIDENCE,
     WHOLE_FORMAT,
     WHOLE_INPUT,
@@ -99,7 +100,7 @@ def metadata(meta: dict, int8: bool, parity: float) -> dict:
             "score": "p_counterfeit: calibrated probability of counterfeit (authenticity = 1 - p)",
             "thresholds": meta["thresholds"], "calibration": meta["calibration"], "backbone": meta["backbone"],
             "data": meta["data"], "metrics": meta["metrics"], "weights": meta["weights"],
-            "product_min_confidence": PRODUCT_MIN_CONFIDENCE, "quality": dict(QUALITY_LIMITS),
+            "product_min_confidence": PRODUCT_MIN_CONFIDENCE, "product_margin": PRODUCT_MARGIN, "quality": dict(QUALITY_LIMITS),
             "int8": int8, "parity_max_abs_diff": parity,
             "exported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "genuine_version": __version__,
             "training_versions": meta["versions"]}

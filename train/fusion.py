@@ -12,14 +12,16 @@ A photo never matches itself (same sha256) during calibration.
 from __future__ import annotations
 
 import hashlib
+import sys
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from genuine.infer.contract import DEFAULT_SIM_FLOOR
+from genuine.infer.contract import DEFAULT_SIM_FLOOR, MAX_SIM_FLOOR, PRODUCT_MARGIN, weak_model_warning
 from genuine.infer.errors import UsageError
 from genuine.infer.inspector import Inspector
 from genuine.infer.references import ReferenceDB, ReferenceError, fusion_features
+from genuine.infer.verdict import not_validated
 from genuine.train.calibrate import operating_point
 from genuine.train.data import items, select
 from genuine.train.layout import discover
@@ -56,6 +58,14 @@ def fit(c: dict, max_fpr: float, max_miss: float) -> tuple[dict, dict]:
     classifier = np.array([c["p"][i] for i in idx])
     nearest_cov = np.array([m["nearest"] for m, cov in zip(c["match"], c["covered"]) if cov])
     floor = float(np.quantile(nearest_cov, 0.01)) if len(nearest_cov) else DEFAULT_SIM_FLOOR
+    gaps = [m["nearest"] - m["runner_up_sim"] for m in c["match"] if m.get("runner_up_sim") is not None]
+    gap = float(np.median(gaps)) if gaps else None
+    if floor >= MAX_SIM_FLOOR or (gap is not None and gap < PRODUCT_MARGIN):
+        raise UsageError(f"the model's embedding does not tell photos apart (not-covered floor: similarity "
+                         f"{floor:.6f}; median gap between the nearest product and the next: "
+                         f"{'n/a' if gap is None else f'{gap:.6f}'}): a fusion calibrated on it would name products "
+                         f"at random. Nothing was stored. Retrain the model, or inspect with a comparator model "
+                         f"against templates (genuine references add --template)")
     fusion = {"bias": float(lr.intercept_[0]), "weights": lr.coef_[0].tolist(), "features": FEATURES,
               "thresholds": operating_point(fused, y, max_fpr, max_miss, groups=items([c["records"][i] for i in idx])),
               "sim_floor": floor}
@@ -80,7 +90,12 @@ def main(args) -> int:
         "data": str(args.data), "split": args.split, **report}})
     print(f"fusion calibrated on {report['photos']} {args.split} photos (in-sample; bench/references.py measures on "
           f"test): AUROC classifier {report['auroc_classifier']:.4f} -> fused {report['auroc_fused']:.4f}; "
-          f"not-covered floor: similarity {report['sim_floor']:.3f}")
+          f"not-covered floor: similarity {report['sim_floor']:.4f}")
+    if why := not_validated(fusion["thresholds"]):
+        print(f"WARNING: this fusion is {why}; inspections with it answer only INCONCLUSIVE. Add references and "
+              f"validation photos, or use a stronger model", file=sys.stderr)
+    if warning := weak_model_warning(insp.meta):
+        print(f"WARNING: {warning}", file=sys.stderr)
     if report["uncovered_photos"]:
         print(f"photos of products without references refused as not covered: {report['uncovered_refused']:.1%} "
               f"of {report['uncovered_photos']}")
