@@ -48,6 +48,23 @@ def fusion_of(meta: dict) -> dict:
     return fu if isinstance(fu, dict) and fu.get("used") else {}
 
 
+def validation_text(meta: dict) -> str:
+    """How the model's verdicts were validated, in one line for reports shared without the model card."""
+    def one(th: dict, what: str) -> str:
+        v = (th or {}).get("validation")
+        if not isinstance(v, dict):
+            return f"{what}: calibrated before validation evidence was recorded"
+        lo, hi = (v.get("auroc_ci95") or [None, None])[:2]
+        how = (f"{v.get('genuine')} genuine and {v.get('counterfeit')} counterfeit validation photos of "
+               f"{v.get('items')} items, AUROC {v.get('auroc'):.3f} (95% bootstrap interval {lo:.3f}-{hi:.3f})"
+               if v.get("auroc") is not None and lo is not None else "no AUROC recorded")
+        return f"{what}: {'validated' if v.get('validated') else 'NOT VALIDATED (' + str(v.get('why')) + ')'} on {how}"
+    parts = [one(meta.get("thresholds"), "model")]
+    if fusion_of(meta):
+        parts.append(one(fusion_of(meta).get("thresholds"), "fused with genuine photos"))
+    return "; ".join(parts)
+
+
 def weak_model_warning(meta: dict) -> str | None:
     """One line saying a model is too weak to rely on (from its own validation metrics), or None."""
     val = (meta.get("metrics") or {}).get("val") or {}

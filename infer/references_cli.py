@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 
+from genuine.infer.contract import weak_model_warning
 from genuine.infer.references import ReferenceDB, ReferenceError
 
 
@@ -25,7 +26,10 @@ def _inspector(model):
         raise ReferenceError(f"{model} is a comparator: it compares photos with templates, it keeps no reference "
                              f"embeddings. Add a product with: genuine references add --db DB --product NAME "
                              f"--template IMAGE (or --template-from-photos PHOTOS)")
-    return Inspector(model)
+    insp = Inspector(model)
+    if warning := weak_model_warning(insp.meta):   # references of a weak model inherit its weakness
+        print(f"WARNING: {warning}", file=sys.stderr)
+    return insp
 
 
 def main(args) -> int:

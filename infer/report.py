@@ -145,6 +145,7 @@ def _header(summary: dict, n_rows: int, embedded: int, linked: int) -> str:
         out.append(f'<div class="card {v if v in ORDER else ERROR}">{e(v)}<b>{n:,}</b>{pct:.1f}%</div>')
     srcs = [srcs] if isinstance(srcs, str) else list(srcs)
     kv = [("model sha256", e(g("model_sha256") or "?")),
+          ("validation", e(g("validation") or "not recorded")),
           ("sources", "<br>".join(map(e, srcs[:50])) + (f"<br>... and {len(srcs) - 50:,} more" * (len(srcs) > 50))),
           ("errors", ", ".join(f"{e(k)}: {e(v)}" for k, v in sorted(errors.items(), key=str)) or "none"),
           ("thumbnails", f"{embedded:,} embedded in this file" + (f", {linked:,} linked relative to this file "

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from genuine.infer.contract import validation_text
 from genuine.infer.errors import UsageError
 from genuine.infer.heatmap import overlay, overlay_face
 from genuine.infer.journal import Journal, RunLocked, lock_run  # noqa: F401 (RunLocked: the scan API)
@@ -240,7 +241,7 @@ def _scan_and_report(args, insp, run_dir: Path, fail_on: list[str], warning: str
     summary = write_outputs(run_dir, Journal(run_dir / "results.jsonl").close_and_records(), {
         "model": str(args.model), "model_sha256": insp.model.sha256, "model_warning": warning,
         "sources": list(args.sources),
-        "thresholds": insp.meta["thresholds"],
+        "thresholds": insp.meta["thresholds"], "validation": validation_text(insp.meta),
         "elapsed_s": round(run["seconds"], 2), "photos_per_s": round(run["new"] / max(run["seconds"], 1e-9), 2),
         "this_run": run})
     c = summary["counts"]

@@ -78,7 +78,10 @@ def test_a_chance_level_model_never_says_genuine_or_suspect(tiny_model, tiny_syn
     results = [insp.inspect(r.path) for r in select(discover(tiny_synth), "test")]
     assert {r.verdict for r in results} == {INCONCLUSIVE}
     assert all(("not validated" in r.reason or "product unknown" in r.reason or r.quality["issues"]) for r in results)
+    capsys.readouterr()
     assert cli(["evaluate", str(tiny_model / "best.pt"), str(tiny_synth), "--out", str(tiny_model / "ev")]) == 0
+    err = capsys.readouterr().err
+    assert "WARNING: weak model" in err and "not validated" in err and "all INCONCLUSIVE" in err
     import json
 
     confusion = json.loads((tiny_model / "ev" / "report.json").read_text())["confusion"]
@@ -100,3 +103,21 @@ def test_a_model_file_with_a_degenerate_operating_point_is_refused(tiny_model, t
     onnx.save(m, str(tmp_path / "m.onnx"))
     with pytest.raises(ModelError, match="degenerate operating point.*recalibrate"):
         OnnxModel(tmp_path / "m.onnx")
+
+
+def test_training_that_stops_early_says_so(tmp_path, capsys):
+    """The epoch loop every trainer shares: it says when and why it stopped and where the best epoch was."""
+    import torch
+
+    from conftest import parse
+    from genuine.train.train import fit
+
+    net = torch.nn.Linear(1, 1)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    aurocs = iter([0.60, 0.71, 0.65, 0.64, 0.63, 0.62])
+    args = parse(["train", "D", "--out", str(tmp_path), "--epochs", "6", "--patience", "2"])
+    history = fit(net, opt, sched, {}, tmp_path, args, None, run_epoch=lambda e: {"train_loss": 0.1},
+                  val_metrics=lambda: {"auroc": next(aurocs), "accuracy": 0.5}, describe=lambda r: "")
+    assert len(history) == 4
+    assert "stopped at epoch 4: no val AUROC gain for 2 epochs; best 0.7100 at epoch 2" in capsys.readouterr().err

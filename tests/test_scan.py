@@ -159,6 +159,8 @@ def test_path_list_on_stdin_and_report(model, tmp_path, monkeypatch, capsys):
     warning = weak_model_warning(OnnxModel(model).meta)
     assert json.loads((run / "summary.json").read_text())["model_warning"] == warning
     assert (warning is None) == ('class="warning"' not in html)
+    # how the model was validated travels with the shared page (the tiny model is not validated: it says so)
+    assert "<dt>validation</dt>" in html and "NOT VALIDATED" in html and "bootstrap interval" in html
     # every report comes out readable by colleagues on a shared drive (one atomic write, one mode)
     assert {oct(os.stat(run / n).st_mode & 0o777) for n in ("results.csv", "summary.json", "report.html")} == {"0o644"}
 

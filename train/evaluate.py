@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -21,10 +22,11 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from genuine.infer.atomic import atomic_write, write_text
+from genuine.infer.contract import weak_model_warning
 from genuine.infer.errors import UsageError
 from genuine.infer.model_input import face_model_input
 from genuine.infer.preprocess import RESIZE
-from genuine.infer.verdict import GENUINE, INCONCLUSIVE, SUSPECT, VERDICTS, decide
+from genuine.infer.verdict import GENUINE, INCONCLUSIVE, SUSPECT, VERDICTS, decide, not_validated
 from genuine.train import checkpoint
 from genuine.train.calibrate import rates, sigmoid
 from genuine.train.data import PhotoSet, fingerprint, select
@@ -266,9 +268,11 @@ def main(args) -> int:
                 raise checkpoint.CheckpointError(f"{path}: evaluating a whole-photo ONNX model is not supported; "
                                                  f"evaluate its best.pt")
             print(f"evaluating the exported file {path} (sha256 {model.sha256[:16]}...)")
+            meta = model.meta
             report, y, p, rows = comparator_scores(model, args.data, args.split, products, args.workers)
         else:
             ckpt = checkpoint.load(path)
+            meta = ckpt["meta"]
             if ckpt["meta"].get("arch") == "comparator":
                 ckpt["meta"]["path"] = str(path)
                 report, y, p, rows = comparator_scores(ckpt, args.data, args.split, products,
@@ -295,5 +299,11 @@ def main(args) -> int:
         n = len(report["not_aligned"])
         print(f"not aligned: {n} photo(s), INCONCLUSIVE, scored p=0.5 in every metric"
               + (f" ({', '.join(f'{k} {v}' for k, v in report['alignment']['reasons'].items())})" if n else ""))
+    if args.checkpoint != ALIGNED:
+        if warning := weak_model_warning(meta):
+            print(f"WARNING: {warning}", file=sys.stderr)
+    if why := not_validated(report["thresholds"]):
+        print(f"WARNING: the model's calibration is {why}: the photos it decides without a fusion are all "
+              f"INCONCLUSIVE", file=sys.stderr)
     print(f"Results saved to {out / 'report.json'} (+ predictions.csv, {len(report['plots'])} plots)")
     return 0
