@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from genuine.infer.runtime import weak_model_warning
+from genuine.infer.contract import validation_text, weak_model_warning
 
 
 def _fmt(x, digits=4):
@@ -83,6 +83,8 @@ def model_card(path: Path, meta: dict, sha256: str, size: int, why_fp32: str | N
         f"{th['target_miss']:.0%} of counterfeits passed); INCONCLUSIVE between.",
         f"- on validation: coverage {_fmt(th['coverage'], 3)}, false alarms {_fmt(th['false_alarm_rate'], 3)}, "
         f"missed {_fmt(th['miss_rate'], 3)}, accuracy when decided {_fmt(th['accuracy_when_decided'], 3)} ({th['note']})",
+        f"- validation evidence: {validation_text(meta)}" + (
+            "; what is not validated answers only INCONCLUSIVE" if "NOT VALIDATED" in validation_text(meta) else ""),
         "",
         *_fusion_lines(meta),
         "## Limitations",
