@@ -136,10 +136,10 @@ def check_meta(meta, name: str) -> None:
 
 def _operating_point(th: dict, name: str, which: str) -> None:
     """A degenerate operating point decides on a knife's edge or not at all: refuse it with what to do."""
-    if th["threshold_genuine"] > th["threshold_suspect"]:
+    if th["threshold_genuine"] >= th["threshold_suspect"]:
         raise ModelError(f"{name}: degenerate {which}operating point: genuine threshold {th['threshold_genuine']} "
-                         f"is above suspect threshold {th['threshold_suspect']}; recalibrate on validation photos "
-                         f"(genuine train) and export again")
+                         f"is not below suspect threshold {th['threshold_suspect']} (no inconclusive band); "
+                         f"recalibrate on validation photos (genuine train) and export again")
     v = th.get("validation")
     if v is not None and not (isinstance(v, dict) and isinstance(v.get("validated"), bool)):
         raise ModelError(f"{name}: genuine metadata {which}thresholds.validation must be an object with a boolean "

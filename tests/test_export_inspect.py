@@ -166,8 +166,8 @@ def test_exit_codes(tiny_model, tiny_synth, tmp_path, capsys):
     photos = [str(p) for p in _photos(tiny_synth, 2)]
     src = tiny_model / "model.onnx"
     ok = {"validation": {"validated": True, "why": None}}   # planted thresholds: the tiny model itself is at chance
-    cases = {0: {"threshold_genuine": 1.01, "threshold_suspect": 1.01, **ok},
-             1: {"threshold_genuine": 0.0, "threshold_suspect": 0.0, **ok},
+    cases = {0: {"threshold_genuine": 1.01, "threshold_suspect": 1.02, **ok},
+             1: {"threshold_genuine": -1.0, "threshold_suspect": 0.0, **ok},
              2: {"threshold_genuine": 0.0, "threshold_suspect": 1.01, **ok}}
     for code, th in cases.items():
         m = _with_meta(src, tmp_path / f"m{code}.onnx", thresholds=th, product_min_confidence=0.0, product_margin=0.0)
