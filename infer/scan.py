@@ -12,6 +12,7 @@ and the run folder's lock are infer/journal.py.
 """
 from __future__ import annotations
 
+import io
 import os
 import sys
 import time
@@ -60,10 +61,8 @@ class Scanner:
         self.new += 1
 
     def add(self, item: dict) -> None:
-        e = item["entry"]
-        base = {"path": e.key, "stamp": list(e.stamp), "sha256": item.get("sha256")}
         if "error" in item:
-            self._record({"type": "error", **base, "error_kind": item["error_kind"], "error": item["error"]})
+            self._record(_error_record(item))
         elif item["sha256"] in self.done_sha or any(q["sha256"] == item["sha256"] for q in self.queue):
             self.queue.append({**item, "duplicate": True})   # scored once; this path joins it
         else:
@@ -71,50 +70,78 @@ class Scanner:
         if len([q for q in self.queue if not q.get("duplicate")]) >= self.batch:
             self.flush()
 
-    def _flush_comparator(self, fresh: list[dict]) -> None:
-        insp = self.insp
-        scored = [q for q in fresh if "x" in q]
-        out = insp.model.compare(np.stack([q["x"] for q in scored]), np.stack(
-            [insp._template_input(insp.templates.templates[q["template"]]) for q in scored])) if scored else {}
-        k = 0
-        for q in fresh:
-            if "x" not in q:
-                r = insp.not_rectified(q["entry"].key, q["rect"])
-            else:
-                o = {n: v[k] for n, v in out.items()}
-                o["variation"] = q.get("variation")   # scored in the worker (_rectified)
-                r = insp.judge_face(o, q["quality"], q["rect"], q["entry"].key)
-                k += 1
-            thumb = None
-            if r.verdict != GENUINE and r.heatmap is not None:
-                thumb = f"thumbs/{q['sha256'][:20]}.jpg"
-                overlay_face(q["x"], r.heatmap).save(self.run_dir / thumb, quality=85)
-            rec = {k2: v for k2, v in r.to_dict().items() if k2 not in ("source", "timing_ms", "model_sha256")}
-            self._record({"type": "photo", "path": q["entry"].key, "stamp": list(q["entry"].stamp),
-                          **rec, "sha256": q["sha256"], "thumb": thumb})
-
     def flush(self) -> None:
         fresh = [q for q in self.queue if not q.get("duplicate")]
-        if fresh and self.insp.model.is_comparator:
-            self._flush_comparator(fresh)
-        elif fresh:
-            out = self.insp.model.run(np.stack([q["x"] for q in fresh]))
-            for k, q in enumerate(fresh):
-                r = self.insp.judge({n: v[k] for n, v in out.items()}, q["quality"], q["entry"].key)
-                thumb = None
-                if r.verdict != GENUINE and r.heatmap is not None:
-                    thumb = f"thumbs/{q['sha256'][:20]}.jpg"
-                    _, nw, nh, left, top = letterbox_geometry(*q["photo_size"], self.insp.size)
-                    picture = Image.fromarray(q["x"][top:top + nh, left:left + nw])
-                    overlay(picture, r.heatmap, self.insp.size).save(self.run_dir / thumb, quality=85)
-                rec = {k2: v for k2, v in r.to_dict().items() if k2 not in ("source", "timing_ms", "model_sha256")}
-                self._record({"type": "photo", "path": q["entry"].key, "stamp": list(q["entry"].stamp),
-                              **rec, "sha256": q["sha256"], "thumb": thumb})
+        for rec, thumb in score_batch(self.insp, fresh):
+            if thumb is not None:
+                (self.run_dir / rec["thumb"]).write_bytes(thumb)
+            self._record(rec)
         for q in self.queue:
             if q.get("duplicate"):
                 self._record({"type": "path", "path": q["entry"].key, "stamp": list(q["entry"].stamp),
                               "sha256": q["sha256"]})
         self.queue = []
+
+    def arrived(self, rec: dict, thumb: bytes | None) -> None:
+        """A record scored elsewhere (a Ray actor): journal it, or, when its photo was scored already under
+        another path, journal the path only, so a photo is counted once whichever engine scored it."""
+        if rec.get("type") == "photo" and rec["sha256"] in self.done_sha:
+            rec = {"type": "path", "path": rec["path"], "stamp": rec["stamp"], "sha256": rec["sha256"]}
+        elif thumb is not None:
+            (self.run_dir / rec["thumb"]).write_bytes(thumb)
+        self._record(rec)
+
+
+def _jpeg(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=85)
+    return buf.getvalue()
+
+
+def _error_record(item: dict) -> dict:
+    e = item["entry"]
+    return {"type": "error", "path": e.key, "stamp": list(e.stamp), "sha256": item.get("sha256"),
+            "error_kind": item["error_kind"], "error": item["error"]}
+
+
+def score_batch(insp, fresh: list[dict]) -> list[tuple[dict, bytes | None]]:
+    """Worker items (scan_worker.decode) -> journal records with their heatmap thumbnails (JPEG bytes, named in
+    rec["thumb"]); the model runs once per batch. One definition for the local scan and the Ray actors."""
+    out: list[tuple[dict, bytes | None]] = [(_error_record(q), None) for q in fresh if "error" in q]
+    fresh = [q for q in fresh if "error" not in q]
+    if not fresh:
+        return out
+    if insp.model.is_comparator:
+        scored = [q for q in fresh if "x" in q]
+        res = insp.model.compare(np.stack([q["x"] for q in scored]), np.stack(
+            [insp._template_input(insp.templates.templates[q["template"]]) for q in scored])) if scored else {}
+        k, results = 0, []
+        for q in fresh:
+            if "x" not in q:
+                results.append(insp.not_rectified(q["entry"].key, q["rect"]))
+            else:
+                o = {n: v[k] for n, v in res.items()}
+                o["variation"] = q.get("variation")   # scored in the worker (_rectified)
+                results.append(insp.judge_face(o, q["quality"], q["rect"], q["entry"].key))
+                k += 1
+    else:
+        res = insp.model.run(np.stack([q["x"] for q in fresh]))
+        results = [insp.judge({n: v[k] for n, v in res.items()}, q["quality"], q["entry"].key)
+                   for k, q in enumerate(fresh)]
+    for q, r in zip(fresh, results):
+        thumb = name = None
+        if r.verdict != GENUINE and r.heatmap is not None:
+            name = f"thumbs/{q['sha256'][:20]}.jpg"
+            if insp.model.is_comparator:
+                thumb = _jpeg(overlay_face(q["x"], r.heatmap))
+            else:
+                _, nw, nh, left, top = letterbox_geometry(*q["photo_size"], insp.size)
+                picture = Image.fromarray(q["x"][top:top + nh, left:left + nw])
+                thumb = _jpeg(overlay(picture, r.heatmap, insp.size))
+        rec = {k2: v for k2, v in r.to_dict().items() if k2 not in ("source", "timing_ms", "model_sha256")}
+        out.append(({"type": "photo", "path": q["entry"].key, "stamp": list(q["entry"].stamp), **rec,
+                     "sha256": q["sha256"], "thumb": name}, thumb))
+    return out
 
 
 def scan(inspector, sources: list[str], run_dir, workers: int = 0, batch: int = 16, progress: bool = True,
