@@ -230,6 +230,13 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--out", required=True, help="run folder (reuse it to resume)")
     sc.add_argument("--workers", type=count(0), default=0, help="decoding processes (default: all cores)")
     sc.add_argument("--batch", type=count(1), default=16, help="photos per inference batch (default 16)")
+    sc.add_argument("--engine", choices=["local", "ray"], default="local",
+                    help="local: worker processes on this machine (default); ray: the same pipeline as a Ray Data "
+                         "job, on a local Ray or a cluster (the 'ray' extra)")
+    sc.add_argument("--address", metavar="auto|ray://HOST:PORT",
+                    help="--engine ray: the cluster to join (default: start a local Ray on this machine's cores)")
+    sc.add_argument("--actors", type=count(0), default=0,
+                    help="--engine ray: decoding/rectifying actors (default: the cluster's CPUs minus one)")
     sc.add_argument("--threads", type=count(0), default=1, help="onnxruntime threads in the main process (default 1)")
     sc.add_argument("--references", metavar="DB", help="reference gallery used for every photo")
     sc.add_argument("--templates", metavar="ROOT_OR_DB",

@@ -144,6 +144,16 @@ def score_batch(insp, fresh: list[dict]) -> list[tuple[dict, bytes | None]]:
     return out
 
 
+def listing(sources: list[str]) -> list[Entry]:
+    """Every entry of the sources once: a path given twice (two sources, a list and a folder) is one item."""
+    listed, seen = [], set()
+    for e in entries(sources):
+        if e.key not in seen:
+            seen.add(e.key)
+            listed.append(e)
+    return listed
+
+
 def scan(inspector, sources: list[str], run_dir, workers: int = 0, batch: int = 16, progress: bool = True,
          locked: bool = False) -> dict:
     """Score every photo of `sources` not yet in RUN_DIR's journal. locked: the caller holds lock_run(run_dir)."""
@@ -151,11 +161,7 @@ def scan(inspector, sources: list[str], run_dir, workers: int = 0, batch: int = 
     t0 = time.perf_counter()
     lock = None if locked else lock_run(run_dir)
     sc = Scanner(inspector, run_dir, batch)
-    listed, seen = [], set()
-    for e in entries(sources):
-        if e.key not in seen:   # a path given twice (two sources, a list and a folder) is one item
-            seen.add(e.key)
-            listed.append(e)
+    listed = listing(sources)
     todo = [e for e in listed if not sc.finished(e)]
     bar = Progress(len(todo), progress)
     workers = workers or os.cpu_count() or 1
@@ -264,7 +270,12 @@ def usage_error(args) -> str | None:
 def _scan_and_report(args, insp, run_dir: Path, fail_on: list[str], warning: str | None) -> int:
     from genuine.infer.scan_outputs import write_outputs
 
-    run = scan(insp, args.sources, run_dir, args.workers, args.batch, locked=True)
+    if args.engine == "ray":
+        from genuine.infer.scan_ray import scan_ray
+
+        run = scan_ray(insp, args, run_dir)
+    else:
+        run = scan(insp, args.sources, run_dir, args.workers, args.batch, locked=True)
     summary = write_outputs(run_dir, Journal(run_dir / "results.jsonl").close_and_records(), {
         "model": str(args.model), "model_sha256": insp.model.sha256, "model_warning": warning,
         "sources": list(args.sources),

@@ -35,6 +35,8 @@ def merge(records: list[dict]) -> list[dict]:
     for sha, paths in extra.items():
         if sha in rows:
             rows[sha]["paths"] += [p for p in paths if p not in rows[sha]["paths"]]
+    for r in rows.values():   # a photo's row names its paths in order, whichever worker or engine scored it first
+        r["paths"] = sorted(r["paths"])
     return sorted(rows.values(), key=lambda r: r["paths"][0])
 
 
