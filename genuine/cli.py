@@ -236,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--address", metavar="auto|ray://HOST:PORT",
                     help="--engine ray: the cluster to join (default: start a local Ray on this machine's cores)")
     sc.add_argument("--actors", type=count(0), default=0,
-                    help="--engine ray: decoding/rectifying actors (default: the cluster's CPUs minus one)")
+                    help="--engine ray: decoding/rectifying actors (default: two thirds of the cluster's CPUs; the model actors get the rest)")
     sc.add_argument("--threads", type=count(0), default=1, help="onnxruntime threads in the main process (default 1)")
     sc.add_argument("--references", metavar="DB", help="reference gallery used for every photo")
     sc.add_argument("--templates", metavar="ROOT_OR_DB",

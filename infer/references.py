@@ -71,7 +71,9 @@ class ReferenceDB:
         if create and not self.path.parent.is_dir():
             self.path.parent.mkdir(parents=True)   # `--db runs/refs.db` in a fresh clone: the folder is made too
         try:
-            self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            # Not bound to the opening thread: a Ray actor opens the store in __init__ and reads it from its task
+            # threads. Safe: Python's sqlite3 is built serialized (threadsafety 3), and one connection's calls queue.
+            self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.executescript(SCHEMA)
         except sqlite3.DatabaseError as e:

@@ -244,3 +244,21 @@ def test_variation_models_in_memory_are_bounded(store, monkeypatch):
     assert vm.get(key) is a                              # held while it is the most recent
     vm.get(("other", "t"))
     assert list(vm._models) == [("other", "t")]          # the least recently used left memory
+
+
+def test_a_ray_scan_fuses_like_the_local_scan(comparator_run, store, tmp_path):
+    """The comparator with a store of genuine photos on --engine ray: actors open the store in one thread and read it
+    from another (once a crash here), and the rows equal the local scan's."""
+    pytest.importorskip("ray.data")
+    run, _, _ = comparator_run
+    ds, product, db, photos = store
+    cli(["references", "add", "--db", str(db), "--product", product, "--genuine-photos", *map(str, photos)])
+    _with_fusion(run / "model.onnx", tmp_path / "fused.onnx")
+    test = [str(r.path) for r in ds.records if r.product == product and r.split == "test"]
+    common = [str(tmp_path / "fused.onnx"), *test, "--templates", str(db), "--workers", "1"]
+    assert cli(["scan", *common, "--out", str(tmp_path / "local")]) in (0, 1)
+    assert cli(["scan", *common, "--out", str(tmp_path / "ray"), "--engine", "ray", "--actors", "1"]) in (0, 1)
+    local, ray = (sorted(csv.DictReader(open(tmp_path / d / "results.csv")), key=lambda r: r["path"])
+                  for d in ("local", "ray"))
+    assert local == ray and all(r["verdict"] != "ERROR" for r in ray)
+    assert any(r["fused"] == "True" for r in ray)
