@@ -12,16 +12,16 @@ the counterfeit to score above its twin, as the frozen mode does (the lever that
 """
 from __future__ import annotations
 
-import itertools
 import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from genuine.train.comparator import Comparator
 from genuine.train.comparator_frozen import TWIN_MARGIN
+from genuine.train.distributed import Dist, global_batches
 from genuine.train.face_data import FaceSet, augment
 
 FROZEN_STRIDE = 4    # stages up to this stride stay as pretrained
@@ -59,11 +59,13 @@ class TwinViews(Dataset):
 
 
 def prepare(net: Comparator) -> list[torch.nn.Parameter]:
-    """Unfreeze the stages deeper than FROZEN_STRIDE; return the parameters that learn (heads included)."""
+    """Unfreeze the stages deeper than FROZEN_STRIDE, up to the deepest level the heads read (the stages past it are
+    never run: parameters that never get a gradient would stall DistributedDataParallel); return the parameters that
+    learn (heads included)."""
     net.freeze_backbone = False
     strides, _ = net.body.stage_shapes()
     for stage, s in zip(net.body, strides):
-        stage.requires_grad_(s > FROZEN_STRIDE)
+        stage.requires_grad_(FROZEN_STRIDE < s <= max(net.strides))
     return [p for p in net.parameters() if p.requires_grad]
 
 
@@ -72,54 +74,84 @@ def set_mode(net: Comparator, training: bool) -> None:
     net.body.eval()   # BatchNorm statistics stay ImageNet's (see the module docstring)
 
 
-def loader(views, batch: int, workers: int, epoch: int, salt: int = 0) -> DataLoader:
+def _collate(items: list):
+    return default_collate(items) if items else None   # a process's empty share of a step's twin pairs
+
+
+def loader(views, batch: int, workers: int, epoch: int, salt: int = 0, dist: Dist | None = None):
+    """This process's part of each of the epoch's global batches (all of it in a single process), and the global
+    batch sizes: the order is the seeded single-process one whatever the number of processes."""
+    dist = dist or Dist()
     views.epoch = epoch
-    order = torch.Generator().manual_seed(views.seed * 7919 + epoch + salt)
-    return DataLoader(views, batch_size=batch, shuffle=True, generator=order, num_workers=workers,
-                      drop_last=len(views) > batch)   # BatchNorm-free heads, but a batch of one is noise
+    batches = global_batches(len(views), batch, views.seed * 7919 + epoch + salt,
+                             drop_last=len(views) > batch)   # BatchNorm-free heads, but a batch of one is noise
+    return (DataLoader(views, batch_sampler=[dist.shard(b) for b in batches], num_workers=workers,
+                       collate_fn=_collate), [len(b) for b in batches])
+
+
+class FaceScore(torch.nn.Module):
+    """One step's forward for DistributedDataParallel: the faces through the shared backbone, scored against the
+    templates' features (computed without gradient outside it)."""
+
+    def __init__(self, net: Comparator):
+        super().__init__()
+        self.net = net
+
+    def forward(self, face, template_features):
+        return self.net.score(self.net.features(face), template_features)
 
 
 def train_one_epoch(net: Comparator, views: FaceViews, templates: np.ndarray, opt, sched, epoch: int, args,
-                    pos_weight, twins: TwinViews | None = None) -> dict:
+                    pos_weight, twins: TwinViews | None = None, dist: Dist | None = None, step=None) -> dict:
+    """One epoch; with torchrun (dist) each process scores its part of every global batch and scales its loss by
+    that share, so the averaged gradient is the single-process gradient of the whole batch."""
+    dist = dist or Dist()
+    step = step or FaceScore(net)
     set_mode(net, True)
     torch.manual_seed(args.seed * 100_003 + epoch)
     total, seen, t0 = 0.0, 0, time.perf_counter()
-    tmpl = torch.from_numpy(templates)
-    faces = loader(views, args.batch, args.loader_workers, epoch)
-    pairs = []
+    device = next(net.parameters()).device
+    tmpl = torch.from_numpy(templates).to(device)
+    faces, sizes = loader(views, args.batch, args.loader_workers, epoch, dist=dist)
+    pairs, pair_sizes = [], []
     if twins is not None and len(twins):   # spread the pairs over the epoch's steps
-        per_step = max(1, -(-len(twins) // max(1, len(faces))))
-        pairs = loader(twins, per_step, args.loader_workers, epoch, salt=1)
-    for (face, y, product), pair in itertools.zip_longest(faces, pairs):
-        if face is None:
-            break
-        n = len(y)
+        per_step = max(1, -(-len(twins) // max(1, len(sizes))))
+        pairs, pair_sizes = loader(twins, per_step, args.loader_workers, epoch, salt=1, dist=dist)
+    pair_iter = iter(pairs)
+    for k, (face, y, product) in enumerate(faces):
+        pair = next(pair_iter, None) if k < len(pair_sizes) else None
+        n, n_all = len(y), sizes[k]
+        face, y, product = face.to(device), y.to(device), product.to(device)
         if pair is not None:   # counterfeits, then their twins, in the same forward pass
+            pair = [v.to(device) for v in pair]
             face, product = torch.cat([face, pair[0], pair[1]]), torch.cat([product, pair[2], pair[2]])
         with torch.no_grad():
             tf = net.features(tmpl)
-        out = net.score(net.features(face), [t[product] for t in tf])
-        loss = F.binary_cross_entropy_with_logits(out["logit"][:n], y.float(), pos_weight=pos_weight)
+        out = step(face, [t[product] for t in tf])
+        loss = F.binary_cross_entropy_with_logits(out["logit"][:n], y.float(), pos_weight=pos_weight) * (n / n_all)
         m = (len(face) - n) // 2
         if m:
             z = out["logit"][n:]
-            loss = loss + F.softplus(TWIN_MARGIN - (z[:m] - z[m:])).mean()
+            loss = loss + F.softplus(TWIN_MARGIN - (z[:m] - z[m:])).mean() * (m / pair_sizes[k])
+        loss = loss * dist.world    # DistributedDataParallel averages the processes' gradients
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_([p for p in net.parameters() if p.requires_grad], 5.0)
         opt.step()
         sched.step()
-        total += loss.item() * n
-        seen += n
+        total += loss.item() / dist.world * n_all
+        seen += n_all
     return {"train_loss": total / max(seen, 1), "pairs_per_s": seen / (time.perf_counter() - t0)}
 
 
 @torch.no_grad()
 def logits(net: Comparator, fs: FaceSet, batch: int = 32) -> np.ndarray:
     set_mode(net, False)
-    tf = net.features(torch.from_numpy(fs.templates))
+    device = next(net.parameters()).device
+    tf = net.features(torch.from_numpy(fs.templates).to(device))
     out = []
     for s in range(0, len(fs), batch):
-        p = torch.from_numpy(fs.product[s:s + batch])
-        out.append(net.score(net.features(torch.from_numpy(fs.faces[s:s + batch])), [t[p] for t in tf])["logit"])
+        p = torch.from_numpy(fs.product[s:s + batch]).to(device)
+        faces = torch.from_numpy(fs.faces[s:s + batch]).to(device)
+        out.append(net.score(net.features(faces), [t[p] for t in tf])["logit"].float().cpu())
     return torch.cat(out).numpy() if out else np.zeros(0)

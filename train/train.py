@@ -181,9 +181,11 @@ def main(args) -> int:
     return finish(out_dir, val_set, device, args, history)
 
 
-def fit(net, opt, sched, meta: dict, out_dir: Path, args, resume, run_epoch, val_metrics, describe) -> list[dict]:
+def fit(net, opt, sched, meta: dict, out_dir: Path, args, resume, run_epoch, val_metrics, describe,
+        main: bool = True) -> list[dict]:
     """The epoch loop every trainer shares: continue a resume state, train (run_epoch(e) -> row), validate
-    (val_metrics() -> binary_metrics), early-stop on val AUROC and say so, write best.pt and last.pt atomically.
+    (val_metrics() -> binary_metrics), early-stop on val AUROC and say so, write best.pt and last.pt atomically
+    (only the main process under torchrun: every process takes the same decisions from the same val metrics).
     Returns the history."""
     start, best, history, stale = 0, {"auroc": -1.0, "epoch": -1}, [], 0
     if resume is not None:
@@ -207,6 +209,8 @@ def fit(net, opt, sched, meta: dict, out_dir: Path, args, resume, run_epoch, val
         improved = (m["auroc"] or 0.0) > best["auroc"] + 1e-6
         best, stale = ({"auroc": m["auroc"] or 0.0, "epoch": epoch}, 0) if improved else (best, stale + 1)
         history.append(row)
+        if not main:
+            continue
         _log(out_dir, row)
         print(f"epoch {epoch + 1}/{args.epochs}  loss {row['train_loss']:.4f}  val AUROC {m['auroc']:.4f}  "
               f"{describe(row)}{'  *best' if improved else ''}", file=sys.stderr)

@@ -15,8 +15,10 @@ Every random draw is a function of (seed, epoch) or (seed, photo, view), so --re
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +26,7 @@ import torch
 
 from genuine.infer.errors import GenuineError
 from genuine.infer.templates import load_templates
-from genuine.train import backbones, checkpoint, comparator_frozen
+from genuine.train import backbones, checkpoint, comparator_frozen, distributed
 from genuine.train.calibrate import fit_temperature, operating_point, sigmoid
 from genuine.train.comparator import Comparator
 from genuine.train.comparator_frozen import extract, logits_of, twin_targets, views
@@ -72,6 +74,29 @@ def load_sets(args, ds):
 
 
 def main(args) -> int:
+    dist = distributed.init(args.device)   # torchrun: one process per device; else a single process
+    try:
+        return _main(args, dist)
+    finally:
+        distributed.close(dist)
+
+
+def _quiet() -> None:
+    """Processes other than rank 0 say nothing (rank 0 says it all), except a traceback if they fail."""
+    sys.stdout = sys.stderr = open(os.devnull, "w")
+    sys.excepthook = lambda *exc: traceback.print_exception(*exc, file=sys.__stderr__)
+
+
+def _main(args, dist) -> int:
+    if dist.on:
+        if not args.train_backbone:
+            raise TrainError("torchrun: data-parallel training is for --train-backbone (the backbone learns); the "
+                             "default frozen mode trains the heads on cached features in minutes in one process")
+        if args.batch < dist.world:
+            raise TrainError(f"--batch {args.batch}: the global batch must hold at least one face per process "
+                             f"({dist.world})")
+        if not dist.main:
+            _quiet()
     out_dir = Path(args.out)
     torch.manual_seed(args.seed)
     ds = discover(args.data)
@@ -111,7 +136,10 @@ def main(args) -> int:
     if e2e:   # the backbone learns too: fresh views every epoch (train/comparator_e2e.py)
         from genuine.train import comparator_e2e
 
+        device = torch.device(args.device)
+        net.to(device)
         params = comparator_e2e.prepare(net)
+        step = dist.wrap(comparator_e2e.FaceScore(net))   # DistributedDataParallel under torchrun
         data = comparator_e2e.FaceViews(tr, args.seed)
         pairs = twin_pairs(tr)
         twins = comparator_e2e.TwinViews(tr, pairs, args.seed) if len(pairs) else None
@@ -119,7 +147,7 @@ def main(args) -> int:
             print(f"{len(pairs)} counterfeit/genuine twin pairs: ranking loss on", file=sys.stderr)
         y = tr.labels
         run_epoch = lambda e: comparator_e2e.train_one_epoch(net, data, tr.templates, opt, sched, e, args,  # noqa
-                                                             pos_weight, twins)
+                                                             pos_weight.to(device), twins, dist, step)
         val_logits = lambda n: comparator_e2e.logits(n, va)  # noqa: E731
         groups = [{"params": [p for p in params if not any(p is q for q in net.heads.parameters())],
                    "lr": args.lr * 0.1}, {"params": list(net.heads.parameters())}]
@@ -160,7 +188,9 @@ def main(args) -> int:
             "args": {kk: v for kk, v in vars(args).items() if kk != "func"}}
     history = fit(net, opt, sched, meta, out_dir, args, resume, run_epoch,
                   val_metrics=lambda: binary_metrics(va.labels, sigmoid(val_logits(net))),
-                  describe=lambda r: f"{r['pairs_per_s']:.0f} pairs/s  {r['seconds']:.1f}s")
+                  describe=lambda r: f"{r['pairs_per_s']:.0f} pairs/s  {r['seconds']:.1f}s", main=dist.main)
+    if not dist.main:
+        return 0   # rank 0 calibrates and writes best.pt
     return finish(out_dir, val_logits, va, args, history, tr)
 
 
