@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -121,6 +122,9 @@ def _log(out_dir: Path, row: dict) -> None:
 
 
 def main(args) -> int:
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:   # each process would train its own copy into the same folder
+        raise UsageError("torchrun: data-parallel training is for the comparator with --train-backbone; the "
+                         "whole-photo classifier trains in one process (its BatchNorm statistics are per batch)")
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda but no CUDA device is visible")
