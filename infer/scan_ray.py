@@ -119,8 +119,9 @@ def _run(ray, insp, args, todo: list[Entry], sc, bar) -> None:
         comparator = insp.model.is_comparator
         fused = comparator and insp.fusion and insp.variation
         init = (insp.size, insp.meta.get("quality"), insp.templates if comparator else None,
-                insp.model.face_size if comparator else None, str(insp._store.path) if fused else None)
-        rows = [asdict(e) for e in todo]
+                insp.model.face_size if comparator else None, _source(str(insp._store.path)) if fused else None)
+        # Absolute files (the keys stay as given, for the reports): an actor's working folder is not the driver's.
+        rows = [{**asdict(e), "path": os.path.abspath(e.path)} for e in todo]
         ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows) // 8, 1000)))
         # Ray Data restarts a dead actor and retries its task (its default for actor pools; the worker-kill test
         # checks it): a photo is journalled once, when its record arrives here.
