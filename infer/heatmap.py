@@ -20,9 +20,7 @@ LUT = np.stack([np.interp(np.linspace(0, 4, 256), np.arange(5), _STOPS[:, c]) fo
 def _photo_map(photo: Image.Image, heat: np.ndarray, model_size: int) -> np.ndarray:
     """Score map (logits on the letterboxed input) -> 0..1 over the photo's own pixels, relative to its own
     range: the picture answers "where did it look", the score itself is reported beside it."""
-    h = heat.astype(np.float32)
-    rel = (h - h.min()) / max(float(h.max() - h.min()), 1e-6)
-    square = np.asarray(Image.fromarray(rel, "F").resize((model_size, model_size), Image.BILINEAR))
+    square = np.asarray(Image.fromarray(_relative(heat), "F").resize((model_size, model_size), Image.BILINEAR))
     _, nw, nh, left, top = letterbox_geometry(photo.width, photo.height, model_size)
     return square[top:top + nh, left:left + nw]
 
@@ -37,7 +35,7 @@ def _shrunk(photo: Image.Image, max_side: int) -> tuple[Image.Image, float]:
 def _blend(base: Image.Image, m: np.ndarray, alpha: float, inside: np.ndarray | None = None) -> Image.Image:
     """m: 0..1 at base's size; `inside` (0..1) limits the tint to where the map means something."""
     colour = LUT[np.clip(m * 255, 0, 255).astype(np.uint8)]
-    a = alpha * (0.25 + 0.75 * m)  # hot areas stand out, cold ones barely tint
+    a = alpha * np.sqrt(m)  # hot areas stand out; below the median the package is shown as it is
     if inside is not None:
         a = a * inside
     out = np.asarray(base.convert("RGB"), np.float32) * (1 - a[..., None]) + colour.astype(np.float32) * a[..., None]
@@ -45,8 +43,13 @@ def _blend(base: Image.Image, m: np.ndarray, alpha: float, inside: np.ndarray | 
 
 
 def _relative(heat: np.ndarray) -> np.ndarray:
-    h = heat.astype(np.float32)
-    return (h - h.min()) / max(float(h.max() - h.min()), 1e-6)
+    """Score map -> 0..1 for drawing: smoothed over about a cell (a hot spot of a few cells reads as a region, not
+    as specks) and scaled from the map's median (half the package stays untinted) to its maximum."""
+    import cv2
+
+    h = cv2.GaussianBlur(heat.astype(np.float32), (0, 0), 1.0)
+    lo = float(np.median(h))
+    return np.clip((h - lo) / max(float(h.max()) - lo, 1e-6), 0.0, 1.0)
 
 
 def overlay(photo: Image.Image, heat: np.ndarray, model_size: int, max_side: int = 1024, alpha: float = 0.45) -> Image.Image:

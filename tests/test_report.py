@@ -199,3 +199,21 @@ def test_script_is_valid_js(tmp_path):
     js = tmp_path / "page.js"
     js.write_text(script)
     subprocess.run(["node", "--check", str(js)], check=True, capture_output=True, timeout=30)
+
+
+def test_the_heatmap_tints_where_the_model_looked_and_leaves_the_rest_as_photographed():
+    """A hot spot of a few cells reads as a region on the face; below the map's median the package is untouched
+    (a uniform cast would hide the spot an officer must examine)."""
+    import numpy as np
+
+    from genuine.infer.heatmap import overlay_face
+
+    rng = np.random.default_rng(0)
+    face = np.full((104, 160, 3), 128, np.uint8)             # mid grey: every change is the tint
+    heat = rng.normal(0, 0.05, (26, 40)).astype(np.float32)
+    heat[20:22, 30:32] += 3.0                                 # the difference, lower right
+    out = np.asarray(overlay_face(face, heat)).astype(int)
+    change = np.abs(out - face.astype(int)).sum(-1)
+    spot = change[84:88, 124:128]                             # cells 20-21, 30-31 at stride 4
+    assert spot.mean() > 10 * max(np.median(change), 1)       # the spot stands out from the rest of the package
+    assert (change == 0).mean() > 0.25                       # below the map's median: as photographed
