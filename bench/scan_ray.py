@@ -40,13 +40,11 @@ def _stage_costs(model: str, templates: str, photos: str, n: int) -> dict:
 
     from genuine.infer.inspector import Inspector
     from genuine.infer.scan import listing, score_batch
-    from genuine.infer.scan_worker import _init_worker, decode
+    from genuine.infer.scan_worker import _init_worker, decode, worker_args
 
     cv2.setNumThreads(1)
     insp = Inspector(model, threads=1, templates=templates)
-    fused = insp.model.is_comparator and insp.fusion and insp.variation
-    _init_worker(insp.size, insp.meta.get("quality"), insp.templates if insp.model.is_comparator else None,
-                 insp.model.face_size if insp.model.is_comparator else None, str(insp._store.path) if fused else None)
+    _init_worker(*worker_args(insp))
     todo = [e for e in listing([photos]) if e.key.lower().endswith((".jpg", ".jpeg", ".png"))][:n]
     t0 = time.perf_counter()
     items = [decode(e) for e in todo]

@@ -240,11 +240,11 @@ class Inspector:
         """Verdict for one photo from the model's outputs, the references and the quality gate (shared with scans)."""
         p = float(out["p_counterfeit"])
         product, conf, tie = None, None, None
+        margin = self.meta.get("product_margin", PRODUCT_MARGIN)   # nearer than this, the product is unknown
         if "product_prob" in out:
             order = np.argsort(-np.asarray(out["product_prob"]))
             k = int(order[0])
             product, conf = self.model.products[k], float(out["product_prob"][k])
-            margin = self.meta.get("product_margin", PRODUCT_MARGIN)
             if len(order) > 1 and conf - float(out["product_prob"][order[1]]) < margin:
                 tie = (self.model.products[int(order[1])], float(out["product_prob"][order[1]]))
         elif len(self.model.products) == 1:
@@ -256,7 +256,7 @@ class Inspector:
             product, conf = ref["product"], ref["nearest"]
             covered = ref["nearest"] >= self.fusion.get("sim_floor", DEFAULT_SIM_FLOOR)
             tie = None
-            if ref.get("runner_up_sim") is not None and ref["nearest"] - ref["runner_up_sim"] < PRODUCT_MARGIN:
+            if ref.get("runner_up_sim") is not None and ref["nearest"] - ref["runner_up_sim"] < margin:
                 tie = (ref["runner_up"], ref["runner_up_sim"])
             if ref["genuine"] is None:
                 notes.append(f"no genuine references for {product}: classifier only")

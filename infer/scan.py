@@ -27,7 +27,7 @@ from genuine.infer.errors import UsageError
 from genuine.infer.heatmap import overlay, overlay_face
 from genuine.infer.journal import Journal, RunLocked, lock_run  # noqa: F401 (RunLocked: the scan API)
 from genuine.infer.preprocess import letterbox_geometry
-from genuine.infer.scan_worker import _init_worker, decode
+from genuine.infer.scan_worker import _init_worker, decode, worker_args
 from genuine.infer.sources import Entry, entries
 from genuine.infer.verdict import ERROR, GENUINE, INCONCLUSIVE, SUSPECT
 
@@ -78,15 +78,14 @@ class Scanner:
             self._record(rec)
         for q in self.queue:
             if q.get("duplicate"):
-                self._record({"type": "path", "path": q["entry"].key, "stamp": list(q["entry"].stamp),
-                              "sha256": q["sha256"]})
+                self._record(_path_record(q["entry"].key, list(q["entry"].stamp), q["sha256"]))
         self.queue = []
 
     def arrived(self, rec: dict, thumb: bytes | None) -> None:
         """A record scored elsewhere (a Ray actor): journal it, or, when its photo was scored already under
         another path, journal the path only, so a photo is counted once whichever engine scored it."""
         if rec.get("type") == "photo" and rec["sha256"] in self.done_sha:
-            rec = {"type": "path", "path": rec["path"], "stamp": rec["stamp"], "sha256": rec["sha256"]}
+            rec = _path_record(rec["path"], rec["stamp"], rec["sha256"])
         elif thumb is not None:
             (self.run_dir / rec["thumb"]).write_bytes(thumb)
         self._record(rec)
@@ -96,6 +95,11 @@ def _jpeg(img: Image.Image) -> bytes:
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=85)
     return buf.getvalue()
+
+
+def _path_record(path: str, stamp: list, sha256: str) -> dict:
+    """Another path of a photo scored already: counted once, reported with all its paths."""
+    return {"type": "path", "path": path, "stamp": stamp, "sha256": sha256}
 
 
 def _error_record(item: dict) -> dict:
@@ -170,11 +174,7 @@ def scan(inspector, sources: list[str], run_dir, workers: int = 0, batch: int = 
     fork = sys.platform.startswith("linux") and not inspector.model.is_comparator
     ctx = get_context("fork" if fork else "spawn")
     try:
-        comparator = inspector.model.is_comparator
-        fused = comparator and inspector.fusion and inspector.variation
-        init = (inspector.size, inspector.meta.get("quality"), inspector.templates if comparator else None,
-                inspector.model.face_size if comparator else None, str(inspector._store.path) if fused else None)
-        with ctx.Pool(workers, _init_worker, init) as pool:
+        with ctx.Pool(workers, _init_worker, worker_args(inspector)) as pool:
             for item in pool.imap_unordered(decode, todo, chunksize=4):
                 sc.add(item)
                 bar.step()

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from genuine.infer.errors import UsageError
+from genuine.infer.scan_worker import worker_args
 from genuine.infer.sources import Entry
 
 EXTRA_HINT = "genuine scan --engine ray needs the 'ray' extra: pip install 'genuine[ray]' (from a clone: pip " \
@@ -116,10 +117,7 @@ def _run(ray, insp, args, todo: list[Entry], sc, bar) -> None:
         logging.getLogger("ray.data").setLevel(logging.WARNING)   # our own progress line says what happens
         cpus = int(ray.cluster_resources().get("CPU", 1))
         judges, actors = split_cpus(cpus, args.actors)
-        comparator = insp.model.is_comparator
-        fused = comparator and insp.fusion and insp.variation
-        init = (insp.size, insp.meta.get("quality"), insp.templates if comparator else None,
-                insp.model.face_size if comparator else None, _source(str(insp._store.path)) if fused else None)
+        init = worker_args(insp)
         # Absolute files (the keys stay as given, for the reports): an actor's working folder is not the driver's.
         rows = [{**asdict(e), "path": os.path.abspath(e.path)} for e in todo]
         ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows) // 8, 1000)))

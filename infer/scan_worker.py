@@ -10,6 +10,7 @@ parallel; the main process only batches the ONNX model and writes the journal.
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 from genuine.infer.model_input import face_model_input, photo_input
@@ -21,6 +22,15 @@ _quality_limits: dict | None = None
 _templates = None          # comparator models: the TemplateSet photos are rectified onto
 _face_size: tuple[int, int] | None = None
 _variation = None          # comparator models with a fusion: the store's genuine-variation models, per worker
+
+
+def worker_args(insp) -> tuple:
+    """What _init_worker needs from an Inspector, picklable for a process pool or a Ray actor: the model size and
+    quality limits, and for a comparator its templates, face size and (when it fuses) the store's absolute path."""
+    comparator = insp.model.is_comparator
+    fused = comparator and insp.fusion and insp.variation
+    return (insp.size, insp.meta.get("quality"), insp.templates if comparator else None,
+            insp.model.face_size if comparator else None, os.path.abspath(insp._store.path) if fused else None)
 
 
 def _init_worker(size: int, limits: dict | None, templates=None, face_size=None, store: str | None = None) -> None:

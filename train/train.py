@@ -26,6 +26,7 @@ from genuine.infer.runtime import weak_model_warning
 from genuine.train import checkpoint
 from genuine.train.calibrate import fit_temperature, operating_point, sigmoid
 from genuine.train.data import PhotoSet, fingerprint, items, select
+from genuine.train.distributed import global_batches
 from genuine.train.layout import discover
 from genuine.train.metrics import binary_metrics
 from genuine.train.model import GenuineNet, file_sha256, resolve_weights
@@ -60,8 +61,7 @@ def train_one_epoch(net, data, opt, sched, epoch, args, pos_weight, device):
     net.train()
     data.epoch = epoch
     torch.manual_seed(args.seed * 100_003 + epoch)
-    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(args.seed * 7919 + epoch)).tolist()
-    batches = [b for b in (order[s:s + args.batch] for s in range(0, len(order), args.batch))
+    batches = [b for b in global_batches(len(data), args.batch, args.seed * 7919 + epoch, drop_last=False)
                if len(b) >= 2]   # batch norm needs two samples
     # Workers decode nothing (the split is memory-mapped) and augment in parallel with the model; each photo's
     # augmentation is seeded by (seed, epoch, index), so the batches are the same with any number of workers.
