@@ -120,7 +120,8 @@ def test_exact_duplicate_across_splits(tmp_path):
 
 
 @pytest.mark.parametrize("quality,brighten", [(40, 0), (90, 20)])
-def test_near_duplicate_across_splits(tmp_path, quality, brighten):
+def test_near_duplicate_across_splits_is_a_warning(tmp_path, capsys, quality, brighten):
+    """Look-alike items are normal (two banknotes of one series): the pair is named to look at, exit stays 0."""
     rows = make_dataset(tmp_path)
     save(tmp_path / "watch/genuine/again.jpg", 1, quality=quality, brighten=brighten)  # seed 1 = first item
     write_manifest(tmp_path, rows + [{"path": "watch/genuine/again.jpg", "item_id": "new", "split": "test"}])
@@ -129,7 +130,37 @@ def test_near_duplicate_across_splits(tmp_path, quality, brighten):
     assert {tuple(sorted(g["paths"])) for g in across} == {
         ("bottle/genuine/bottle_genuine_0_0.jpg", "watch/genuine/again.jpg"),
         ("bottle/genuine/bottle_genuine_0_1.jpg", "watch/genuine/again.jpg")}
-    assert all(g["distance"] <= 4 for g in across) and r["leakage"]
+    assert all(g["distance"] <= 4 for g in across)
+    assert all(sorted(g["splits"]) == ["test", "train"] for g in across)
+    assert r["ok"] and not r["leakage"]
+    assert any(w.startswith("2 near-duplicate pairs across splits (warning: look at them;") for w in r["warnings"])
+    assert cli(["data", "check", str(tmp_path), "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "Near duplicates across splits (warning" in out and "Near duplicates across splits (leakage)" not in out
+    for g in across:  # each pair is printed with both paths, their splits and the hash distance
+        a, b = g["paths"]
+        sa, sb = g["splits"]
+        assert f"  {a} [{sa}], {b} [{sb}] (distance {g['distance']})" in out.splitlines()
+    assert out.strip().splitlines()[-1] == (
+        "OK: 25 photos, 2 products, splits train/val/test = 8/8/9; no leakage, no unreadable files; "
+        "warning: 2 near-duplicate pairs across splits to look at")
+
+
+def test_exact_and_near_duplicates_across_splits_fail_on_the_exact_one(tmp_path, capsys):
+    """A train photo copied into test is leakage (exit 1); its likeness to the item's other photo is a warning."""
+    rows = make_dataset(tmp_path)
+    shutil.copy(tmp_path / rows[0]["path"], tmp_path / "bottle/genuine/copy.jpg")
+    write_manifest(tmp_path, rows + [{"path": "bottle/genuine/copy.jpg", "item_id": "other", "split": "test"}])
+    r = check_dataset(tmp_path, workers=1)
+    assert r["exact_duplicates"]["across_splits"][0]["splits"] == ["train", "test"]
+    [near] = r["near_duplicates"]["across_splits"]
+    assert near["paths"] == [rows[1]["path"], "bottle/genuine/copy.jpg"] and r["leakage"] and not r["ok"]
+    assert cli(["data", "check", str(tmp_path), "--workers", "1"]) == 1
+    out = capsys.readouterr().out
+    assert "Exact duplicates across splits (leakage) (1):" in out
+    assert out.strip().splitlines()[-1] == (
+        "FAIL: 25 photos, 2 products; 1 exact duplicate across splits; "
+        "warning: 1 near-duplicate pair across splits to look at")
 
 
 def test_item_straddling_splits_and_item_with_both_labels(tmp_path):
