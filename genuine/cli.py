@@ -253,7 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     rsub = r.add_subparsers(dest="ref_command", metavar="ACTION", required=True)
     a = rsub.add_parser("add", help="add reference photos or templates of one product",
                         usage="genuine references add [MODEL PHOTO...] --db DB --product P [--template IMAGE] "
-                              "[--template-from-photos PHOTO...] [--genuine-photos PHOTO...] [--label L] [--note TEXT]",
+                              "[--template-from-photos PHOTO...] [--views PHOTO...] [--genuine-photos PHOTO...] [--label L] "
+                              "[--note TEXT]",
                         description="Add reference photos (MODEL PHOTO...: embedded with the model) and/or templates "
                                     "(no model needed): --template IMAGE stores the brand's artwork or a catalogue "
                                     "image; --template-from-photos builds one template from photos of genuine units "
@@ -270,6 +271,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="store IMAGE (artwork, catalogue image; one face) as a template; repeat for other faces")
     a.add_argument("--template-from-photos", nargs="+", default=[], metavar="PHOTO",
                    help="build one template from photos (files, folders, zip archives) of genuine units of the product")
+    a.add_argument("--views", nargs="+", default=[], metavar="PHOTO",
+                   help="photos of the product as officers take them (shelf, hand, other editions): they identify "
+                        "it, keeping only the print that recurs across them or matches its template, and are never "
+                        "inspected against (10 or so; the product needs a template too, to be inspected)")
     a.add_argument("--genuine-photos", nargs="+", default=[], metavar="PHOTO",
                    help="photos of genuine units (files, folders, zip archives), aligned to the product's template "
                         "and kept: their variation is what a comparator's verdict is fused with (at least 5)")

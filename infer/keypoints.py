@@ -23,7 +23,12 @@ KP_SIDE = 768                # templates are described on a grey copy of this lo
 MAX_FEATURES = 3000
 FACE_SIDE = 1024             # default long side of a rectified face (the template's own size when smaller)
 RATIO = 0.75                 # Lowe's ratio test
-SHORTLIST = 4                # templates checked geometrically when the store holds many
+# A photo's keypoint is evidence for a product only when its nearest descriptor of that product is clearly nearer
+# than its nearest descriptor of any other product: a brand's logo, barcode and fine print, shared by its look-alike
+# products, vote for none of them. Grocery val photos, 31 products, catalogue + photo views: 0.8 (bench/grocery.py).
+DISTINCT_RATIO = 0.8
+NEIGHBOURS = 12              # nearest descriptors looked at per keypoint, across every template
+SHORTLIST = 4                # products checked geometrically when the store holds many
 KD_SEED = 0x6E75                # FLANN's randomised trees: the same photo, the same answer in every process
 MIN_KEYPOINTS = 30           # a template with fewer has no printed detail to align on
 
@@ -74,6 +79,7 @@ class Template:
     keypoints: np.ndarray         # (N, 2) float32, in image pixels
     descriptors: np.ndarray       # (N, 128) float32
     source: str = ""
+    view: bool = False            # a photo of the product that identifies it, not the face to inspect against
 
     @classmethod
     def from_image(cls, product: str, image, source: str = "") -> "Template":
@@ -85,6 +91,10 @@ class Template:
             raise RectifyError(f"template {source or product}: only {len(kp)} keypoints; a template needs printed "
                                f"detail (artwork, text, logos), not a plain surface")
         return cls(product, np.ascontiguousarray(rgb), kp, desc, source)
+
+    def keep(self, mask: np.ndarray) -> "Template":
+        """The same template with only the keypoints in mask (a view's package keypoints, not its background)."""
+        return Template(self.product, self.image, self.keypoints[mask], self.descriptors[mask], self.source, self.view)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -121,23 +131,44 @@ class TemplateSet:
     def products(self) -> list[str]:
         return sorted({t.product for t in self.templates})
 
-    def shortlist(self, desc: np.ndarray, k: int | None = None) -> list[int]:
-        """Templates most likely in the photo: votes of distinctive nearest neighbours across all templates."""
-        k = k or SHORTLIST   # read at call time: bench/rectify.py --shortlist measures other values
-        if len(self.templates) <= k:
-            return list(range(len(self.templates)))
+    @property
+    def faces(self) -> list[int]:
+        """Indices of the templates a photo is inspected against (not identification views)."""
+        return [i for i, t in enumerate(self.templates) if not t.view]
+
+    def distinctive(self, desc: np.ndarray, ratio: float = DISTINCT_RATIO) -> tuple[dict, np.ndarray]:
+        """Matches that are evidence for one product: ({template index: (photo keypoint indices, template keypoint
+        indices)}, votes: per product of self.products, the photo keypoints whose nearest descriptor is that
+        product's, distinctive or not). Each photo keypoint looks at its NEIGHBOURS nearest descriptors over every template (one FLANN
+        index); it counts for the product of the nearest only when that is nearer than `ratio` x the nearest of any
+        other product (Lowe's ratio test between products, not within one template), and then for each template of
+        that product among the neighbours (a product with several templates: the front, other editions, photos)."""
+        if len(desc) < 2:
+            return {}, np.zeros(len(self.products))
         if self._index is None:
-            self._index = kd_index(np.concatenate([t.descriptors for t in self.templates]), checks=48)
-        votes = np.zeros(len(self.templates))
-        for ms in self._index.knnMatch(desc, k=4):
-            seen = {}
-            for m in ms:  # ratio test within each template: look-alike products must not cancel each other
-                t = self.owner[m.trainIdx]
-                seen.setdefault(t, []).append(m.distance)
-            for t, d in seen.items():
-                if len(d) == 1 or d[0] < RATIO * d[1]:
-                    votes[t] += 1
-        return [int(i) for i in np.argsort(-votes)[:k] if votes[i] > 0]
+            self._index = kd_index(np.concatenate([t.descriptors for t in self.templates]), checks=64)
+            names = {p: k for k, p in enumerate(self.products)}
+            self._product = np.array([names[t.product] for t in self.templates])[self.owner]
+            self._local = np.concatenate([np.arange(len(t.descriptors)) for t in self.templates])
+        out: dict[int, tuple[list, list]] = {}
+        votes = np.zeros(len(self.products))
+        for q, ms in enumerate(self._index.knnMatch(desc, k=min(NEIGHBOURS, len(self.owner)))):
+            if not ms:
+                continue
+            p0 = self._product[ms[0].trainIdx]
+            votes[p0] += 1
+            other = next((m.distance for m in ms if self._product[m.trainIdx] != p0), None)
+            if other is not None and ms[0].distance >= ratio * other:
+                continue
+            seen = set()
+            for m in ms:   # the nearest descriptor of each of p0's templates among the neighbours
+                t = int(self.owner[m.trainIdx])
+                if self._product[m.trainIdx] == p0 and t not in seen:
+                    seen.add(t)
+                    pair = out.setdefault(t, ([], []))
+                    pair[0].append(q)
+                    pair[1].append(int(self._local[m.trainIdx]))
+        return {t: (np.array(a), np.array(b)) for t, (a, b) in out.items()}, votes
 
 
 def kd_index(descriptors: np.ndarray, checks: int) -> cv2.FlannBasedMatcher:

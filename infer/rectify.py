@@ -25,6 +25,7 @@ from PIL import Image
 from genuine.infer.keypoints import (  # noqa: F401 (API)
     FACE_SIDE,
     MAX_FEATURES,
+    SHORTLIST,
     RectifyError,
     Template,
     TemplateSet,
@@ -40,10 +41,19 @@ MATCH_SIDE = 512             # photos: 100% of 12 MP SynthPack photos at 512, 99
 PAD = 114                    # what a face shows where the photo has no pixels (infer.preprocess's grey)
 
 LIMITS = {
-    "min_inliers": 15,       # fewer: chance alignments of unrelated products reach ~10
+    # Identification by distinctive keypoints (TemplateSet.distinctive): the best product's homography holds at
+    # least min_evidence of them, and margin x the runner-up's. Real shop photos of right products reach 10-115
+    # (grocery val, 31 products), photos of SynthPack products with no template reach 9-20 against 3 look-alike
+    # templates (tests/test_rectify.py): below 20 the face must also agree with its template (min_agreement).
+    "min_evidence": 20,
+    "margin": 1.5,
+    "min_face_inliers": 8,   # plain matches aligning the named product's face template
+    "min_inliers": 15,       # without distinctive evidence: chance alignments of unrelated products reach ~10
     "min_inlier_ratio": 0.2,
     "min_area": 0.04,        # package / photo area: smaller gives too few pixels on the face
-    "min_visible": 0.9,      # share of the face whose pixels are inside the photo
+    # Share of the face whose pixels are inside the photo. A tight crop of a flat item (a banknote, a label filling
+    # the frame) is a normal photo: the part outside is filled from the template (no evidence either way).
+    "min_visible": 0.6,
     "max_aspect_change": 2.5,
     "max_reproj_px": 4.0,    # median inlier error at the matching scale
     # Correlation of edge maps (face vs template, 96 px wide). SynthPack medium 384 px: the right product
@@ -81,7 +91,9 @@ class Rectified:
     area: float = 0.0
     agreement: float = 0.0               # edge-map correlation of face and template (look-alikes score low)
     density: float = 0.0                 # photo pixels per pixel of the model's input (rectify_photo); 0 unknown
-    candidates: list = field(default_factory=list)   # [(product, inliers)] best first
+    candidates: list = field(default_factory=list)   # [(product, distinctive inliers)] best first
+    evidence: int = 0                    # distinctive inliers of the best product (identification)
+    identified: str | None = None        # the product the photo shows, also when its face cannot be inspected
     face: np.ndarray | None = None
     template: Template | None = None
     seconds: float = 0.0
@@ -103,7 +115,8 @@ class Rectified:
                 "corners": None if self.corners is None else np.round(self.corners, 2).tolist(),
                 "H": None if self.H is None else np.round(self.H, 8).tolist(),
                 "template": self.template.key if self.ok and self.template is not None else None,
-                "candidates": [[p, n] for p, n in self.candidates],
+                "candidates": [[p, n] for p, n in self.candidates], "evidence": self.evidence,
+                "identified": self.identified,
                 "closest": self.candidates[0][0] if self.candidates and not self.ok else None,
                 "seconds": r(self.seconds, 4)}
 
@@ -209,22 +222,71 @@ def warp_face(photo: np.ndarray, H: np.ndarray, t: Template, face_side: int | No
     return face if over == 1 else cv2.resize(face, (fw, fh), interpolation=cv2.INTER_AREA)
 
 
-def _rival(fits, chosen, n, agree, small, to_full, photo_size, lim):
-    """Another product whose template fits this photo about as well as the chosen one (inliers within
-    RIVAL_RATIO and a whole-face agreement within 0.05), as (product, inliers), or None."""
-    for n2, _, _, Hs, t in fits:
-        if t.product == chosen.product or n2 < max(lim["min_inliers"], RIVAL_RATIO * n):
+def _fit_pairs(kp: np.ndarray, t: Template, q: np.ndarray, k: np.ndarray):
+    """Homography template -> photo from given matches (photo keypoints q, template keypoints k): (H, inliers)."""
+    if len(q) < 4:
+        return None, 0
+    H, mask = cv2.findHomography(t.keypoints[k].astype(np.float64), kp[q].astype(np.float64), cv2.USAC_MAGSAC, 2.5,
+                                 maxIters=2000, confidence=0.999)
+    return (None, 0) if H is None else (H, int(mask.sum()))
+
+
+def _evidence(kp: np.ndarray, desc: np.ndarray, ts: TemplateSet, lim: dict):
+    """Which products the photo shows, by distinctive keypoints (TemplateSet.distinctive): [(product, inliers,
+    template index)] best first, for the SHORTLIST products with most distinctive matches; each product's number is
+    its best template's homography inliers among the matches that are distinctive of it."""
+    pairs, votes = ts.distinctive(desc)
+    per: dict[str, int] = {}
+    for i, (q, _) in pairs.items():
+        per[ts.templates[i].product] = per.get(ts.templates[i].product, 0) + len(q)
+    keep = set(sorted(per, key=lambda p: -per[p])[:SHORTLIST])
+    best: dict[str, tuple[int, int]] = {}
+    for i, (q, k) in pairs.items():
+        p = ts.templates[i].product
+        if p in keep:
+            n = _fit_pairs(kp, ts.templates[i], q, k)[1]
+            if n > best.get(p, (-1, -1))[0]:
+                best[p] = (n, i)
+    ranked = sorted(((p, n, i) for p, (n, i) in best.items()), key=lambda x: -x[1])
+    # Look-alikes that share their print get no distinctive votes: their nearest-descriptor votes shortlist them.
+    raw = [ts.products[j] for j in np.argsort(-votes)[:SHORTLIST] if votes[j] > 0]
+    return ranked, raw
+
+
+def _face_fits(kp, desc, ts: TemplateSet, products, to_full, photo_size, small, lim) -> list:
+    """Every face template (not a view) of `products` fitted on all its ratio-test matches, best first:
+    [(inliers, matches, error, H at matching scale, template, geometry code, geometry info, agreement)]."""
+    out = []
+    for i in ts.faces:
+        t = ts.templates[i]
+        if t.product not in products:
             continue
-        if _geometry(to_full @ Hs, t, photo_size, lim)[0] == "misaligned":
+        Hs, n, m, err = _fit(kp, desc, t)
+        if Hs is None:
+            out.append((n, m, err, None, t, "misaligned", {}, 0.0))
             continue
-        if agreement(small, Hs, t) >= max(lim["min_agreement"], agree - 0.05):
-            return t.product, n2
-    return None
+        code, info = _geometry(to_full @ Hs, t, photo_size, lim)
+        agree = agreement(small, Hs, t) if code != "misaligned" else 0.0
+        out.append((n, m, err, Hs, t, code, info, agree))
+    return sorted(out, key=lambda f: -f[0])
+
+
+def _face_ok(f, lim) -> bool:
+    """A face fit good enough to inspect against: inliers, their share and error, a plausible geometry."""
+    n, m, err, Hs, _, code, _, _ = f
+    return (Hs is not None and n >= lim["min_face_inliers"] and n >= lim["min_inlier_ratio"] * m
+            and err <= lim["max_reproj_px"] and code != "misaligned")
 
 
 def rectify(photo, templates: TemplateSet, product: str | None = None, face_side: int | None = FACE_SIDE,
             limits: dict | None = None, with_face: bool = True, match_side: int | None = None) -> Rectified:
-    """Find which template is in the photo and where; warp it into that template's frame.
+    """Find which product is in the photo and where its face is; warp the face into that template's frame.
+
+    Which product: keypoints distinctive of one product (TemplateSet.distinctive) vote for it; a product is named
+    when its best template's homography holds at least `min_evidence` of them and `margin` times the runner-up's.
+    Failing that, a face that aligns with at least `min_inliers` plain matches and agrees as a whole face with its
+    template (edge maps) names its product, unless another product's template fits about as well ("ambiguous").
+    Where: the named product's face templates (not its identification views) fitted on all their matches.
 
     photo: full-resolution RGB (PIL image or (H, W, 3) uint8); product: only that product's templates."""
     t0 = time.perf_counter()
@@ -235,61 +297,90 @@ def rectify(photo, templates: TemplateSet, product: str | None = None, face_side
     small, s = shrink(rgb, match_side or MATCH_SIDE)
     kp, desc = sift(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY), MAX_FEATURES)
     to_full = np.linalg.inv(pixel_scaling(s))
-    pool = [i for i, t in enumerate(templates.templates) if product is None or t.product == product]
-    if product is not None and not pool:
-        return Rectified(False, None, "not_covered", f"product {product!r} has no template; "
-                         f"known: {', '.join(templates.products)}", keypoints=len(kp), seconds=time.perf_counter() - t0)
-    fits = []
-    if len(kp) >= 8:
-        sub = TemplateSet([templates.templates[i] for i in pool]) if product is not None else templates
-        for i in sub.shortlist(desc):
-            H, n, m, err = _fit(kp, desc, sub.templates[i])
-            fits.append((n, m, err, H, sub.templates[i]))
-    fits.sort(key=lambda f: -f[0])
-    out = Rectified(False, keypoints=len(kp), candidates=[(f[4].product, f[0]) for f in fits][:3])
-    best, extra = (fits[0] if fits else None), ""
-    if best is None or best[0] < lim["min_inliers"]:
-        # A detailed photo that matches no template shows another product; a plain or blurred one shows nothing.
-        code = "not_covered" if len(kp) >= lim["not_covered_keypoints"] else "no_package"
-        if product is not None and code == "not_covered":
-            code = "misaligned"   # the product is known and has a template: the photo, not the store, fell short
-        if best is not None:
-            out.inliers, out.matches, out.reproj_px = best[0], best[1], best[2]
-    elif best[0] < lim["min_inlier_ratio"] * best[1] or best[2] > lim["max_reproj_px"]:
-        code = "misaligned"
-        out.inliers, out.matches, out.reproj_px = best[0], best[1], best[2]
+    ts = templates
+    if product is not None:
+        pool = [t for t in templates.templates if t.product == product]
+        if not pool:
+            return Rectified(False, None, "not_covered", f"product {product!r} has no template; "
+                             f"known: {', '.join(templates.products)}", keypoints=len(kp),
+                             seconds=time.perf_counter() - t0)
+        ts = TemplateSet(pool)
+    out = Rectified(False, keypoints=len(kp))
+    ranked, raw = _evidence(kp, desc, ts, lim) if len(kp) >= 8 else ([], [])
+    out.candidates = [(p, n) for p, n, _ in ranked][:3]
+    out.evidence = ranked[0][1] if ranked else 0
+    runner = ranked[1][1] if len(ranked) > 1 else 0
+    named, code, extra, fit = None, None, "", None
+    if ranked and ranked[0][1] >= lim["min_evidence"] and ranked[0][1] >= lim["margin"] * runner:
+        named = ranked[0][0]
+        fits = _face_fits(kp, desc, ts, {named}, to_full, (pw, ph), small, lim)
+        fit = next((f for f in fits if _face_ok(f, lim)), None)
+        code = None if fit is not None else "misaligned"
+        if fit is None and fits:
+            out.inliers, out.matches, out.reproj_px = fits[0][0], fits[0][1], fits[0][2]
+        if not any(not t.view for t in ts.templates if t.product == named):
+            extra = f" (identified as {named} from its photos; it has no face template to inspect against)"
     else:
-        # Unless a candidate with enough inliers also agrees as a whole face: then a look-alike of another product.
-        code = "not_covered" if product is None else "misaligned"
-        for n, m, err, Hs, t in fits:
-            if n < lim["min_inliers"]:
-                break
-            H = to_full @ Hs                                    # template -> full-resolution photo
-            fit_code, info = _geometry(H, t, (pw, ph), lim)
-            if fit_code == "misaligned":
-                continue
-            agree = agreement(small, Hs, t)
-            if agree < lim["min_agreement"]:
-                continue
-            code = fit_code
-            out.product, out.inliers, out.matches, out.reproj_px, out.H, out.template = t.product, n, m, err, H, t
-            out.corners, out.area, out.scale, out.visible = info["corners"], info["area"], info["scale"], info["visible"]
-            out.agreement = agree
-            rival = _rival(fits, t, n, agree, small, to_full, (pw, ph), lim)
+        # Weak distinctive evidence: a face that aligns and agrees with its template as a whole names its product,
+        # unless a second product fits as well (look-alikes that share all their print, a store mix-up).
+        cands = {p for p, _, _ in ranked[:2]} | set(raw)
+        tried = _face_fits(kp, desc, ts, cands, to_full, (pw, ph), small, lim)
+        fits = [f for f in tried if _face_ok(f, {**lim, "min_face_inliers": lim["min_inliers"]})]
+        whole = [f for f in fits if f[7] >= lim["min_agreement"]]
+        if whole:
+            fit, named = whole[0], whole[0][4].product
+            rival = next((f for f in whole[1:] if f[4].product != named and f[0] >= RIVAL_RATIO * fit[0]
+                          and f[7] >= fit[7] - 0.05), None)
             if rival is not None:   # two products fit about equally well: naming either would be a guess
-                code, out.product = "ambiguous", None
-                extra = f" ({t.product}: {n} inliers, {rival[0]}: {rival[1]})"
-            break
+                code, named = "ambiguous", None
+                extra = f" ({fit[4].product}: {fit[0]} inliers, {rival[4].product}: {rival[0]})"
+        elif ranked and ranked[0][1] >= lim["min_evidence"]:
+            code = "ambiguous"
+            extra = (f" ({ranked[0][0]}: {ranked[0][1]} distinctive keypoints, {ranked[1][0]}: {runner}; "
+                     f"{lim['margin']:g}x needed)")
+        else:
+            out.inliers = max((f[0] for f in tried), default=0)
+            # A detailed photo that matches no template shows another product; a plain or blurred one shows nothing.
+            code = "not_covered" if len(kp) >= lim["not_covered_keypoints"] else "no_package"
+            if product is not None and code == "not_covered":
+                code = "misaligned"   # the product is known and has a template: the photo, not the store, fell short
+    out.identified = named
+    if fit is not None and code != "ambiguous":
+        n, m, err, Hs, t, gcode, info, agree = fit
+        H = to_full @ Hs
+        out.product, out.inliers, out.matches, out.reproj_px, out.H, out.template = named, n, m, err, H, t
+        out.corners, out.area, out.scale, out.visible = info["corners"], info["area"], info["scale"], info["visible"]
+        out.agreement, code = agree, gcode
         if code is None:
             out.ok = True
             if with_face:
                 out.face = warp_face(rgb, H, t, face_side)
+                if out.visible < 1.0:   # a tight crop: what lies outside the photo is no evidence either way
+                    out.face = _fill_outside(out.face, rgb.shape, H, t)
+    elif named is not None and code is None:
+        code = "misaligned"
     if code is not None:
         out.reason_code, out.reason = code, ADVICE[code] + extra
-        if code == "not_covered" and out.candidates and out.candidates[0][1] >= 8:
+        if named is not None and code != "ambiguous":
+            out.product = named
+            out.reason = f"{named}: " + out.reason
+        if code == "not_covered" and out.candidates and out.candidates[0][1] >= 4:
             out.reason += f"; if it is {out.candidates[0][0]}, retake it square-on, in focus and filling the frame"
     out.seconds = time.perf_counter() - t0
     return out
+
+
+def _fill_outside(face: np.ndarray, photo_shape, H: np.ndarray, t: Template) -> np.ndarray:
+    """The face with the pixels that lie outside the photo taken from the template: neither the comparator nor the
+    genuine variation sees a difference where the photo shows nothing (a tight crop of a flat item)."""
+    fh, fw = face.shape[:2]
+    Hf = H @ np.linalg.inv(pixel_scaling(fw / t.size[0], fh / t.size[1]))
+    inside = cv2.warpPerspective(np.full(photo_shape[:2], 255, np.uint8), Hf, (fw, fh),
+                                 flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP) > 0
+    if inside.all():
+        return face
+    ref = cv2.resize(t.image, (fw, fh), interpolation=cv2.INTER_AREA)
+    return np.where(inside[..., None], face, ref)
 
 
 def model_face_side(face_size) -> int:

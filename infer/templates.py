@@ -46,6 +46,10 @@ CREATE TABLE IF NOT EXISTS templates (
 );
 CREATE INDEX IF NOT EXISTS templates_product ON templates (product);
 """
+# Identification views: photos of a product (a shelf photo, another edition) that name it, never inspected against.
+# Same columns; kept apart so that stores made before views keep their templates table as it was.
+VIEWS_SCHEMA = (TEMPLATES_SCHEMA.replace("templates", "views").replace("kind IN ('artwork', 'photos')", "kind = 'view'"))
+TEMPLATES_SCHEMA += VIEWS_SCHEMA
 TEMPLATE_COLUMNS = ("product, sha256, image, width, height, keypoints, descriptors, kp_version, source, kind, "
                     "added_at, added_by, note")
 
@@ -99,8 +103,8 @@ def _png(rgb: np.ndarray) -> bytes:
 # -- the store's rows ------------------------------------------------------------------------------
 def template_record(t: Template, kind: str, note: str, added_by: str) -> tuple:
     """A templates-table row (TEMPLATE_COLUMNS order) for Template t."""
-    if kind not in ("artwork", "photos"):
-        raise UsageError(f"template kind must be artwork or photos, not {kind!r}")
+    if kind not in ("artwork", "photos", "view"):
+        raise UsageError(f"template kind must be artwork, photos or view, not {kind!r}")
     w, h = t.size
     return (t.product, image_sha256(t.image), _png(t.image), w, h, t.keypoints.astype(np.float32).tobytes(),
             t.descriptors.astype(np.float32).tobytes(), KP_VERSION, t.source, kind,
@@ -124,37 +128,42 @@ def store_template(conn, product: str, image, source: str, kind: str, note: str,
     image: a path, bytes, PIL image, array or a ready Template. Returns {"added": bool, "template": Template,
     "sha256", "existing": the product already holding this image, or None}."""
     if isinstance(image, Template):
-        t = Template(product, image.image, image.keypoints, image.descriptors, source or image.source)
+        t = Template(product, image.image, image.keypoints, image.descriptors, source or image.source, kind == "view")
     else:
         name = source or (str(image) if isinstance(image, (str, Path)) else "")
         t = Template.from_image(product, template_image(image, name or None), name)
     row = template_record(t, kind, note, added_by)
+    table = "views" if kind == "view" else "templates"
     with conn:
         conn.execute("BEGIN IMMEDIATE")
-        old = conn.execute("SELECT product FROM templates WHERE sha256 = ?", (row[1],)).fetchone()
+        old = conn.execute(f"SELECT product FROM {table} WHERE sha256 = ?", (row[1],)).fetchone()
         if not old:
-            conn.execute(f"INSERT INTO templates ({TEMPLATE_COLUMNS}) VALUES ({', '.join('?' * len(row))})", row)
+            conn.execute(f"INSERT INTO {table} ({TEMPLATE_COLUMNS}) VALUES ({', '.join('?' * len(row))})", row)
     return {"added": not old, "template": t, "sha256": row[1], "existing": old[0] if old else None}
 
 
-def stored_templates(conn, product: str | None = None) -> list[Template]:
-    """A reference store's templates (of `product`), keypoints recomputed where another KP_VERSION made them."""
+def stored_templates(conn, product: str | None = None, views: bool = True) -> list[Template]:
+    """A reference store's templates (of `product`), then its identification views, keypoints recomputed where
+    another KP_VERSION made them (a view's then cover its whole photo again, background included: add it again)."""
     cond, args = ("WHERE product = ?", (product,)) if product else ("", ())
-    rows = conn.execute(f"SELECT id, product, image, keypoints, descriptors, kp_version, source FROM templates "
-                        f"{cond} ORDER BY product, id", args).fetchall()
-    out, stale = [], []
-    for rid, *rec in rows:
-        t, recomputed = template_from_record(*rec)
-        out.append(t)
-        if recomputed:
-            stale.append((t.keypoints.tobytes(), t.descriptors.tobytes(), KP_VERSION, rid))
-    if stale:  # best effort: a read-only store just recomputes them on every load
-        try:
-            with conn:
-                conn.executemany("UPDATE templates SET keypoints = ?, descriptors = ?, kp_version = ? WHERE id = ?",
-                                 stale)
-        except sqlite3.OperationalError:
-            pass
+    out = []
+    for table in ("templates", "views") if views else ("templates",):
+        rows = conn.execute(f"SELECT id, product, image, keypoints, descriptors, kp_version, source FROM {table} "
+                            f"{cond} ORDER BY product, id", args).fetchall()
+        stale = []
+        for rid, *rec in rows:
+            t, recomputed = template_from_record(*rec)
+            t.view = table == "views"
+            out.append(t)
+            if recomputed:
+                stale.append((t.keypoints.tobytes(), t.descriptors.tobytes(), KP_VERSION, rid))
+        if stale:  # best effort: a read-only store just recomputes them on every load
+            try:
+                with conn:
+                    conn.executemany(f"UPDATE {table} SET keypoints = ?, descriptors = ?, kp_version = ? WHERE id = ?",
+                                     stale)
+            except sqlite3.OperationalError:
+                pass
     return out
 
 
