@@ -44,12 +44,12 @@ def main(args) -> int:
 
 def _add(args) -> int:
     templates, from_photos = args.template, args.template_from_photos
-    genuine = args.genuine_photos
-    if not args.model and not (templates or from_photos or genuine):
+    genuine, views = args.genuine_photos, args.views
+    if not args.model and not (templates or from_photos or genuine or views):
         raise ReferenceError("nothing to add: give MODEL PHOTO... (reference photos), --template IMAGE (artwork or a "
                              "catalogue image), --template-from-photos PHOTO... or --genuine-photos PHOTO... "
                              "(photos of genuine units)")
-    if args.label != "genuine" and (templates or from_photos or genuine):
+    if args.label != "genuine" and (templates or from_photos or genuine or views):
         raise ReferenceError("a template is a genuine face: --label applies to reference photos only")
     if args.model and not args.photos:
         hint = "; templates are given with --template IMAGE" if not args.model.endswith(".onnx") else ""
@@ -61,6 +61,8 @@ def _add(args) -> int:
     if from_photos:
         built.append(_from_photos(args.product, from_photos))
     db = ReferenceDB(args.db, create=True)
+    if views:
+        built += _views(args.product, views, [t for t, _, _ in built] + db.templates(args.product))
     for t, kind, how in built:
         r = db.add_template(args.product, t, t.source, kind, args.note or "")
         what = f"{kind} {t.size[0]}x{t.size[1]}, {len(t.keypoints)} keypoints{how}"
@@ -115,6 +117,26 @@ def _from_photos(product: str, sources: list[str]):
         print(f"skipped: {keys[i]}: {why}" if i >= 0 else f"warning: {why}", file=sys.stderr)
     used = len(data) - sum(i >= 0 for i, _ in refused)
     return t, "photos", f", median of {used} of {len(data)} photos"
+
+
+def _views(product: str, sources: list[str], faces: list) -> list:
+    """[(Template, "view", how)] from photos of the product; photos left out are listed on stderr."""
+    from genuine.infer.sources import photo_bytes
+    from genuine.infer.template_photos import views_from_photos
+
+    errors: list[str] = []
+    pairs = [(e.key, d) for e, d in photo_bytes(sources, errors)]
+    for line in errors:
+        print(f"skipped: {line}", file=sys.stderr)
+    views, refused = views_from_photos(product, [d for _, d in pairs], [t for t in faces if not t.view])
+    for i, why in refused:
+        print(f"skipped: {pairs[i][0]}: {why}", file=sys.stderr)
+    for v in views:
+        v.source = pairs[int(v.source.split("#")[1])][0]
+    if not views:
+        raise ReferenceError(f"--views: none of the {len(pairs)} photos shares its print with another or with the "
+                             f"template of {product}; nothing stored")
+    return [(v, "view", ", identification view") for v in views]
 
 
 def _list(args) -> int:
