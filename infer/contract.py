@@ -10,7 +10,9 @@ on, in one torch-free module that both import. Export writes what is named here;
   reference similarity floor of a fusion with a reference gallery;
 - the weak-model rule, so every command that touches a model flags the same models;
 - the shape of meta["fusion"] (a comparator fused with each product's genuine variation: fitted by
-  genuine.train.variation_fusion, applied by genuine.infer.variation).
+  genuine.train.variation_fusion, applied by genuine.infer.variation);
+- the shape of an operating point's genuine_logit (where validation's genuine photos lie in logit space: written by
+  genuine.train.calibrate.operating_point, read by genuine.infer.product_calibration).
 """
 from __future__ import annotations
 
@@ -144,5 +146,10 @@ def _operating_point(th: dict, name: str, which: str) -> None:
     if v is not None and not (isinstance(v, dict) and isinstance(v.get("validated"), bool)):
         raise ModelError(f"{name}: genuine metadata {which}thresholds.validation must be an object with a boolean "
                          f"validated; re-export the model with genuine export")
+    g = th.get("genuine_logit")   # where validation's genuine photos lie (per-product calibration); absent: older
+    if g is not None and not (isinstance(g, dict) and _number(g.get("median")) and _number(g.get("scale"))
+                              and g["scale"] > 0):
+        raise ModelError(f"{name}: genuine metadata {which}thresholds.genuine_logit must be an object with a numeric "
+                         f"median and a positive scale; re-export the model with genuine export")
 
 

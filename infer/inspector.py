@@ -8,7 +8,9 @@
 
 A comparator model (the default since issue 11) runs: decode -> rectify onto the product's template (which also
 names the product) -> quality of the rectified face -> comparator (face against template) -> calibrated verdict.
-A photo that cannot be rectified is INCONCLUSIVE with rectification's instruction, never scored. A store given
+A photo that cannot be rectified is INCONCLUSIVE with rectification's instruction, never scored. A product with at
+least 10 genuine photos in the store is judged by its own operating point (infer/product_calibration.py); a product
+the model never trained on with fewer is "not calibrated" (INCONCLUSIVE, with how many photos it needs). A store given
 as templates is re-read when a trainer adds to it, so a new product is inspectable at once. A whole-photo model
 (genuine-onnx/1) keeps the older path (judge()).
 """
@@ -63,8 +65,12 @@ def _source(photo) -> str:
 
 
 class Inspector:
-    def __init__(self, model_path, threads: int = 1, references=None, templates=None):
+    def __init__(self, model_path, threads: int = 1, references=None, templates=None, calibrate_products: bool = True):
+        """calibrate_products: comparator models judge each product with at least MIN_CALIBRATION_PHOTOS genuine
+        photos in the store by its own operating point (infer/product_calibration.py); False keeps the model's
+        (or its fusion's) thresholds for every product, as before issue 22."""
         self.model = OnnxModel(model_path, threads=threads)
+        self.calibrate_products = calibrate_products
         self.meta = self.model.meta
         self.size = self.model.size
         self.refs = None
@@ -79,7 +85,7 @@ class Inspector:
             from genuine.infer.templates import _is_sqlite, load_templates
 
             self.templates, self._inputs = load_templates(source), {}   # names the path and why, when it cannot
-            self._store, self.variation = None, {}
+            self._store, self.variation, self.calibrations = None, {}, None
             self.fusion = fusion_of(self.meta)
             if os.path.isfile(source) and _is_sqlite(source):
                 from genuine.infer.references import ReferenceDB
@@ -95,12 +101,25 @@ class Inspector:
             self.refs.check_model(self.model.sha256)
 
     def _load_variation(self) -> None:
-        """Each product's genuine-variation model from the store's genuine photos (fitted once, cached there)."""
+        """Each product's genuine-variation model and own operating point from the store's genuine photos (each
+        computed once, cached there)."""
+        from genuine.infer.product_calibration import ProductCalibrations
+
         if self.fusion:
             from genuine.infer.variation_store import VariationModels
 
             self.variation = VariationModels(self._store.conn, self.model.face_size)
+        self.calibrations = ProductCalibrations(self._store.conn, self.model, self.fusion)
         self._templates_version = self._store.version()
+
+    def _quietly(self, fn):
+        """fn() that may write the store's own caches: that write is not a trainer's change, so it must not make
+        the next photo re-read the templates."""
+        unchanged = self._store.version() == self._templates_version
+        out = fn()
+        if unchanged:
+            self._templates_version = self._store.version()
+        return out
 
     def _load_templates(self) -> None:
         """Re-read a store's templates and genuine photos when it changed since the last look (a trainer added)."""
@@ -119,10 +138,7 @@ class Inspector:
         has genuine photos, else None."""
         if not (self.fusion and self.variation):
             return None
-        unchanged = self._store.version() == self._templates_version
-        m = self.variation.get((product, template))     # fitted and cached in the store on first use
-        if unchanged:
-            self._templates_version = self._store.version()   # our own cache write is not a trainer's change
+        m = self._quietly(lambda: self.variation.get((product, template)))   # fitted and cached on first use
         if m is None:
             return None
         from genuine.infer.variation import evidence
@@ -164,6 +180,45 @@ class Inspector:
         return Result(source, INCONCLUSIVE, rect["reason"], None, None, None, None, {"issues": [rect["reason_code"]]},
                       timing or {}, self.model.sha256, rectification=rect)
 
+    def operating_point(self, product: str, template: str | None, fused: bool) -> dict:
+        """The thresholds a comparator's score of this product is judged by, and where they come from:
+        {"source": "product" | "fusion" | "model", "thresholds" (what decide reads), "calibration" (the product
+        calibration's evidence, or None), "note" (or None), "not_calibrated" (the reason, or None)}.
+
+        A product with at least MIN_CALIBRATION_PHOTOS genuine photos in the store is judged by its own operating
+        point (infer/product_calibration.py), trained on or not; one with fewer keeps the model's thresholds when
+        the model was trained on it (its validation is the model's), and is not calibrated otherwise. A model made
+        before per-product calibration keeps its thresholds for every product, as before."""
+        from genuine.infer.product_calibration import (MIN_CALIBRATION_PHOTOS, PREDATES, decision_thresholds,
+                                                       logit_stats)
+
+        th, source = (self.fusion["thresholds"], "fusion") if fused else (self.meta["thresholds"], "model")
+        op = {"source": source, "thresholds": th, "calibration": None, "note": None, "not_calibrated": None}
+        if not self.calibrate_products:
+            return op
+        if logit_stats(th) is None:
+            return {**op, "note": PREDATES}
+        cals = self.calibrations
+        n = cals.count(product, template) if cals is not None and template else 0
+        if n < MIN_CALIBRATION_PHOTOS:
+            if product in self.meta.get("products", []):
+                return op   # trained on it: its validation is the model's own
+            held = (f"{n} genuine photos in the reference store" if self._store is not None else
+                    "no reference store holds its genuine photos (--templates is not a store)")
+            return {**op, "not_calibrated": (
+                f"{product} is not calibrated for this model: {held}, {MIN_CALIBRATION_PHOTOS} needed (genuine "
+                f"references add --db DB --product {product} --genuine-photos PHOTOS)")}
+        t = next((t for t in self.templates.templates if t.key == template and t.product == product
+                  and not getattr(t, "view", False)), None)
+        if t is None or cals.fused(product, template) != fused:
+            return {**op, "note": "product calibration not applicable to this score (template or fusion differs)"}
+        try:
+            cal = self._quietly(lambda: cals.get(product, template, self._template_input(t)))
+        except ValueError as e:   # the operating point it standardises against predates genuine_logit
+            return {**op, "note": str(e)}
+        return {"source": "product", "thresholds": decision_thresholds(cal), "calibration": cal, "note": None,
+                "not_calibrated": None}
+
     def judge_face(self, out: dict, q: quality.Quality, rect: dict, source: str) -> Result:
         """Verdict for one rectified face from the comparator's outputs (and its genuine-variation score, "variation",
         when the product has genuine photos in the store) and the face's quality (shared with scans)."""
@@ -174,30 +229,39 @@ class Inspector:
         if s is not None:
             from genuine.infer.variation import contributions, fused_p
 
-            p, th = fused_p(p_comp, s, self.fusion), self.fusion["thresholds"]
+            p = fused_p(p_comp, s, self.fusion)
             against = f"the genuine reference of {product} and its genuine photos"
             c_comp, c_var = contributions(p_comp, s, self.fusion)
             evidence["strongest"] = "variation" if c_var > c_comp else "comparator"
             if c_var > c_comp and vmap is not None and vmap.shape == heat.shape:
                 heat = vmap   # the region named and drawn is where the stronger evidence lies
         else:
-            p, th = p_comp, self.meta["thresholds"]
+            p = p_comp
             against = f"the genuine reference of {product}"
+        op = self.operating_point(product, rect.get("template"), s is not None)
+        th, cal = op["thresholds"], op["calibration"]
+        evidence["thresholds"] = {"source": op["source"], "threshold_genuine": th["threshold_genuine"],
+                                  "threshold_suspect": th["threshold_suspect"], "calibration": cal}
+        if op["note"]:
+            evidence["thresholds"]["note"] = op["note"]
+        own = f", this product's operating point from its {cal['photos']} genuine photos" if cal else ""
         if q.issues:
             verdict, reason = INCONCLUSIVE, "; ".join(advice for _, advice in q.issues)
         elif why := not_validated(th):
             verdict, reason = INCONCLUSIVE, f"this model is {why} (for {product}): examine by hand"
+        elif op["not_calibrated"]:
+            verdict, reason = INCONCLUSIVE, op["not_calibrated"]
         else:
             verdict = decide(p, th)
             ps, tg, ts = decisive(p, th["threshold_genuine"], th["threshold_suspect"])
             if verdict == SUSPECT:
-                reason = (f"signs of counterfeiting (p={ps} >= {ts}): the package "
+                reason = (f"signs of counterfeiting (p={ps} >= {ts}{own}): the package "
                           f"differs from {against} most in its {where(heat)}: examine that area")
             elif verdict == GENUINE:
-                reason = f"matches {against}: no sign of counterfeiting found (p={ps} < {tg})"
+                reason = f"matches {against}: no sign of counterfeiting found (p={ps} < {tg}{own})"
             else:
-                reason = (f"uncertain (p={ps}, between {tg} and {ts}): retake closer and in good light, or examine by "
-                          f"hand; the largest difference is in the package's {where(heat)}")
+                reason = (f"uncertain (p={ps}, between {tg} and {ts}{own}): retake closer and in good light, or "
+                          f"examine by hand; the largest difference is in the package's {where(heat)}")
         if product not in self.meta.get("products", []):
             reason += "; this product was not in the model's training data"
         if s is None and self.fusion:

@@ -26,6 +26,7 @@ import numpy as np
 
 from genuine.infer.errors import GenuineError
 from genuine.infer.photo import PhotoError, load_photo
+from genuine.infer.product_calibration import CALIBRATION_SCHEMA
 from genuine.infer.sources import photo_bytes
 from genuine.infer.templates import TEMPLATE_COLUMNS, TEMPLATES_SCHEMA, store_template, stored_templates
 from genuine.infer.variation_store import FACE_COLUMNS, VARIATION_SCHEMA
@@ -46,7 +47,8 @@ CREATE TABLE IF NOT EXISTS refs (
     photo BLOB
 );
 CREATE INDEX IF NOT EXISTS refs_product ON refs (product, label);
-""" + TEMPLATES_SCHEMA + VARIATION_SCHEMA  # IF NOT EXISTS: databases made before templates existed gain the table when opened
+""" + TEMPLATES_SCHEMA + VARIATION_SCHEMA + CALIBRATION_SCHEMA
+# IF NOT EXISTS: databases made before templates (genuine photos, calibrations) existed gain the tables when opened
 STORE_SIDE = 1024  # enough to re-embed for any model input up to 512 px (decoded at 2x)
 COLUMNS = "id, product, label, sha256, model_sha256, added_at, added_by, note, source"
 
@@ -161,6 +163,8 @@ class ReferenceDB:
                 n += delete("templates", ("product", "sha256"))
             if label in (None, "genuine"):   # genuine photos behind the variation models, which refit on next use
                 n += delete("genuine_faces", ("product", "sha256"))
+                if product and not sha256:   # and behind the product's calibrations (recomputed when faces change)
+                    self.conn.execute("DELETE FROM product_calibrations WHERE product = ?", (product,))
             return n
 
     def reembed(self, inspector) -> int:

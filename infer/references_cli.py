@@ -163,7 +163,54 @@ def _list(args) -> int:
         if not args.product or product == args.product:
             detail = f"  ({'; '.join(faces[product])})" if label == "template" else ""
             print(f"  {product:<24} {label:<12} {n}{detail}")
+    for line in _operating_points(db, args.product):
+        print(line)
     return 0
+
+
+def _operating_points(db, only: str | None) -> list[str]:
+    """Per product: its genuine photos and, per comparator model that calibrated it (product_calibrations), the
+    thresholds and the photos behind them; or how many more photos it needs (infer/product_calibration.py)."""
+    from genuine.infer.product_calibration import MIN_CALIBRATION_PHOTOS, stored_calibrations
+    from genuine.infer.variation_store import face_groups
+    from genuine.infer.verdict import decisive
+
+    groups = face_groups(db.conn)
+    held: dict[str, int] = {}
+    for (product, _), shas in groups.items():
+        held[product] = held.get(product, 0) + len(shas)
+    products = sorted({p for p, label, _ in db.summary() if label in ("template", "genuine photo")} | set(held))
+    cals: dict[str, list[dict]] = {}
+    for c in stored_calibrations(db.conn):
+        cals.setdefault(c["product"], []).append(c)
+    several = {p for p in products if sum(k[0] == p for k in groups) > 1}
+    lines = []
+    for product in products:
+        if only and product != only:
+            continue
+        n = held.get(product, 0)
+        head = f"  {product:<24} {n} genuine photo(s): "
+        biggest = max((len(v) for k, v in groups.items() if k[0] == product), default=0)
+        if biggest < MIN_CALIBRATION_PHOTOS:
+            lines.append(head + f"not calibrated: {biggest} of {MIN_CALIBRATION_PHOTOS} genuine photos"
+                         + (" (of one template)" if product in several else "")
+                         + " (a model keeps its own thresholds for the products it was trained on)")
+            continue
+        if not cals.get(product):
+            lines.append(head + "no model has calibrated it yet (done at its first inspection by a comparator model)")
+            continue
+        for c in cals[product]:
+            cal = c["calibration"]
+            side = f" template {c['template']}" if product in several else ""
+            state = ("" if c["current"] else
+                     "; stale: its genuine photos changed since (recomputed at the next inspection)")
+            valid = "" if cal.get("validated", True) else f"; NOT VALIDATED ({cal.get('why')})"
+            tg, ts = decisive(cal["threshold_genuine"], cal["threshold_suspect"])   # digits that tell them apart
+            lines.append(head + f"model {c['model_sha256'][:16]}...{side}: GENUINE below {tg}, SUSPECT from {ts} "
+                         f"(n={cal['photos']} genuine photos, {cal['scores']} scores, {c['fitted_at']}){state}{valid}")
+    if lines:
+        lines.insert(0, "operating points per product (comparator models; from each product's genuine photos):")
+    return lines
 
 
 def _remove(args) -> int:

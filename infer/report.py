@@ -159,6 +159,37 @@ def _header(summary: dict, n_rows: int, embedded: int, linked: int) -> str:
             cells = "".join(f'<td class="num">{int(c.get(v) or 0):,}</td>' for v in ORDER)
             out.append(f'<tr><td>{e(prod)}</td>{cells}<td class="num">{total(c):,}</td></tr>')
         out.append("</tbody></table>")
+    cals = g("product_calibrations")
+    if isinstance(cals, dict) and cals:
+        out.append(_thresholds_table(cals, e))
+    return "\n".join(out)
+
+
+_SOURCES = {"product": "its own genuine photos", "model": "the model's validation",
+            "fusion": "the model's fusion with genuine photos"}
+
+
+def _thresholds_table(cals: dict, e) -> str:
+    """Per product, the operating point its photos were judged by (summary["product_calibrations"])."""
+    def num(x, d=3):
+        x = _num(x)
+        return "" if x is None else f"{x:.{d}f}"
+    out = ['<h2>Operating point per product</h2><table><thead><tr><th>product</th><th>thresholds from</th>'
+           '<th>GENUINE below</th><th>SUSPECT from</th><th>genuine photos</th><th>held-out genuine photos: '
+           'GENUINE / SUSPECT</th><th>note</th></tr></thead><tbody>']
+    for prod, th in sorted(cals.items(), key=lambda kv: str(kv[0])):
+        th = th if isinstance(th, dict) else {}
+        cal = th.get("calibration") if isinstance(th.get("calibration"), dict) else {}
+        rates = cal.get("held_out_genuine") if isinstance(cal.get("held_out_genuine"), dict) else {}
+        shares = (f"{num(rates.get('GENUINE'), 2)} / {num(rates.get('SUSPECT'), 2)}" if rates else "")
+        note = th.get("note") or (cal.get("why") if cal.get("validated") is False else None) or \
+            (f"{cal.get('scores')} scores, {cal.get('folds')} folds" if cal else "")
+        out.append(f'<tr><td>{e(prod)}</td><td>{e(_SOURCES.get(th.get("source"), th.get("source") or "?"))}</td>'
+                   f'<td class="num">{num(th.get("threshold_genuine"))}</td>'
+                   f'<td class="num">{num(th.get("threshold_suspect"))}</td>'
+                   f'<td class="num">{e(cal.get("photos", ""))}</td><td class="num">{e(shares)}</td>'
+                   f'<td>{e(note)}</td></tr>')
+    out.append("</tbody></table>")
     return "\n".join(out)
 
 

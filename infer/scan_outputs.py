@@ -54,6 +54,30 @@ def write_csv(path: Path, rows: list[dict]) -> None:
                         **{k: (r.get("evidence") or {}).get(k) for k in ("comparator_p", "variation_score", "fused")}})
 
 
+def product_calibrations(rows: list[dict]) -> dict:
+    """product -> the thresholds its photos were judged by (evidence["thresholds"]: source, thresholds and, for a
+    product calibrated from its own genuine photos, the calibration's evidence); a product's own calibration is
+    shown over the model's where its photos met both. Several templates of one product: "product [template]"."""
+    found: dict[tuple[str, str | None], dict] = {}
+    for r in rows:
+        th = (r.get("evidence") or {}).get("thresholds")
+        if r.get("product") and isinstance(th, dict):
+            cal = th.get("calibration")
+            key = (r["product"], cal.get("template") if isinstance(cal, dict) else None)
+            if key not in found or (th.get("source") == "product" and found[key].get("source") != "product"):
+                found[key] = th
+    per = defaultdict(list)
+    for (product, template), th in found.items():
+        per[product].append((template, th))
+    out = {}
+    for product, items in sorted(per.items()):
+        own = [(t, th) for t, th in items if th.get("source") == "product"]
+        items = own or items[:1]
+        for template, th in items:
+            out[product if len(items) == 1 else f"{product} [{template}]"] = th
+    return out
+
+
 def summarise(rows: list[dict], info: dict) -> dict:
     from genuine import __version__
 
@@ -65,7 +89,8 @@ def summarise(rows: list[dict], info: dict) -> dict:
     return {"total_photos": sum(len(r["paths"]) for r in rows), "unique_photos": sum(1 for r in rows if r["verdict"] != ERROR),
             "duplicates": sum(len(r["paths"]) - 1 for r in rows), "counts": dict(counts),
             "errors": dict(Counter(r["error_kind"] for r in rows if r["verdict"] == ERROR)),
-            "per_product": {p: dict(c) for p, c in sorted(per_product.items())}, **info,
+            "per_product": {p: dict(c) for p, c in sorted(per_product.items())},
+            "product_calibrations": product_calibrations(rows), **info,
             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "versions": {"genuine": __version__, "onnxruntime": onnxruntime.__version__, "python": platform.python_version()}}
 

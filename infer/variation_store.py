@@ -110,6 +110,33 @@ def genuine_photo_count(conn, product: str | None = None) -> int:
     return conn.execute(q, a).fetchone()[0]
 
 
+def face_groups(conn) -> dict[tuple[str, str], list[str]]:
+    """{(product, template key): sorted sha256 of its genuine faces}: what a variation model or a product's
+    calibration (infer/product_calibration.py) is made from, and so what keys their caches."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for product, template, sha in conn.execute(
+            "SELECT product, template, sha256 FROM genuine_faces ORDER BY product, template, sha256"):
+        groups.setdefault((product, template), []).append(sha)
+    return groups
+
+
+def decode_face(blob: bytes, size) -> np.ndarray:
+    """A stored face (PNG) at a model's input size (W, H): the comparator's own input path (face_input)."""
+    return face_input(np.asarray(Image.open(io.BytesIO(blob)).convert("RGB")), (int(size[0]), int(size[1])))
+
+
+def stored_faces(conn, product: str, template: str, size, which=None) -> np.ndarray:
+    """(n, H, W, 3) uint8: the genuine faces of (product, template) in sha256 order at the model's input size, or
+    only those at the indices which(n) of that order (callers holding the faces encoded decode only these)."""
+    ids = [i for (i,) in conn.execute("SELECT id FROM genuine_faces WHERE product = ? AND template = ? "
+                                      "ORDER BY sha256", (product, template))]
+    pick = range(len(ids)) if which is None else which(len(ids))
+    w, h = int(size[0]), int(size[1])
+    out = [decode_face(conn.execute("SELECT face FROM genuine_faces WHERE id = ?", (ids[k],)).fetchone()[0], size)
+           for k in pick]
+    return np.stack(out) if out else np.zeros((0, h, w, 3), np.uint8)
+
+
 class VariationModels:
     """{(product, template key): model} for every product and template with at least MIN_PHOTOS genuine faces, at
     face_size (W, H), each loaded or fitted when first asked for (a scan of one product fits one model, not the
@@ -118,11 +145,7 @@ class VariationModels:
 
     def __init__(self, conn, face_size):
         self.conn, self.size = conn, (int(face_size[0]), int(face_size[1]))
-        self.groups: dict[tuple[str, str], list[str]] = {}
-        for product, template, sha in conn.execute(
-                "SELECT product, template, sha256 FROM genuine_faces ORDER BY product, template, sha256"):
-            self.groups.setdefault((product, template), []).append(sha)
-        self.groups = {k: v for k, v in self.groups.items() if len(v) >= MIN_PHOTOS}
+        self.groups = {k: v for k, v in face_groups(conn).items() if len(v) >= MIN_PHOTOS}
         self._models: OrderedDict[tuple[str, str], ProductModel] = OrderedDict()
 
     def __len__(self) -> int:
@@ -139,10 +162,6 @@ class VariationModels:
                 self._models.popitem(last=False)
         return self._models[key]
 
-    def _face(self, rowid: int) -> np.ndarray:
-        blob = self.conn.execute("SELECT face FROM genuine_faces WHERE id = ?", (rowid,)).fetchone()[0]
-        return face_input(np.asarray(Image.open(io.BytesIO(blob)).convert("RGB")), self.size)
-
     def _load(self, product: str, template: str) -> ProductModel:
         w, h = self.size
         digest = hashlib.sha256("".join(self.groups[(product, template)]).encode()).hexdigest()
@@ -150,9 +169,7 @@ class VariationModels:
                                 "width = ? AND height = ?", (product, template, w, h)).fetchone()
         if row is not None and row[0] == digest:
             return from_bytes(row[1])
-        ids = [i for (i,) in self.conn.execute("SELECT id FROM genuine_faces WHERE product = ? AND template = ? "
-                                                 "ORDER BY sha256", (product, template))]
-        faces = np.stack([self._face(ids[k]) for k in reference_indices(len(ids))])   # only those fitted on
+        faces = stored_faces(self.conn, product, template, self.size, reference_indices)   # only those fitted on
         model = fit(faces, threads=os.cpu_count() or 1)
         try:
             with self.conn:

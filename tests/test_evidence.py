@@ -18,7 +18,15 @@ def test_validation_needs_an_auroc_interval_clear_of_chance_and_enough_photos():
     assert not chance["validated"] and "not clearly above chance" in chance["why"]
     assert chance["auroc_ci95"][0] <= 0.5 <= chance["auroc_ci95"][1]
     few = validation(np.array([0.1, 0.2, 0.8, 0.9]), np.array([0, 0, 1, 1]))
-    assert not few["validated"] and "at least 10" in few["why"]
+    assert not few["validated"] and "only 2 genuine photos (at least 10 are needed)" in few["why"]
+    # a brand's own set: 10 genuine photos and a handful of counterfeits (5 photos of 3 items) is enough ...
+    y = np.repeat([0, 1], [10, 5])
+    p = np.r_[np.linspace(0.1, 0.3, 10), np.linspace(0.7, 0.9, 5)]
+    items = [f"g{i}" for i in range(10)] + ["c0", "c0", "c1", "c1", "c2"]
+    assert validation(p, y, groups=items)["validated"]
+    # ... but not 5 photos of 2 items
+    two = validation(p, y, groups=items[:10] + ["c0", "c0", "c0", "c1", "c1"])
+    assert not two["validated"] and "5 counterfeit photos of 2 counterfeit items (at least 5 photos of 3" in two["why"]
 
 
 def test_items_not_photos_are_resampled():

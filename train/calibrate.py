@@ -13,6 +13,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from genuine.infer.errors import UsageError
+from genuine.infer.product_calibration import genuine_logit  # one definition, also read by the inspector
 
 
 def sigmoid(z):
@@ -39,7 +40,10 @@ def operating_point(p, y, max_fpr: float = 0.01, max_miss: float = 0.05, groups=
     Flag from the lowest p that keeps false alarms within max_fpr (a); pass below the highest p that keeps misses
     within max_miss (b). Overlapping classes give b <= a and the band [b, a) is INCONCLUSIVE; separated classes give
     b > a, and then [a, b), the gap no validation photo fell in, is INCONCLUSIVE. Refused (UsageError) when the two
-    meet: a zero-width band would decide every photo on a knife's edge."""
+    meet: a zero-width band would decide every photo on a knife's edge.
+
+    `genuine_logit` records where the genuine photos lie in logit space (median, robust scale): a product the
+    model never saw gets its own thresholds from its genuine photos in these units (infer/product_calibration.py)."""
     p, y = np.asarray(p, float), np.asarray(y, int)
     g, c = np.sort(p[y == 0])[::-1], np.sort(p[y == 1])
     if not len(g) or not len(c):
@@ -55,12 +59,14 @@ def operating_point(p, y, max_fpr: float = 0.01, max_miss: float = 0.05, groups=
                          f"or loosen --max-fpr/--max-miss")
     return {"threshold_suspect": t_suspect, "threshold_genuine": t_genuine, "target_fpr": max_fpr,
             "target_miss": max_miss, **rates(p, y, t_genuine, t_suspect),
-            "validation": validation(p, y, groups),
+            "validation": validation(p, y, groups), "genuine_logit": genuine_logit(g),
             "note": f"from {len(g)} genuine and {len(c)} counterfeit validation photos; "
                     f"false-alarm resolution 1/{len(g)}"}
 
 
-MIN_PER_CLASS = 10   # validation photos of each label below which no AUROC interval means anything
+MIN_GENUINE = 10           # genuine validation photos below which no AUROC interval means anything
+MIN_COUNTERFEIT = 5        # counterfeit validation photos: a brand rarely holds more than a handful ...
+MIN_COUNTERFEIT_ITEMS = 3  # ... and they must come from several counterfeit items (photos of one are one piece)
 BOOTSTRAP = 1000
 
 
@@ -78,8 +84,10 @@ def _auroc(p: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
 def validation(p, y, groups=None, n_boot: int = BOOTSTRAP, seed: int = 0) -> dict:
     """Is this calibration evidence that the model separates the classes? AUROC with a 95% bootstrap interval,
     resampling items (groups) rather than photos, since photos of one item are not independent. Not validated
-    when the interval reaches chance (0.5) or either label has fewer than MIN_PER_CLASS photos: such a model or
-    fusion then answers only INCONCLUSIVE (infer.verdict.decide)."""
+    when the interval reaches chance (0.5), with fewer than MIN_GENUINE genuine photos, or with fewer than
+    MIN_COUNTERFEIT counterfeit photos of MIN_COUNTERFEIT_ITEMS counterfeit items (a brand's own small validation
+    set: a handful of seized counterfeits): such a model or fusion then answers only INCONCLUSIVE
+    (infer.verdict.decide)."""
     p, y = np.asarray(p, float), np.asarray(y, int)
     groups = np.arange(len(p)) if groups is None else np.asarray([str(g) for g in groups])
     _, inv = np.unique(groups, return_inverse=True)
@@ -90,14 +98,17 @@ def validation(p, y, groups=None, n_boot: int = BOOTSTRAP, seed: int = 0) -> dic
     boots = boots[np.isfinite(boots)]
     lo, hi = (float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))) if len(boots) else (0.0, 1.0)
     ng, nc = int((y == 0).sum()), int((y == 1).sum())
+    ci = int(len(np.unique(inv[y == 1])))   # counterfeit items
     why = None
-    if min(ng, nc) < MIN_PER_CLASS:
-        why = (f"validated on only {ng} genuine and {nc} counterfeit photos (at least {MIN_PER_CLASS} of each are "
-               f"needed)")
+    if ng < MIN_GENUINE:
+        why = f"validated on only {ng} genuine photos (at least {MIN_GENUINE} are needed)"
+    elif nc < MIN_COUNTERFEIT or ci < MIN_COUNTERFEIT_ITEMS:
+        why = (f"validated on only {nc} counterfeit photos of {ci} counterfeit items (at least {MIN_COUNTERFEIT} "
+               f"photos of {MIN_COUNTERFEIT_ITEMS} items are needed)")
     elif lo <= 0.5:
         why = f"validation AUROC {auroc:.3f} (95% interval {lo:.3f}-{hi:.3f}) is not clearly above chance"
     return {"auroc": round(auroc, 6), "auroc_ci95": [round(lo, 6), round(hi, 6)], "genuine": ng, "counterfeit": nc,
-            "items": n_items, "bootstrap": n_boot, "validated": why is None, "why": why}
+            "items": n_items, "counterfeit_items": ci, "bootstrap": n_boot, "validated": why is None, "why": why}
 
 
 def rates(p, y, t_genuine: float, t_suspect: float) -> dict:
