@@ -274,3 +274,19 @@ def test_a_scan_reports_each_products_operating_point(setting, tmp_path):
     assert th["source"] == "product" and th["calibration"]["photos"] == len(held)
     page = (out / "report.html").read_text()
     assert "Operating point per product" in page and "its own genuine photos" in page
+
+
+def test_a_trained_product_keeps_the_models_validated_operating_point(setting, tmp_path):
+    """The model's validation held out the trained products' genuine photos and their counterfeits: stronger evidence
+    than genuine photos alone, so even with 10+ genuine photos in the store a trained product keeps it."""
+    from genuine.infer.inspector import Inspector
+
+    ds = setting["ds"]
+    trained = ds.products[0]
+    photos = sorted(r.path for r in ds.records if r.product == trained and r.label == "genuine")
+    db = _store(tmp_path / "trained.db", ds, trained, photos)
+    assert db.conn.execute("SELECT COUNT(*) FROM genuine_faces").fetchone()[0] >= MIN_CALIBRATION_PHOTOS
+    insp = Inspector(setting["model"], templates=str(db.path))
+    scored = [r for r in (insp.inspect(p) for p in photos[:4]) if r.p_counterfeit is not None]
+    assert scored and all(r.evidence["thresholds"]["source"] == "model" for r in scored)
+    assert insp.calibrations.computed == 0
