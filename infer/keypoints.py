@@ -131,6 +131,15 @@ class TemplateSet:
     def products(self) -> list[str]:
         return sorted({t.product for t in self.templates})
 
+    def only(self, product: str) -> "TemplateSet | None":
+        """The templates of one product (None when it has none), kept: its index is built once, not per photo."""
+        if not hasattr(self, "_only"):
+            self._only: dict = {}
+        if product not in self._only:
+            pool = [t for t in self.templates if t.product == product]
+            self._only[product] = TemplateSet(pool) if pool else None
+        return self._only[product]
+
     @property
     def faces(self) -> list[int]:
         """Indices of the templates a photo is inspected against (not identification views)."""

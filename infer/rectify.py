@@ -231,7 +231,7 @@ def _fit_pairs(kp: np.ndarray, t: Template, q: np.ndarray, k: np.ndarray):
     return (None, 0) if H is None else (H, int(mask.sum()))
 
 
-def _evidence(kp: np.ndarray, desc: np.ndarray, ts: TemplateSet, lim: dict):
+def _evidence(kp: np.ndarray, desc: np.ndarray, ts: TemplateSet):
     """Which products the photo shows, by distinctive keypoints (TemplateSet.distinctive): [(product, inliers,
     template index)] best first, for the SHORTLIST products with most distinctive matches; each product's number is
     its best template's homography inliers among the matches that are distinctive of it."""
@@ -297,16 +297,12 @@ def rectify(photo, templates: TemplateSet, product: str | None = None, face_side
     small, s = shrink(rgb, match_side or MATCH_SIDE)
     kp, desc = sift(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY), MAX_FEATURES)
     to_full = np.linalg.inv(pixel_scaling(s))
-    ts = templates
-    if product is not None:
-        pool = [t for t in templates.templates if t.product == product]
-        if not pool:
-            return Rectified(False, None, "not_covered", f"product {product!r} has no template; "
-                             f"known: {', '.join(templates.products)}", keypoints=len(kp),
-                             seconds=time.perf_counter() - t0)
-        ts = TemplateSet(pool)
+    ts = templates if product is None else templates.only(product)
+    if ts is None:
+        return Rectified(False, None, "not_covered", f"product {product!r} has no template; "
+                         f"known: {', '.join(templates.products)}", keypoints=len(kp), seconds=time.perf_counter() - t0)
     out = Rectified(False, keypoints=len(kp))
-    ranked, raw = _evidence(kp, desc, ts, lim) if len(kp) >= 8 else ([], [])
+    ranked, raw = _evidence(kp, desc, ts) if len(kp) >= 8 else ([], [])
     out.candidates = [(p, n) for p, n, _ in ranked][:3]
     out.evidence = ranked[0][1] if ranked else 0
     runner = ranked[1][1] if len(ranked) > 1 else 0
