@@ -1,7 +1,7 @@
 """The real-photo benchmark: product identification and false alarms on real shop photos (grocery-packages).
 
-    python bench/grocery.py ../shared/data/grocery-packages [--views 10] [--json out.json]
-    python bench/grocery.py ../shared/data/grocery-packages --model checkpoints/synthpack/model.onnx --genuine 10
+    python -m bench.grocery ../shared/data/grocery-packages [--views 10] [--json out.json]
+    python -m bench.grocery ../shared/data/grocery-packages --model checkpoints/synthpack/model.onnx --genuine 10
 
 Through the tool's own store and rectification, as a brand trainer and an officer use them: a reference store per
 case (each product's catalogue image as its template; `--views N` of its train photos as identification views,
@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from bench.rectify import naive   # the textbook matcher: most RANSAC inliers (>= 15) over every template
 from genuine.infer.keypoints import TemplateSet
 from genuine.infer.photo import load_photo
 from genuine.infer.rectify import rectify, rectify_photo
@@ -53,24 +54,6 @@ def build_store(root: Path, db: Path, catalogue: bool, views: int) -> ReferenceD
             for v in views_from_photos(p, pick, faces)[0]:
                 store.add_template(p, v, v.source, "view")
     return store
-
-
-def plain(img: np.ndarray, ts: TemplateSet) -> str | None:
-    """The textbook matcher: ratio test against every template, RANSAC, most inliers (at least 15) wins."""
-    from genuine.infer.keypoints import describe
-
-    kp, desc = describe(img, max(img.shape[:2]))
-    best, product = 0, None
-    for t in ts.templates:
-        pairs = cv2.BFMatcher(cv2.NORM_L2).knnMatch(desc, t.descriptors, k=2)
-        good = [m[0] for m in pairs if len(m) == 2 and m[0].distance < 0.75 * m[1].distance]
-        if len(good) >= 4:
-            _, mask = cv2.findHomography(t.keypoints[[m.trainIdx for m in good]], kp[[m.queryIdx for m in good]],
-                                         cv2.RANSAC, 3.0)
-            n = int(mask.sum()) if mask is not None else 0
-            if n > best:
-                best, product = n, t.product
-    return product if best >= 15 else None
 
 
 def identify(photos: list[Path], ts: TemplateSet) -> dict:
@@ -157,7 +140,7 @@ def main():
                   f"{r['reasons']}  {1000 * r['seconds_median']:.0f} ms (348 px)")
         if not args.no_plain:
             ts = TemplateSet(build_store(root, Path(tmp) / "plain.db", True, 0).templates())
-            named = [plain(np.asarray(load_photo(f)), ts) for f in photos]
+            named = [naive(np.asarray(load_photo(f)), ts)[0] for f in photos]
             right = sum(n == f.parent.name for n, f in zip(named, photos))
             wrong = sum(n not in (None, f.parent.name) for n, f in zip(named, photos))
             out["plain_catalogue"] = {"right": right, "wrong": wrong, "refused": len(photos) - right - wrong}

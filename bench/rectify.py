@@ -184,7 +184,7 @@ def main():
     ap.add_argument("--from-photos", type=int, default=0, metavar="N",
                     help="grocery: templates built from N train photos per product instead of the catalogue images")
     ap.add_argument("--min-agreement", type=float, help="override rectify's whole-face agreement floor (a curve)")
-    ap.add_argument("--shortlist", type=int, help="templates fitted geometrically per photo (default "
+    ap.add_argument("--shortlist", type=int, help="products fitted geometrically per photo (default "
                                                   "genuine.infer.keypoints.SHORTLIST)")
     ap.add_argument("--json", metavar="FILE", help="also write the numbers as JSON")
     args = ap.parse_args()

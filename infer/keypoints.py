@@ -28,7 +28,7 @@ RATIO = 0.75                 # Lowe's ratio test
 # products, vote for none of them. Grocery val photos, 31 products, catalogue + photo views: 0.8 (bench/grocery.py).
 DISTINCT_RATIO = 0.8
 NEIGHBOURS = 12              # nearest descriptors looked at per keypoint, across every template
-SHORTLIST = 4                # products checked geometrically when the store holds many
+SHORTLIST = 4                # products checked geometrically per photo
 KD_SEED = 0x6E75                # FLANN's randomised trees: the same photo, the same answer in every process
 MIN_KEYPOINTS = 30           # a template with fewer has no printed detail to align on
 
@@ -123,6 +123,7 @@ class TemplateSet:
         self.templates = list(templates)
         self.owner = np.concatenate([np.full(len(t.descriptors), i) for i, t in enumerate(self.templates)])
         self._index = None
+        self._only: dict[str, TemplateSet | None] = {}
 
     def __len__(self) -> int:
         return len(self.templates)
@@ -133,8 +134,6 @@ class TemplateSet:
 
     def only(self, product: str) -> "TemplateSet | None":
         """The templates of one product (None when it has none), kept: its index is built once, not per photo."""
-        if not hasattr(self, "_only"):
-            self._only: dict = {}
         if product not in self._only:
             pool = [t for t in self.templates if t.product == product]
             self._only[product] = TemplateSet(pool) if pool else None
@@ -148,8 +147,8 @@ class TemplateSet:
     def distinctive(self, desc: np.ndarray, ratio: float = DISTINCT_RATIO) -> tuple[dict, np.ndarray]:
         """Matches that are evidence for one product: ({template index: (photo keypoint indices, template keypoint
         indices)}, votes: per product of self.products, the photo keypoints whose nearest descriptor is that
-        product's, distinctive or not). Each photo keypoint looks at its NEIGHBOURS nearest descriptors over every template (one FLANN
-        index); it counts for the product of the nearest only when that is nearer than `ratio` x the nearest of any
+        product's, distinctive or not). Each photo keypoint looks at its NEIGHBOURS nearest descriptors over every
+        template (one FLANN index); it counts for the product of the nearest only when that is nearer than `ratio` x the nearest of any
         other product (Lowe's ratio test between products, not within one template), and then for each template of
         that product among the neighbours (a product with several templates: the front, other editions, photos)."""
         if len(desc) < 2:

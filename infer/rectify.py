@@ -22,10 +22,10 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from genuine.infer import keypoints
 from genuine.infer.keypoints import (  # noqa: F401 (API)
     FACE_SIDE,
     MAX_FEATURES,
-    SHORTLIST,
     RectifyError,
     Template,
     TemplateSet,
@@ -121,19 +121,26 @@ class Rectified:
                 "seconds": r(self.seconds, 4)}
 
 
+def _homography(kp: np.ndarray, t: Template, q, k):
+    """MAGSAC homography template -> photo keypoints' frame from matches (photo keypoints q, template keypoints k):
+    (H, inlier mask), or (None, None)."""
+    if len(q) < 4:
+        return None, None
+    src, dst = t.keypoints[k].astype(np.float64), kp[q].astype(np.float64)
+    H, mask = cv2.findHomography(src, dst, cv2.USAC_MAGSAC, 2.5, maxIters=2000, confidence=0.999)
+    return (None, None) if H is None else (H, mask.ravel().astype(bool))
+
+
 def _fit(kp: np.ndarray, desc: np.ndarray, t: Template):
     """Homography template -> photo keypoints' frame from ratio-test matches: (H, inliers, matches, median error)."""
     good = match(desc, t.descriptors)
-    if len(good) < 4:
-        return None, 0, len(good), 0.0
-    src = t.keypoints[[m.trainIdx for m in good]].astype(np.float64)
-    dst = kp[[m.queryIdx for m in good]].astype(np.float64)
-    H, mask = cv2.findHomography(src, dst, cv2.USAC_MAGSAC, 2.5, maxIters=2000, confidence=0.999)
+    q, k = [m.queryIdx for m in good], [m.trainIdx for m in good]
+    H, inl = _homography(kp, t, q, k)
     if H is None:
         return None, 0, len(good), 0.0
-    inl = mask.ravel().astype(bool)
-    proj = cv2.perspectiveTransform(src[inl][None], H)[0]
-    err = float(np.median(np.linalg.norm(proj - dst[inl], axis=1))) if inl.any() else 0.0
+    src, dst = t.keypoints[k][inl].astype(np.float64), kp[q][inl].astype(np.float64)
+    proj = cv2.perspectiveTransform(src[None], H)[0]
+    err = float(np.median(np.linalg.norm(proj - dst, axis=1))) if inl.any() else 0.0
     return H, int(inl.sum()), len(good), err
 
 
@@ -175,6 +182,13 @@ def _edges(rgb: np.ndarray) -> np.ndarray:
 _EDGES: dict = {}   # (id(template image), side) -> (image, its edge map): once per template per process
 
 
+def _inside(photo_shape, H: np.ndarray, t: Template, fw: int, fh: int) -> np.ndarray:
+    """(fh, fw) uint8, 255 where a face of that size in t's frame has photo pixels (H: template -> photo)."""
+    Hf = H @ np.linalg.inv(pixel_scaling(fw / t.size[0], fh / t.size[1]))
+    return cv2.warpPerspective(np.full(photo_shape[:2], 255, np.uint8), Hf, (fw, fh),
+                               flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
+
+
 def agreement(photo: np.ndarray, H: np.ndarray, t: Template, side: int = 96) -> float:
     """Correlation of the edge maps of the aligned face and the template at low resolution, over the part of
     the face that lies inside the photo.
@@ -188,9 +202,7 @@ def agreement(photo: np.ndarray, H: np.ndarray, t: Template, side: int = 96) -> 
         if len(_EDGES) > 512:
             _EDGES.clear()
         _EDGES[key] = (t.image, _edges(cv2.resize(t.image, (fw, fh), interpolation=cv2.INTER_AREA)))
-    Hf = H @ np.linalg.inv(pixel_scaling(fw / t.size[0]))
-    inside = cv2.warpPerspective(np.full(photo.shape[:2], 255, np.uint8), Hf, (fw, fh),
-                                 flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
+    inside = _inside(photo.shape, H, t, fw, fh)
     m = cv2.erode(inside, np.ones((3, 3), np.uint8)) > 0   # the border of the photo is an edge of its own
     if m.sum() < 0.25 * fw * fh:
         return 0.0
@@ -222,15 +234,6 @@ def warp_face(photo: np.ndarray, H: np.ndarray, t: Template, face_side: int | No
     return face if over == 1 else cv2.resize(face, (fw, fh), interpolation=cv2.INTER_AREA)
 
 
-def _fit_pairs(kp: np.ndarray, t: Template, q: np.ndarray, k: np.ndarray):
-    """Homography template -> photo from given matches (photo keypoints q, template keypoints k): (H, inliers)."""
-    if len(q) < 4:
-        return None, 0
-    H, mask = cv2.findHomography(t.keypoints[k].astype(np.float64), kp[q].astype(np.float64), cv2.USAC_MAGSAC, 2.5,
-                                 maxIters=2000, confidence=0.999)
-    return (None, 0) if H is None else (H, int(mask.sum()))
-
-
 def _evidence(kp: np.ndarray, desc: np.ndarray, ts: TemplateSet):
     """Which products the photo shows, by distinctive keypoints (TemplateSet.distinctive): [(product, inliers,
     template index)] best first, for the SHORTLIST products with most distinctive matches; each product's number is
@@ -239,17 +242,19 @@ def _evidence(kp: np.ndarray, desc: np.ndarray, ts: TemplateSet):
     per: dict[str, int] = {}
     for i, (q, _) in pairs.items():
         per[ts.templates[i].product] = per.get(ts.templates[i].product, 0) + len(q)
-    keep = set(sorted(per, key=lambda p: -per[p])[:SHORTLIST])
+    top = keypoints.SHORTLIST   # read at call time: bench/rectify.py --shortlist measures other values
+    keep = set(sorted(per, key=lambda p: -per[p])[:top])
     best: dict[str, tuple[int, int]] = {}
     for i, (q, k) in pairs.items():
         p = ts.templates[i].product
         if p in keep:
-            n = _fit_pairs(kp, ts.templates[i], q, k)[1]
+            inl = _homography(kp, ts.templates[i], q, k)[1]
+            n = 0 if inl is None else int(inl.sum())
             if n > best.get(p, (-1, -1))[0]:
                 best[p] = (n, i)
     ranked = sorted(((p, n, i) for p, (n, i) in best.items()), key=lambda x: -x[1])
     # Look-alikes that share their print get no distinctive votes: their nearest-descriptor votes shortlist them.
-    raw = [ts.products[j] for j in np.argsort(-votes)[:SHORTLIST] if votes[j] > 0]
+    raw = [ts.products[j] for j in np.argsort(-votes)[:top] if votes[j] > 0]
     return ranked, raw
 
 
@@ -370,9 +375,7 @@ def _fill_outside(face: np.ndarray, photo_shape, H: np.ndarray, t: Template) -> 
     """The face with the pixels that lie outside the photo taken from the template: neither the comparator nor the
     genuine variation sees a difference where the photo shows nothing (a tight crop of a flat item)."""
     fh, fw = face.shape[:2]
-    Hf = H @ np.linalg.inv(pixel_scaling(fw / t.size[0], fh / t.size[1]))
-    inside = cv2.warpPerspective(np.full(photo_shape[:2], 255, np.uint8), Hf, (fw, fh),
-                                 flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP) > 0
+    inside = _inside(photo_shape, H, t, fw, fh) > 0
     if inside.all():
         return face
     ref = cv2.resize(t.image, (fw, fh), interpolation=cv2.INTER_AREA)

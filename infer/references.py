@@ -161,6 +161,7 @@ class ReferenceDB:
             n = delete("refs", ("product", "label", "sha256"))
             if not label:
                 n += delete("templates", ("product", "sha256"))
+                n += delete("views", ("product", "sha256"))   # identification views: templates that are not faces
             if label in (None, "genuine"):   # genuine photos behind the variation models, which refit on next use
                 n += delete("genuine_faces", ("product", "sha256"))
                 if product and not sha256:   # and behind the product's calibrations (recomputed when faces change)
@@ -191,8 +192,9 @@ class ReferenceDB:
         with dst.conn:
             cond, args = ("WHERE product = ?", (product,)) if product else ("", ())
             n = dst.conn.execute(f"INSERT INTO refs SELECT * FROM src.refs {cond}", args).rowcount
-            n += dst.conn.execute(f"INSERT INTO templates ({TEMPLATE_COLUMNS}) SELECT {TEMPLATE_COLUMNS} FROM "
-                                  f"src.templates {cond}", args).rowcount
+            for table in ("templates", "views"):
+                n += dst.conn.execute(f"INSERT INTO {table} ({TEMPLATE_COLUMNS}) SELECT {TEMPLATE_COLUMNS} FROM "
+                                      f"src.{table} {cond}", args).rowcount
             n += dst.conn.execute(f"INSERT INTO genuine_faces ({FACE_COLUMNS}) SELECT {FACE_COLUMNS} FROM "
                                   f"src.genuine_faces {cond}", args).rowcount
             dst.conn.execute("INSERT OR REPLACE INTO meta SELECT * FROM src.meta")
@@ -217,13 +219,14 @@ class ReferenceDB:
                 self.set_meta("model_sha256", theirs)
             added = self.count() - before
             # A file written before templates or genuine photos existed lacks their table: check, do not assume.
-            templates, faces = (self.conn.execute(
+            templates, views, faces = (self.conn.execute(
                 f"INSERT OR IGNORE INTO {table} ({cols}) SELECT {cols} FROM src.{table}").rowcount
                 if self.conn.execute("SELECT 1 FROM src.sqlite_master WHERE type = 'table' AND name = ?",
                                      (table,)).fetchone() else 0
-                for table, cols in (("templates", TEMPLATE_COLUMNS), ("genuine_faces", FACE_COLUMNS)))
+                for table, cols in (("templates", TEMPLATE_COLUMNS), ("views", TEMPLATE_COLUMNS),
+                                    ("genuine_faces", FACE_COLUMNS)))
         self.conn.execute("DETACH DATABASE src")
-        return {"added": added, "templates": templates, "genuine_photos": faces}
+        return {"added": added, "templates": templates + views, "genuine_photos": faces}   # views: templates too
 
     # -- reading -------------------------------------------------------------------------------
     def count(self) -> int:

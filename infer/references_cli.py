@@ -227,8 +227,8 @@ def _export(args) -> int:
 
 def _import(args) -> int:
     r = ReferenceDB(args.db, create=True).import_from(args.source)
-    print(f"imported {r['added']} new reference(s), {r['templates']} new template(s) and {r['genuine_photos']} new "
-          f"genuine photo(s) into {args.db}")
+    print(f"imported {r['added']} new reference(s), {r['templates']} new template(s) (identification views "
+          f"included) and {r['genuine_photos']} new genuine photo(s) into {args.db}")
     return 0
 
 

@@ -106,3 +106,26 @@ def test_real_grocery_photos_are_named_right_or_refused():
             assert r.identified in (None, p), (f, r.identified)
             right += r.identified == p
     assert right >= 5
+
+
+def test_views_are_stored_listed_exported_imported_and_removed_with_their_product(tmp_path):
+    """Views live in the store beside the templates: loaded as views (identification only), carried by export and
+    import, and removed with their product (a removed product must not be named from its views any more)."""
+    from genuine.infer.references import ReferenceDB
+
+    tpl = artwork(1)
+    shots = [photograph(tpl, np.array([[60 + 9 * k, 40], [430, 50 + 5 * k], [420, 300], [50, 290 - 4 * k]], float),
+                        500, 360, seed=20 + k)[0] for k in range(3)]
+    db = ReferenceDB(tmp_path / "refs.db", create=True)
+    face = db.add_template("p1", tpl, "p1.png")["template"]
+    views, _ = views_from_photos("p1", shots, [face])
+    for v in views:
+        db.add_template("p1", v, v.source, "view")
+    loaded = db.templates("p1")
+    assert sum(t.view for t in loaded) == len(views) == 3 and sum(not t.view for t in loaded) == 1
+    db.export(tmp_path / "share.db", product="p1")
+    other = ReferenceDB(tmp_path / "other.db", create=True)
+    assert other.import_from(tmp_path / "share.db")["templates"] == 4   # the face and its 3 views
+    assert sum(t.view for t in other.templates("p1")) == 3
+    db.remove(product="p1")
+    assert db.templates("p1") == []
