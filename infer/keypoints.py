@@ -18,7 +18,8 @@ from PIL import Image
 
 from genuine.infer.errors import GenuineError
 
-KP_VERSION = "sift-768-v1"   # stored with keypoints: a store recomputes them when this changes
+KP_VERSION = "rootsift-768-v2"   # stored with keypoints: a store recomputes (or upgrades) them when this changes
+SIFT_V1 = "sift-768-v1"      # the same keypoints with plain SIFT descriptors: upgraded in place (root_sift)
 KP_SIDE = 768                # templates are described on a grey copy of this long side
 MAX_FEATURES = 3000
 FACE_SIDE = 1024             # default long side of a rectified face (the template's own size when smaller)
@@ -56,13 +57,23 @@ def pixel_scaling(s: float, sy: float | None = None) -> np.ndarray:
 _SIFT: dict = {}
 
 
+def root_sift(desc: np.ndarray) -> np.ndarray:
+    """RootSIFT (Arandjelovic & Zisserman 2012): L1-normalise, then square root. Euclidean distance between the
+    results is the Hellinger distance between the histograms, which big gradient bins no longer dominate. Grocery
+    val, 31 products, catalogue + views: the right product first for 71 photos instead of 68, 44 named at 0 wrong
+    instead of 40 (bench/grocery.py). A pure function of the SIFT descriptor: stored v1 descriptors upgrade in place."""
+    d = np.asarray(desc, np.float32)
+    return np.sqrt(d / np.maximum(d.sum(axis=1, keepdims=True), 1e-7)).astype(np.float32)
+
+
 def sift(grey: np.ndarray, features: int) -> tuple[np.ndarray, np.ndarray]:
+    """SIFT keypoints (N, 2) of a grey image and their RootSIFT descriptors (N, 128) float32."""
     if features not in _SIFT:
         _SIFT[features] = cv2.SIFT_create(nfeatures=features)
     kps, desc = _SIFT[features].detectAndCompute(grey, None)
     if desc is None or not kps:
         return np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32)
-    return np.array([k.pt for k in kps], np.float32), desc.astype(np.float32)
+    return np.array([k.pt for k in kps], np.float32), root_sift(desc)
 
 
 def describe(rgb: np.ndarray, side: int, features: int = MAX_FEATURES) -> tuple[np.ndarray, np.ndarray]:

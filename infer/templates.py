@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from genuine.infer.errors import UsageError
-from genuine.infer.keypoints import KP_VERSION, RectifyError, Template, TemplateSet
+from genuine.infer.keypoints import KP_VERSION, SIFT_V1, RectifyError, Template, TemplateSet, root_sift
 from genuine.infer.photo import PhotoError, is_photo_path, load_photo
 
 MAX_TEMPLATE_SIDE = 2048  # 2x rectify.FACE_SIDE: sharp faces without 30 MB artwork blobs in the store
@@ -113,13 +113,16 @@ def template_record(t: Template, kind: str, note: str, added_by: str) -> tuple:
 
 def template_from_record(product: str, image: bytes, keypoints: bytes, descriptors: bytes, kp_version: str,
                          source: str) -> tuple[Template, bool]:
-    """(Template, recomputed): keypoints are recomputed when they were made by another KP_VERSION."""
+    """(Template, changed): keypoints are recomputed when they were made by another KP_VERSION, except plain SIFT
+    descriptors (SIFT_V1), which become RootSIFT in place: the same keypoints, so a view keeps only its package's."""
     rgb = np.asarray(load_photo(image))
-    if kp_version != KP_VERSION:
+    if kp_version not in (KP_VERSION, SIFT_V1):
         return Template.from_image(product, rgb, source), True
     kp = np.frombuffer(keypoints, np.float32).reshape(-1, 2).copy()
     desc = np.frombuffer(descriptors, np.float32).reshape(-1, 128).copy()
-    return Template(product, np.ascontiguousarray(rgb), kp, desc, source), False
+    if kp_version == SIFT_V1:
+        desc = root_sift(desc)
+    return Template(product, np.ascontiguousarray(rgb), kp, desc, source), kp_version != KP_VERSION
 
 
 def store_template(conn, product: str, image, source: str, kind: str, note: str, added_by: str) -> dict:
@@ -144,7 +147,8 @@ def store_template(conn, product: str, image, source: str, kind: str, note: str,
 
 def stored_templates(conn, product: str | None = None, views: bool = True) -> list[Template]:
     """A reference store's templates (of `product`), then its identification views, keypoints recomputed where
-    another KP_VERSION made them (a view's then cover its whole photo again, background included: add it again)."""
+    another KP_VERSION made them (a view's then cover its whole photo again, background included: add it again;
+    plain SIFT descriptors are upgraded in place and keep the view's keypoints)."""
     cond, args = ("WHERE product = ?", (product,)) if product else ("", ())
     out = []
     for table in ("templates", "views") if views else ("templates",):

@@ -7,12 +7,23 @@ import sqlite3
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
 from genuine.cli import main as cli
-from genuine.infer.keypoints import KP_VERSION, RectifyError, Template, TemplateSet
+from genuine.infer.keypoints import (
+    KP_SIDE,
+    KP_VERSION,
+    MAX_FEATURES,
+    SIFT_V1,
+    RectifyError,
+    Template,
+    TemplateSet,
+    root_sift,
+    shrink,
+)
 from genuine.infer.photo import load_photo
 from genuine.infer.rectify import rectify
 from genuine.infer.references import ReferenceDB, ReferenceError
@@ -87,6 +98,26 @@ def test_stale_keypoints_are_recomputed_and_stored(synth, tmp_path):
                     (np.zeros((3, 2), np.float32).tobytes(), np.zeros((3, 128), np.float32).tobytes()))
     _same(db.templates()[0], t)
     assert db.conn.execute("SELECT kp_version FROM templates").fetchone()[0] == KP_VERSION
+
+
+def test_plain_sift_descriptors_upgrade_in_place_to_rootsift(synth, tmp_path):
+    """A store written with plain SIFT descriptors (sift-768-v1) keeps its keypoints (a view's package-only subset)
+    and gets RootSIFT descriptors, the same as describing the template afresh."""
+    p0 = _products(synth)[0]
+    db = ReferenceDB(tmp_path / "r.db", create=True)
+    t = db.add_template(p0.name, p0 / "template.png")["template"]
+    keep = np.arange(len(t.keypoints)) % 2 == 0           # a subset, as a view keeps: recomputing would lose it
+    grey = cv2.cvtColor(shrink(t.image, KP_SIDE)[0], cv2.COLOR_RGB2GRAY)
+    plain = cv2.SIFT_create(nfeatures=2 * MAX_FEATURES).detectAndCompute(grey, None)[1].astype(np.float32)
+    assert np.allclose(root_sift(plain), t.descriptors, atol=1e-6)   # what sift() returns is RootSIFT of plain SIFT
+    db.conn.execute("UPDATE templates SET kp_version = ?, keypoints = ?, descriptors = ?",
+                    (SIFT_V1, t.keypoints[keep].tobytes(), plain[keep].tobytes()))
+    db.conn.commit()
+    up = db.templates()[0]
+    assert np.array_equal(up.keypoints, t.keypoints[keep])
+    assert np.allclose(up.descriptors, t.descriptors[keep], atol=1e-6)
+    row = db.conn.execute("SELECT kp_version, descriptors FROM templates").fetchone()
+    assert row[0] == KP_VERSION and np.allclose(np.frombuffer(row[1], np.float32).reshape(-1, 128), up.descriptors)
 
 
 def test_databases_made_before_templates_still_work(synth, tmp_path):
