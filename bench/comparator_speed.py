@@ -81,7 +81,7 @@ def main() -> None:
             r = rectify(np.asarray(load_photo(p)), insp.templates)
             if r.ok:
                 insp.model.compare(face_input(r.face, insp.model.face_size)[None],
-                                   insp._template_input(r.template)[None])
+                                   insp.judge.template_input(r.template)[None])
             t.append(time.perf_counter() - t0)
         out["full_decode_total_ms"] = median_ms(t)
         out["speedup_total_vs_full_decode"] = round(statistics.median(t) / statistics.median(stages["total"]), 2)

@@ -40,11 +40,11 @@ def _stage_costs(model: str, templates: str, photos: str, n: int) -> dict:
 
     from genuine.infer.inspector import Inspector
     from genuine.infer.scan import listing, score_batch
-    from genuine.infer.scan_worker import _init_worker, decode, worker_args
+    from genuine.infer.scan_worker import WorkerSetup, decode
 
     cv2.setNumThreads(1)
     insp = Inspector(model, threads=1, templates=templates)
-    _init_worker(*worker_args(insp))
+    WorkerSetup.of(insp).start()
     todo = [e for e in listing([photos]) if e.key.lower().endswith((".jpg", ".jpeg", ".png"))][:n]
     t0 = time.perf_counter()
     items = [decode(e) for e in todo]

@@ -27,7 +27,8 @@ from genuine.infer.errors import UsageError
 from genuine.infer.heatmap import overlay, overlay_face
 from genuine.infer.journal import Journal, RunLocked, lock_run  # noqa: F401 (RunLocked: the scan API)
 from genuine.infer.preprocess import letterbox_geometry
-from genuine.infer.scan_worker import _init_worker, decode, worker_args
+from genuine.infer.judge import TemplateMissing
+from genuine.infer.scan_worker import Item, WorkerSetup, decode
 from genuine.infer.sources import Entry, entries
 from genuine.infer.verdict import ERROR, GENUINE, INCONCLUSIVE, SUSPECT
 
@@ -47,7 +48,7 @@ class Scanner:
                   f"they stood for are scored again", file=sys.stderr)
         self.done_sha = {r["sha256"] for r in self.journal.records if r.get("sha256")}
         self.done_key = {r["path"]: tuple(r["stamp"]) for r in self.journal.records}
-        self.queue: list[dict] = []
+        self.queue: list[tuple[Item, bool]] = []   # (item, a duplicate of a photo scored already or queued)
         self.new = 0
 
     def finished(self, e: Entry) -> bool:
@@ -60,25 +61,22 @@ class Scanner:
             self.done_sha.add(rec["sha256"])
         self.new += 1
 
-    def add(self, item: dict) -> None:
-        if "error" in item:
+    def add(self, item: Item) -> None:
+        if item.failed:
             self._record(_error_record(item))
-        elif item["sha256"] in self.done_sha or any(q["sha256"] == item["sha256"] for q in self.queue):
-            self.queue.append({**item, "duplicate": True})   # scored once; this path joins it
-        else:
-            self.queue.append(item)
-        if len([q for q in self.queue if not q.get("duplicate")]) >= self.batch:
+        else:   # a photo scored already or queued is scored once; this path joins it
+            self.queue.append((item, item.sha256 in self.done_sha or any(q.sha256 == item.sha256 for q, _ in self.queue)))
+        if sum(not dup for _, dup in self.queue) >= self.batch:
             self.flush()
 
     def flush(self) -> None:
-        fresh = [q for q in self.queue if not q.get("duplicate")]
-        for rec, thumb in score_batch(self.insp, fresh):
+        for rec, thumb in score_batch(self.insp, [q for q, dup in self.queue if not dup]):
             if thumb is not None:
                 (self.run_dir / rec["thumb"]).write_bytes(thumb)
             self._record(rec)
-        for q in self.queue:
-            if q.get("duplicate"):
-                self._record(_path_record(q["entry"].key, list(q["entry"].stamp), q["sha256"]))
+        for q, dup in self.queue:
+            if dup:
+                self._record(_path_record(q.entry.key, list(q.entry.stamp), q.sha256))
         self.queue = []
 
     def arrived(self, rec: dict, thumb: bytes | None) -> None:
@@ -102,49 +100,64 @@ def _path_record(path: str, stamp: list, sha256: str) -> dict:
     return {"type": "path", "path": path, "stamp": stamp, "sha256": sha256}
 
 
-def _error_record(item: dict) -> dict:
-    e = item["entry"]
-    return {"type": "error", "path": e.key, "stamp": list(e.stamp), "sha256": item.get("sha256"),
-            "error_kind": item["error_kind"], "error": item["error"]}
+def _error_record(item: Item) -> dict:
+    e = item.entry
+    return {"type": "error", "path": e.key, "stamp": list(e.stamp), "sha256": item.sha256,
+            "error_kind": item.error_kind, "error": item.error}
 
 
-def score_batch(insp, fresh: list[dict]) -> list[tuple[dict, bytes | None]]:
+def _judged(insp, items: list[Item]) -> list:
+    """Results of items that are not errors, in order: a comparator's faces through its FaceJudge (infer/judge.py, the
+    inspector's own step), its refusals with rectification's instruction; a whole-photo model batched."""
+    if not hasattr(getattr(insp, "judge", None), "score_faces"):
+        res = insp.model.run(np.stack([q.x for q in items]))
+        return [insp.judge_photo({n: v[k] for n, v in res.items()}, q.quality, q.entry.key)
+                for k, q in enumerate(items)]
+    judge = insp.judge
+    judge.refresh()   # a template added to the store since the workers loaded it: its key is found
+    known = [q.face is not None and _known(judge, q.face.template) for q in items]
+    faces = iter(judge.score_faces([q.face for q, ok in zip(items, known) if ok]))
+    out = []
+    for q, ok in zip(items, known):
+        if ok:
+            out.append(next(faces))
+        elif q.face is None:
+            out.append(judge.not_rectified(q.entry.key, q.rect))
+        else:   # its template left the store mid-run: comparing it with another would be a guess
+            rect = {**q.rect, "reason_code": "not_covered", "reason": "the template this photo was aligned to was "
+                    "removed from the reference store during the scan: scan it again"}
+            out.append(judge.not_rectified(q.entry.key, rect))
+    return out
+
+
+def _known(judge, key: str) -> bool:
+    try:
+        judge.template(key)
+        return True
+    except TemplateMissing:
+        return False
+
+
+def score_batch(insp, fresh: list[Item]) -> list[tuple[dict, bytes | None]]:
     """Worker items (scan_worker.decode) -> journal records with their heatmap thumbnails (JPEG bytes, named in
     rec["thumb"]); the model runs once per batch. One definition for the local scan and the Ray actors."""
-    out: list[tuple[dict, bytes | None]] = [(_error_record(q), None) for q in fresh if "error" in q]
-    fresh = [q for q in fresh if "error" not in q]
+    out: list[tuple[dict, bytes | None]] = [(_error_record(q), None) for q in fresh if q.failed]
+    fresh = [q for q in fresh if not q.failed]
     if not fresh:
         return out
-    if insp.model.is_comparator:
-        scored = [q for q in fresh if "x" in q]
-        res = insp.model.compare(np.stack([q["x"] for q in scored]), np.stack(
-            [insp._template_input(insp.templates.templates[q["template"]]) for q in scored])) if scored else {}
-        k, results = 0, []
-        for q in fresh:
-            if "x" not in q:
-                results.append(insp.not_rectified(q["entry"].key, q["rect"]))
-            else:
-                o = {n: v[k] for n, v in res.items()}
-                o["variation"] = q.get("variation")   # scored in the worker (_rectified)
-                results.append(insp.judge_face(o, q["quality"], q["rect"], q["entry"].key))
-                k += 1
-    else:
-        res = insp.model.run(np.stack([q["x"] for q in fresh]))
-        results = [insp.judge({n: v[k] for n, v in res.items()}, q["quality"], q["entry"].key)
-                   for k, q in enumerate(fresh)]
-    for q, r in zip(fresh, results):
+    for q, r in zip(fresh, _judged(insp, fresh)):
         thumb = name = None
         if r.verdict != GENUINE and r.heatmap is not None:
-            name = f"thumbs/{q['sha256'][:20]}.jpg"
-            if insp.model.is_comparator:
-                thumb = _jpeg(overlay_face(q["x"], r.heatmap))
+            name = f"thumbs/{q.sha256[:20]}.jpg"
+            if q.face is not None:
+                thumb = _jpeg(overlay_face(q.face.x, r.heatmap))
             else:
-                _, nw, nh, left, top = letterbox_geometry(*q["photo_size"], insp.size)
-                picture = Image.fromarray(q["x"][top:top + nh, left:left + nw])
+                _, nw, nh, left, top = letterbox_geometry(*q.photo_size, insp.size)
+                picture = Image.fromarray(q.x[top:top + nh, left:left + nw])
                 thumb = _jpeg(overlay(picture, r.heatmap, insp.size))
         rec = {k2: v for k2, v in r.to_dict().items() if k2 not in ("source", "timing_ms", "model_sha256")}
-        out.append(({"type": "photo", "path": q["entry"].key, "stamp": list(q["entry"].stamp), **rec,
-                     "sha256": q["sha256"], "thumb": name}, thumb))
+        out.append(({"type": "photo", "path": q.entry.key, "stamp": list(q.entry.stamp), **rec,
+                     "sha256": q.sha256, "thumb": name}, thumb))
     return out
 
 
@@ -174,7 +187,7 @@ def scan(inspector, sources: list[str], run_dir, workers: int = 0, batch: int = 
     fork = sys.platform.startswith("linux") and not inspector.model.is_comparator
     ctx = get_context("fork" if fork else "spawn")
     try:
-        with ctx.Pool(workers, _init_worker, worker_args(inspector)) as pool:
+        with ctx.Pool(workers, WorkerSetup.of(inspector).start) as pool:
             for item in pool.imap_unordered(decode, todo, chunksize=4):
                 sc.add(item)
                 bar.step()

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from genuine.infer.errors import UsageError
-from genuine.infer.scan_worker import worker_args
+from genuine.infer.scan_worker import WorkerSetup
 from genuine.infer.sources import Entry
 
 EXTRA_HINT = "genuine scan --engine ray needs the 'ray' extra: pip install 'genuine[ray]' (from a clone: pip " \
@@ -36,10 +36,8 @@ KILL_ONCE = "GENUINE_TEST_KILL_WORKER_ONCE"   # tests: path of a marker file; th
 class Decode:
     """Ray actor: a scan worker (read, hash, decode, rectify, variation score) with its state loaded once."""
 
-    def __init__(self, init: tuple):
-        from genuine.infer.scan_worker import _init_worker
-
-        _init_worker(*init)
+    def __init__(self, setup: WorkerSetup):
+        setup.start()
 
     def __call__(self, batch: dict) -> dict:
         from genuine.infer.scan_worker import decode
@@ -117,13 +115,13 @@ def _run(ray, insp, args, todo: list[Entry], sc, bar) -> None:
         logging.getLogger("ray.data").setLevel(logging.WARNING)   # our own progress line says what happens
         cpus = int(ray.cluster_resources().get("CPU", 1))
         judges, actors = split_cpus(cpus, args.actors)
-        init = worker_args(insp)
+        setup = WorkerSetup.of(insp)
         # Absolute files (the keys stay as given, for the reports): an actor's working folder is not the driver's.
         rows = [{**asdict(e), "path": os.path.abspath(e.path)} for e in todo]
         ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows) // 8, 1000)))
         # Ray Data restarts a dead actor and retries its task (its default for actor pools; the worker-kill test
         # checks it): a photo is journalled once, when its record arrives here.
-        ds = ds.map_batches(Decode, fn_constructor_args=(init,), batch_size=4, concurrency=actors, num_cpus=1)
+        ds = ds.map_batches(Decode, fn_constructor_args=(setup,), batch_size=4, concurrency=actors, num_cpus=1)
         ds = ds.map_batches(Judge, fn_constructor_args=(_source(args.model), _source(args.templates),
                                                         _source(args.references), args.threads),
                             batch_size=args.batch, concurrency=judges, num_cpus=1)

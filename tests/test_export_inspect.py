@@ -151,15 +151,15 @@ def test_verdict_logic_on_planted_outputs(tiny_model):
     heat[0, 1] = 5.0
     two = {"product_prob": np.array([0.9, 0.1], np.float32), "heatmap": heat}
     for p, verdict in ((0.9, "SUSPECT"), (0.1, "GENUINE"), (0.5, "INCONCLUSIVE")):
-        r = insp.judge({**two, "p_counterfeit": np.float32(p)}, ok, "x")
+        r = insp.judge_photo({**two, "p_counterfeit": np.float32(p)}, ok, "x")
         assert r.verdict == verdict and abs(r.authenticity - (1 - p)) < 1e-6
-    assert "upper right" in insp.judge({**two, "p_counterfeit": np.float32(0.9)}, ok, "x").reason
-    unsure = insp.judge({**two, "p_counterfeit": np.float32(0.9), "product_prob": np.array([0.1, 0.3])}, ok, "x")
+    assert "upper right" in insp.judge_photo({**two, "p_counterfeit": np.float32(0.9)}, ok, "x").reason
+    unsure = insp.judge_photo({**two, "p_counterfeit": np.float32(0.9), "product_prob": np.array([0.1, 0.3])}, ok, "x")
     assert unsure.verdict == "INCONCLUSIVE" and "unsure which product" in unsure.reason and "0.30" in unsure.reason
-    tied = insp.judge({**two, "p_counterfeit": np.float32(0.9), "product_prob": np.array([0.505, 0.495])}, ok, "x")
+    tied = insp.judge_photo({**two, "p_counterfeit": np.float32(0.9), "product_prob": np.array([0.505, 0.495])}, ok, "x")
     assert tied.verdict == "INCONCLUSIVE" and tied.product is None and "product unknown" in tied.reason
     blurry = Quality(1.0, 120.0, 0.0, 640, 480, [("blur", "hold steady and retake")])
-    assert insp.judge({**two, "p_counterfeit": np.float32(0.99)}, blurry, "x").verdict == "INCONCLUSIVE"
+    assert insp.judge_photo({**two, "p_counterfeit": np.float32(0.99)}, blurry, "x").verdict == "INCONCLUSIVE"
 
 
 def test_exit_codes(tiny_model, tiny_synth, tmp_path, capsys):

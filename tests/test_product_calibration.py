@@ -99,7 +99,7 @@ def test_a_product_unlike_the_training_data_is_judged_by_its_own_genuine_photos(
     assert "carries over" in cal["method"] and cal["threshold_genuine"] < cal["threshold_suspect"]
     assert th["threshold_suspect"] > max(r.p_counterfeit for r in before)
     assert all(f"this product's operating point from its {len(held)} genuine photos" in r.reason for r in after)
-    assert insp.calibrations.computed == 1   # one product, one calibration, however many photos
+    assert insp.judge.calibrations.computed == 1   # one product, one calibration, however many photos
 
 
 def test_too_few_genuine_photos_of_a_new_product_is_not_calibrated_never_suspect(setting, tmp_path, capsys):
@@ -141,10 +141,10 @@ def test_the_calibration_is_cached_and_follows_the_photos(setting, tmp_path, cap
     db = _store(tmp_path / "c.db", ds, new, held[:-1])
     first = Inspector(setting["model"], templates=str(db.path))
     r1 = first.inspect(held[0])
-    assert first.calibrations.computed == 1
+    assert first.judge.calibrations.computed == 1
     second = Inspector(setting["model"], templates=str(db.path))
     r2 = second.inspect(held[1])
-    assert second.calibrations.computed == 0                      # read from the store, not recomputed
+    assert second.judge.calibrations.computed == 0                      # read from the store, not recomputed
     assert r2.evidence["thresholds"]["calibration"] == r1.evidence["thresholds"]["calibration"]
     (row,) = stored_calibrations(db.conn)
     assert row["current"] and row["product"] == new and row["model_sha256"] == first.model.sha256
@@ -157,7 +157,7 @@ def test_the_calibration_is_cached_and_follows_the_photos(setting, tmp_path, cap
     assert not stored_calibrations(db.conn)[0]["current"]
     third = Inspector(setting["model"], templates=str(db.path))
     r3 = third.inspect(held[0])
-    assert third.calibrations.computed == 1 and r3.evidence["thresholds"]["calibration"]["photos"] == len(held)
+    assert third.judge.calibrations.computed == 1 and r3.evidence["thresholds"]["calibration"]["photos"] == len(held)
     assert stored_calibrations(db.conn)[0]["current"]
     # the running inspector sees the new photo too (the store changed under it)
     assert first.inspect(held[0]).evidence["thresholds"]["calibration"]["photos"] == len(held)
@@ -171,7 +171,7 @@ def test_the_calibration_is_cached_and_follows_the_photos(setting, tmp_path, cap
     cals = ProductCalibrations(conn, third.model)
     third_t = next(t for t in third.templates.templates if t.product == new)
     cals.groups[(new, third_t.key)] = cals.groups[(new, third_t.key)][1:]   # faces changed: the cache is stale
-    cal = cals.get(new, third_t.key, third._template_input(third_t))
+    cal = cals.get(new, third_t.key, third.judge.template_input(third_t))
     assert cals.computed == 1 and cal["photos"] == len(held)
 
 
@@ -204,8 +204,8 @@ def test_held_out_scores_are_cross_fitted_when_the_model_fuses(setting, tmp_path
     cal = r.evidence["thresholds"]["calibration"]
     assert r.evidence["fused"] and cal["scores"] == "fused" and r.evidence["thresholds"]["source"] == "product"
     t = next(t for t in insp.templates.templates if t.product == setting["new"])
-    faces = stored_faces(insp._store.conn, setting["new"], t.key, insp.model.face_size)
-    h = held_out_scores(faces, insp._template_input(t), insp.model, insp.fusion)
+    faces = stored_faces(insp.judge.store.conn, setting["new"], t.key, insp.model.face_size)
+    h = held_out_scores(faces, insp.judge.template_input(t), insp.model, insp.fusion)
     assert h["fused"] and h["folds"] == 5 and len(h["p"]) == len(faces)
     test = np.arange(len(faces)) % 5 == 0        # the first fold: scored by a model fitted on the other four only
     assert np.allclose(h["variation_score"][test], score(fit(faces[~test]), faces[test]))
@@ -289,4 +289,4 @@ def test_a_trained_product_keeps_the_models_validated_operating_point(setting, t
     insp = Inspector(setting["model"], templates=str(db.path))
     scored = [r for r in (insp.inspect(p) for p in photos[:4]) if r.p_counterfeit is not None]
     assert scored and all(r.evidence["thresholds"]["source"] == "model" for r in scored)
-    assert insp.calibrations.computed == 0
+    assert insp.judge.calibrations.computed == 0

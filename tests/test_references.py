@@ -131,11 +131,11 @@ def test_inspector_uses_references_for_product_and_coverage(tiny_model):
                    "thresholds": {"threshold_genuine": 0.3, "threshold_suspect": 0.7}}
     ok = Quality(100.0, 120.0, 0.0, 640, 480)
     base = {"p_counterfeit": np.float32(0.5), "heatmap": np.zeros((2, 2), np.float32)}
-    r = insp.judge({**base, "embedding": np.array([0.9, 0.1, 0.0, 0.0], np.float32)}, ok, "x")
+    r = insp.judge_photo({**base, "embedding": np.array([0.9, 0.1, 0.0, 0.0], np.float32)}, ok, "x")
     assert r.product == "tea" and "closest genuine reference: t1.jpg" in r.reason and r.verdict == "GENUINE"
-    far = insp.judge({**base, "embedding": np.array([0.3, 0.3, 0.3, 0.3], np.float32)}, ok, "x")
+    far = insp.judge_photo({**base, "embedding": np.array([0.3, 0.3, 0.3, 0.3], np.float32)}, ok, "x")
     assert far.verdict == "INCONCLUSIVE" and "not covered" in far.reason
-    soap = insp.judge({**base, "embedding": np.array([0.0, 0.0, 0.0, 1.0], np.float32)}, ok, "x")
+    soap = insp.judge_photo({**base, "embedding": np.array([0.0, 0.0, 0.0, 1.0], np.float32)}, ok, "x")
     assert soap.product == "soap" and soap.reference["genuine_ref"] == "s1.jpg"
 
 

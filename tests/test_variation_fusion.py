@@ -152,11 +152,11 @@ def test_inspector_scan_and_evaluate_fuse_where_genuine_photos_exist(comparator_
     heat[0, 0] = 1.0                                   # the comparator points at the upper left ...
     vmap = np.zeros((16, 24), np.float32)
     vmap[15, 23] = 9.0                                 # ... the genuine variation, decisively, at the lower right
-    r = insp.judge_face({"p_counterfeit": 0.5, "heatmap": heat, "variation": (10.0, vmap)}, _clean_quality(),
+    r = insp.judge.verdict({"p_counterfeit": 0.5, "heatmap": heat, "variation": (10.0, vmap)}, _clean_quality(),
                         scored[0].rectification, "x")
     assert r.verdict == "SUSPECT" and r.evidence["strongest"] == "variation" and "lower right" in r.reason
     assert np.array_equal(r.heatmap, vmap)
-    r = insp.judge_face({"p_counterfeit": 0.999, "heatmap": heat, "variation": (0.1, vmap)}, _clean_quality(),
+    r = insp.judge.verdict({"p_counterfeit": 0.999, "heatmap": heat, "variation": (0.1, vmap)}, _clean_quality(),
                         scored[0].rectification, "x")
     assert r.evidence["strongest"] == "comparator" and "upper left" in r.reason
     # the same store without genuine photos: the comparator alone, and the reason says what would add evidence
