@@ -30,6 +30,11 @@ COMPARATOR_INPUTS = ("face", "template")          # uint8 (N, H, W, 3) at meta["
 COMPARATOR_OUTPUTS = ("p_counterfeit", "heatmap")
 
 
+def is_comparator(meta: dict) -> bool:
+    """A comparator's metadata (a checkpoint's or an exported file's): photo face + template in, genuine-onnx/2."""
+    return isinstance(meta, dict) and meta.get("arch") == "comparator"
+
+
 def whole_outputs(n_products: int) -> list[str]:
     """A whole-photo model's outputs; product probabilities only when it knows more than one product."""
     return ["p_counterfeit", "embedding", "heatmap"] + (["product_prob"] if n_products > 1 else [])
@@ -93,6 +98,38 @@ def _number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
 
 
+def metadata(meta: dict, int8: bool, parity: float) -> dict:
+    """The metadata an exported file carries (under META_KEY), from its checkpoint's: what the runtime reads and
+    check_meta checks, written here so that both sides have one definition. A comparator records the side its
+    faces are really warped at (infer.rectify.model_face_side), not a default."""
+    import time
+
+    from genuine import __version__
+    from genuine.infer.quality import DEFAULTS as QUALITY_LIMITS
+
+    if is_comparator(meta):
+        from genuine.infer.keypoints import KP_VERSION
+        from genuine.infer.preprocess import MEAN, STD
+        from genuine.infer.rectify import model_face_side
+
+        head = {"format": COMPARATOR_FORMAT, "arch": "comparator", "comparator": meta["comparator"],
+                "input": {"face_size": meta["face_size"], "resize": "face_input", "mean": list(MEAN), "std": list(STD),
+                          "input": "uint8 RGB NHWC: face (the photo rectified onto the template), template",
+                          "rectify": {"keypoints": KP_VERSION, "face_side": model_face_side(meta["face_size"])}},
+                "excluded_products": meta.get("excluded_products", []),
+                "fusion": meta.get("fusion") or {"used": False, "why": "trained before fusion existed"}}
+    else:
+        head = {"format": WHOLE_FORMAT, "input": meta["preprocess"]}
+    return {**head, "labels": meta["labels"], "products": meta["products"],
+            "score": "p_counterfeit: calibrated probability of counterfeit (authenticity = 1 - p)",
+            "thresholds": meta["thresholds"], "calibration": meta["calibration"], "backbone": meta["backbone"],
+            "data": meta["data"], "metrics": meta["metrics"], "weights": meta["weights"],
+            "product_min_confidence": PRODUCT_MIN_CONFIDENCE, "product_margin": PRODUCT_MARGIN,
+            "quality": dict(QUALITY_LIMITS), "int8": int8, "parity_max_abs_diff": parity,
+            "exported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "genuine_version": __version__,
+            "training_versions": meta["versions"]}
+
+
 def check_meta(meta, name: str) -> None:
     """Metadata of the shape the runtime reads, or ModelError naming the first key that is not: valid JSON of
     the wrong shape must fail as a model error, never as a crash mid-scan."""
@@ -106,7 +143,7 @@ def check_meta(meta, name: str) -> None:
     inp = meta.get("input")
     if not isinstance(inp, dict):
         bad("'input'", "an object")
-    if meta.get("arch") == "comparator":
+    if is_comparator(meta):
         fs = inp.get("face_size")
         if not (isinstance(fs, list) and len(fs) == 2 and all(isinstance(v, int) and 16 <= v <= 8192 for v in fs)):
             bad("input.face_size", "[width, height] in pixels")

@@ -41,7 +41,6 @@ def prepare(img: Image.Image, size: int) -> np.ndarray:
     return out
 
 
-FACE_INPUT = (320, 208)  # (W, H): the comparator's default input; a landscape carton's face at about native size
 
 
 def face_input(face: np.ndarray, size: tuple[int, int]) -> np.ndarray:

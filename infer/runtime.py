@@ -16,7 +16,14 @@ import numpy as np
 import onnxruntime as ort
 
 # ModelError, META_KEY and weak_model_warning are the contract's, re-exported: callers load models from here.
-from genuine.infer.contract import COMPARATOR_INPUTS, META_KEY, ModelError, check_meta, weak_model_warning  # noqa: F401
+from genuine.infer.contract import (  # noqa: F401
+    COMPARATOR_INPUTS,
+    META_KEY,
+    ModelError,
+    check_meta,
+    is_comparator,
+    weak_model_warning,
+)
 from genuine.infer.preprocess import RESIZE
 
 
@@ -61,7 +68,7 @@ class OnnxModel:
             raise ModelError(f"{name}: corrupt genuine metadata ({e})") from None
         check_meta(self.meta, name)
         self.outputs = [o.name for o in self.session.get_outputs()]
-        self.is_comparator = self.meta.get("arch") == "comparator"
+        self.is_comparator = is_comparator(self.meta)
         if self.is_comparator:
             self.size = None
             self.face_size = tuple(int(v) for v in self.meta["input"]["face_size"])

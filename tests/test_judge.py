@@ -80,3 +80,14 @@ def test_score_faces_batches_like_one_at_a_time(store):
     alone = [insp.judge.score_faces([f])[0] for f in faces]
     assert [r.verdict for r in together] == [r.verdict for r in alone]
     assert np.allclose([r.p_counterfeit for r in together], [r.p_counterfeit for r in alone], atol=1e-5)
+
+
+def test_the_exported_contract_records_the_face_side_faces_are_warped_at(store):
+    """meta["input"]["rectify"]["face_side"] is what rectify_photo really warps at for this model, not a default."""
+    from genuine.infer.contract import is_comparator
+    from genuine.infer.rectify import model_face_side
+    from genuine.infer.runtime import OnnxModel
+
+    m = OnnxModel(store[0])
+    assert is_comparator(m.meta)
+    assert m.meta["input"]["rectify"]["face_side"] == model_face_side(m.face_size) == 2 * max(m.face_size)

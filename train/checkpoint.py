@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from genuine.infer.atomic import atomic_write
+from genuine.infer.contract import is_comparator
 from genuine.infer.errors import GenuineError
 
 FORMAT = "genuine-checkpoint/1"
@@ -64,7 +65,7 @@ def load(path) -> dict:
 def build_from(ckpt: dict):
     """The checkpoint's network (a Comparator or a whole-photo GenuineNet) with its weights, in eval mode."""
     meta = ckpt["meta"]
-    if meta.get("arch") == "comparator":
+    if is_comparator(meta):
         from genuine.train.comparator import build
 
         net = build(meta["comparator"])

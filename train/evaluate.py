@@ -22,7 +22,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from genuine.infer.atomic import atomic_write, write_text
-from genuine.infer.contract import weak_model_warning
+from genuine.infer.contract import is_comparator, weak_model_warning
 from genuine.infer.errors import UsageError
 from genuine.infer.model_input import face_model_input
 from genuine.infer.preprocess import RESIZE
@@ -133,37 +133,40 @@ def evaluate(ckpt_path, data, split="test", device="cpu") -> tuple[dict, np.ndar
 
 
 def comparator_scores(model, data, split: str, products: list[str] | None = None, workers: int = 0):
-    """(report, y, p, rows) for a comparator: a best.pt checkpoint or an exported ONNX file (runtime.OnnxModel)."""
+    """(report, y, p, rows) for a comparator: a best.pt checkpoint or an exported ONNX file (runtime.OnnxModel).
+    Every aligned face is judged by genuine.infer.judge.FaceJudge, the inspector's and the scan's own step, with
+    the model's (or its fusion's) thresholds for every product: a product's own operating point needs a reference
+    store of its genuine photos (genuine inspect / scan --templates STORE)."""
+    from genuine.infer.judge import Face, FaceJudge
     from genuine.infer.templates import load_templates
+    from genuine.train.backend import TorchComparator
     from genuine.train.face_data import FaceSet
 
     onnx_file = hasattr(model, "compare")
-    meta = model.meta if onnx_file else model["meta"]
-    size = tuple(meta["input"]["face_size"] if onnx_file else meta["face_size"])
-    if onnx_file:
-        scorer = lambda f, t: model.compare(f, t)["p_counterfeit"]  # noqa: E731 (calibrated inside the graph)
-    else:
-        net, temp = checkpoint.build_from(model), meta["calibration"]["temperature"]
-
-        def scorer(f, t):
-            with torch.no_grad():
-                return torch.sigmoid(net(torch.from_numpy(f), torch.from_numpy(t))["logit"] / temp).numpy()
+    backend = model if onnx_file else TorchComparator(model)
+    meta = backend.meta
+    size = tuple(backend.face_size)
     ds = discover(data)
     recs = [r for r in select(ds, split) if not products or r.product in products]
     if not recs:
         raise UsageError(f"{ds.root}: no photos in the {split} split" + (f" of {', '.join(products)}" if products else ""))
     templates = load_templates(ds.root)
+    judge = FaceJudge(backend, templates, calibrate_products=False)
     fs = FaceSet.build(ds.root, recs, templates, size, workers=workers)
-    p_face = np.concatenate([scorer(fs.faces[s:s + 32], fs.templates[fs.product[s:s + 32]])
-                             for s in range(0, len(fs), 32)]) if len(fs) else np.zeros(0)
-    p_comp, s_face, fusion = p_face, np.full(len(fs), np.nan), meta.get("fusion") or {}
+    s_face, fusion = np.full(len(fs), np.nan), meta.get("fusion") or {}
     if fusion.get("used") and len(fs):   # each product's genuine variation from DATA's genuine train photos,
-        from genuine.infer.variation import fused_p  # as a brand's genuine photos in the reference store
-        from genuine.train.variation_fusion import variation_scores
+        from genuine.train.variation_fusion import variation_scores   # as a brand's genuine photos in the store
 
         genuine = [r for r in select(ds, "train") if r.label == "genuine" and r.product in fs.names]
         s_face = variation_scores(FaceSet.build(ds.root, genuine, templates, size, workers=workers), fs, workers)
-        p_face = np.where(np.isnan(s_face), p_comp, fused_p(p_comp, np.nan_to_num(s_face), fusion))
+    key = {t.product: t.key for t in templates.templates if not t.view}
+    faces = []
+    for k, r in enumerate(fs.records):
+        _, q = face_model_input(fs.faces[k], fs.density[k], size, meta.get("quality"))  # the inspector's own gate
+        var = None if np.isnan(s_face[k]) else (float(s_face[k]), None)
+        faces.append(Face(r.rel, fs.faces[k], q, {"product": r.product, "template": key[r.product], "quality": None},
+                          key[r.product], var, variation_done=True))
+    judged = [res for s in range(0, len(faces), 32) for res in judge.score_faces(faces[s:s + 32])]
     where = {id(r): k for k, r in enumerate(fs.records)}
     y = np.array([r.label == "counterfeit" for r in recs], int)
     p, pc, sv, verdicts, issues = np.full(len(recs), 0.5), np.full(len(recs), 0.5), np.full(len(recs), np.nan), [], {}
@@ -172,12 +175,11 @@ def comparator_scores(model, data, split: str, products: list[str] | None = None
         if k is None:
             verdicts.append(INCONCLUSIVE)
             continue
-        p[i], pc[i], sv[i] = p_face[k], p_comp[k], s_face[k]
-        _, q = face_model_input(fs.faces[k], fs.density[k], size, meta.get("quality"))  # the inspector's own gate
-        for code, _ in q.issues:
+        res = judged[k]
+        p[i], pc[i], sv[i] = res.p_counterfeit, res.evidence["comparator_p"], s_face[k]
+        for code in res.quality.get("issues", []):
             issues[code] = issues.get(code, 0) + 1
-        verdicts.append(INCONCLUSIVE if q.issues else decide(float(p[i]), meta["thresholds"] if np.isnan(sv[i])
-                                                              else fusion["thresholds"]))
+        verdicts.append(res.verdict)
     same_data = fingerprint([r for r in ds.records if r.split in ("train", "val") and r.product in meta["products"]]
                             ) == meta["data"]["fingerprint"]
     caveat = None
@@ -273,7 +275,7 @@ def main(args) -> int:
         else:
             ckpt = checkpoint.load(path)
             meta = ckpt["meta"]
-            if ckpt["meta"].get("arch") == "comparator":
+            if is_comparator(ckpt["meta"]):
                 ckpt["meta"]["path"] = str(path)
                 report, y, p, rows = comparator_scores(ckpt, args.data, args.split, products,
                                                        args.workers)

@@ -25,19 +25,16 @@ import torch.nn as nn
 
 from genuine.infer.atomic import write_bytes, write_text
 from genuine.infer.contract import (
-    COMPARATOR_FORMAT,
     COMPARATOR_INPUTS,
     COMPARATOR_OUTPUTS,
     META_KEY,
-    PRODUCT_MARGIN,
-    PRODUCT_MIN_CONFIDENCE,
-    WHOLE_FORMAT,
     WHOLE_INPUT,
+    is_comparator,
+    metadata,
     weak_model_warning,
     whole_outputs,
 )
 from genuine.infer.errors import GenuineError
-from genuine.infer.quality import DEFAULTS as QUALITY_LIMITS
 from genuine.infer.runtime import OnnxModel
 from genuine.train import checkpoint
 from genuine.train.data import PhotoSet, sample, select
@@ -75,35 +72,6 @@ class DeployableComparator(nn.Module):
     def forward(self, face, template):
         out = self.net(face, template)
         return torch.sigmoid(out["logit"] / self.t), out["heatmap"]
-
-
-def is_comparator(meta: dict) -> bool:
-    return meta.get("arch") == "comparator"
-
-
-def metadata(meta: dict, int8: bool, parity: float) -> dict:
-    from genuine import __version__
-
-    if is_comparator(meta):
-        from genuine.infer.keypoints import FACE_SIDE, KP_VERSION
-        from genuine.infer.preprocess import MEAN, STD
-
-        head = {"format": COMPARATOR_FORMAT, "arch": "comparator", "comparator": meta["comparator"],
-                "input": {"face_size": meta["face_size"], "resize": "face_input", "mean": list(MEAN), "std": list(STD),
-                          "input": "uint8 RGB NHWC: face (the photo rectified onto the template), template",
-                          "rectify": {"keypoints": KP_VERSION, "face_side": FACE_SIDE}},
-                "excluded_products": meta.get("excluded_products", []),
-                "fusion": meta.get("fusion") or {"used": False, "why": "trained before fusion existed"}}
-    else:
-        head = {"format": WHOLE_FORMAT, "input": meta["preprocess"]}
-    return {**head, "labels": meta["labels"], "products": meta["products"],
-            "score": "p_counterfeit: calibrated probability of counterfeit (authenticity = 1 - p)",
-            "thresholds": meta["thresholds"], "calibration": meta["calibration"], "backbone": meta["backbone"],
-            "data": meta["data"], "metrics": meta["metrics"], "weights": meta["weights"],
-            "product_min_confidence": PRODUCT_MIN_CONFIDENCE, "product_margin": PRODUCT_MARGIN, "quality": dict(QUALITY_LIMITS),
-            "int8": int8, "parity_max_abs_diff": parity,
-            "exported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "genuine_version": __version__,
-            "training_versions": meta["versions"]}
 
 
 def to_onnx(net, meta: dict) -> bytes:

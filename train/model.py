@@ -20,7 +20,6 @@ from genuine.train import backbones
 # Re-exported: the CLI maps train.model:WeightsError to an exit-2 message; scripts import these from here.
 from genuine.train.backbones import WeightsError, file_sha256, imagenet_weights_file, resolve_weights  # noqa: F401
 
-BACKBONES = backbones.NAMES
 DEFAULT_BACKBONE = "efficientnet_lite0"
 EMBED_DIM = 128
 

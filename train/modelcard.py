@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from genuine.infer.contract import validation_text, weak_model_warning
+from genuine.infer.contract import is_comparator, validation_text, weak_model_warning
 
 
 def _fmt(x, digits=4):
@@ -12,7 +12,7 @@ def _fmt(x, digits=4):
 
 def _input_line(meta: dict) -> str:
     inp, t = meta["input"], meta["calibration"]["temperature"]
-    if meta.get("arch") == "comparator":
+    if is_comparator(meta):
         w, h = inp["face_size"]
         return (f"- input: two uint8 RGB {w}x{h} images, the photo rectified onto its product's template "
                 f"({inp['rectify']['keypoints']}) and the template; normalisation and temperature ({t:.3f}) are "
@@ -57,7 +57,7 @@ def model_card(path: Path, meta: dict, sha256: str, size: int, why_fp32: str | N
         "sign was found at the validated false-alarm rate. " + (
             "Any product with a template (artwork or aligned genuine photos); products outside the training list are "
             "compared with their template alone, with no measured accuracy until evaluated."
-            if meta.get("arch") == "comparator" else "Not for products outside the list below."),
+            if is_comparator(meta) else "Not for products outside the list below."),
         "",
         "## Model",
         f"- file: `{path.name}`, {size / 1e6:.1f} MB, sha256 `{sha256}`",
@@ -93,7 +93,7 @@ def model_card(path: Path, meta: dict, sha256: str, size: int, why_fp32: str | N
         "- Defect types absent from training may go undetected; " + (
             "a photo that cannot be rectified onto any template is INCONCLUSIVE with an instruction (not covered, "
             "package not found, too small, cut off), never scored."
-            if meta.get("arch") == "comparator" else
+            if is_comparator(meta) else
             f"photos of products not listed above are refused as 'not covered' only when product confidence is below "
             f"{meta['product_min_confidence']}."),
         "- Poor photos (blur, darkness, glare, distance) are answered INCONCLUSIVE by the quality gate, not judged.",

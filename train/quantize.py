@@ -20,6 +20,7 @@ import numpy as np
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from genuine.infer.contract import is_comparator
 from genuine.infer.runtime import OnnxModel
 from genuine.infer.verdict import decide
 from genuine.train.data import PhotoSet, sample, select
@@ -62,7 +63,7 @@ def calibration_inputs(meta: dict, root: str, val_limit: int | None = None):
     """(calibration inputs from train photos, validation inputs, validation labels), keyed by the graph's input
     names, preprocessed by infer/ exactly as the runtime will see them."""
     ds = discover(root)
-    if meta.get("arch") == "comparator":
+    if is_comparator(meta):
         from genuine.infer.templates import load_templates
         from genuine.train.face_data import FaceSet
 
