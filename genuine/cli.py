@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="perceptual-hash Hamming distance (of 64 bits) that counts as a near duplicate (default 4)")
     c.add_argument("--workers", type=count(0), default=0, help="worker processes for decoding (default: all cores)")
     c.add_argument("--json", metavar="FILE", help="also write the full report as JSON")
-    c.add_argument("--max-list", type=count(1), default=20, help="how many problem files to list per kind (default 20)")
+    c.add_argument("--max-list", type=count(1), default=10, help="how many problem files to list per kind (default 10; --json has them all)")
     c.add_argument("--audit-shortcuts", action="store_true",
                    help="also test whether global photo statistics (colour, sharpness, file size) predict the "
                         "label: a capture shortcut a model would learn instead of the product")

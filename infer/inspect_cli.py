@@ -78,6 +78,7 @@ def main(args) -> int:
         print(f"{name}: {v}  {score}{prod}  {r.timing_ms['total']:.0f} ms")
         print(f"  {r.reason}")
         if hp:
-            print(f"  heatmap: {hp} (and {hp.stem}-face{hp.suffix or '.png'}: on the package's own face)")
+            face = hp.with_name(f"{hp.stem}-face{hp.suffix or '.png'}").name
+            print(f"  heatmap: {printable(str(hp))} (and {printable(face)}: on the package's own face)")
     errors = [c for c in codes if c >= PHOTO_ERROR]
     return max(errors) if errors else (1 if 1 in codes else max(codes, default=0))

@@ -46,7 +46,7 @@ class Inspector:
         self.model = model   # opened once: __init__ finds it
         return self
 
-    def __init__(self, model_path, threads: int = 1):
+    def __init__(self, model_path, threads: int = 1, references=None, templates=None, calibrate_products: bool = True):
         if getattr(self, "model", None) is None:
             self.model = OnnxModel(model_path, threads=threads)
         self.meta, self.size = self.model.meta, self.model.size

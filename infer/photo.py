@@ -70,6 +70,13 @@ def printable(name: str) -> str:
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
+def _refuse_irregular(name: str, mode: int) -> None:
+    if stat.S_ISDIR(mode):
+        raise PhotoError(name, "not_image", "is a folder, not a photo")
+    if not stat.S_ISREG(mode):
+        raise PhotoError(name, "not_image", "not a regular file (a pipe, device or socket); refused")
+
+
 def read_bytes(path, limit: int = MAX_FILE_BYTES) -> bytes:
     """A photo file's bytes: regular files only (a FIFO would block for ever, /dev/zero never ends), and at most
     `limit` bytes, counted on what is actually read. Raises PhotoError naming the file and the reason."""
@@ -82,12 +89,14 @@ def read_bytes(path, limit: int = MAX_FILE_BYTES) -> bytes:
         raise PhotoError(name, "not_image", "is a folder, not a photo") from None
     except OSError as e:
         raise PhotoError(name, "unreadable", f"cannot read file ({e.strerror or e})") from None
+    # Checked on the descriptor before os.fdopen: Linux opens a folder read-only without complaint, and fdopen
+    # then raises a bare IsADirectoryError (leaking the descriptor) instead of the reason a user can act on.
+    try:
+        _refuse_irregular(name, os.fstat(fd).st_mode)
+    except PhotoError:
+        os.close(fd)
+        raise
     with os.fdopen(fd, "rb") as fh:
-        st = os.fstat(fh.fileno())
-        if stat.S_ISDIR(st.st_mode):
-            raise PhotoError(name, "not_image", "is a folder, not a photo")
-        if not stat.S_ISREG(st.st_mode):
-            raise PhotoError(name, "not_image", "not a regular file (a pipe, device or socket); refused")
         try:
             data = fh.read(limit + 1)
         except OSError as e:

@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 
 from genuine.infer import quality
-from genuine.infer.photo import PhotoError, load_photo
+from genuine.infer.photo import PhotoError, load_photo, printable
 from genuine.infer.rectify import RectifyError, rectify
 from genuine.infer.references import ReferenceError
 from genuine.infer.sources import entries, looks_like_photo, read
@@ -77,7 +77,7 @@ def main(args) -> int:
         elif r.ok:
             print(f"{e.key}: {r.product}  {r.inliers} inliers  quality {r.quality:.2f}  "
                   f"{r.scale:.2f} photo px per template px  {1000 * r.seconds:.0f} ms"
-                  + (f"  -> {row['face']}" if "face" in row else ""))
+                  + (f"  -> {printable(row['face'])}" if "face" in row else ""))
         else:
             print(f"{e.key}: REFUSED ({r.reason_code}) {r.reason}")
     if not codes:
@@ -86,6 +86,6 @@ def main(args) -> int:
     done = sum(c == 0 for c in codes)
     print(f"rectified {done} of {len(codes)} photo(s) against {len(templates)} template(s) of "
           f"{len(templates.products)} product(s) in {time.perf_counter() - t0:.1f} s"
-          + (f"; faces saved to {out}" if out else ""), file=sys.stderr)
+          + (f"; faces saved to {printable(str(out))}" if out else ""), file=sys.stderr)
     errors = [c for c in codes if c == PHOTO_ERROR]
     return PHOTO_ERROR if errors else max(codes)

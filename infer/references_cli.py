@@ -15,6 +15,7 @@ from __future__ import annotations
 import sys
 
 from genuine.infer.contract import weak_model_warning
+from genuine.infer.photo import printable
 from genuine.infer.references import ReferenceDB, ReferenceError
 
 
@@ -68,7 +69,7 @@ def _add(args) -> int:
         what = f"{kind} {t.size[0]}x{t.size[1]}, {len(t.keypoints)} keypoints{how}"
         state = "added" if r["added"] else f"already present as a template of {r['existing']}"
         print(f"{args.product}: template {state} ({what}); {db.template_count(args.product)} template(s) of "
-              f"{args.product} in {args.db}")
+              f"{args.product} in {printable(args.db)}")
     status = _genuine_photos(db, args) if genuine else 0
     if not args.model:
         return status
@@ -78,7 +79,7 @@ def _add(args) -> int:
     for line in r["errors"]:
         print(f"skipped: {line}", file=sys.stderr)
     print(f"{args.product} ({args.label}): {r['added']} added, {len(r['duplicates'])} already present, "
-          f"{len(r['errors'])} unreadable; {db.count()} references in {args.db}")
+          f"{len(r['errors'])} unreadable; {db.count()} references in {printable(args.db)}")
     return 0 if not r["errors"] else 3
 
 
@@ -95,7 +96,7 @@ def _genuine_photos(db, args) -> int:
     state = ("its genuine variation is used by comparator models from the next inspection" if r["photos"] >= r["needed"]
              else f"{r['needed'] - r['photos']} more needed before its genuine variation is used")
     print(f"{args.product}: {r['added']} genuine photo(s) added, {len(r['duplicates'])} already present, "
-          f"{len(r['errors'])} skipped; {r['photos']} in {args.db}: {state}")
+          f"{len(r['errors'])} skipped; {r['photos']} in {printable(args.db)}: {state}")
     return 0 if not r["errors"] else 3
 
 
@@ -147,7 +148,7 @@ def _list(args) -> int:
             extra = (f"\t{row['kind']} {row['width']}x{row['height']} {row['keypoints']} keypoints"
                      if "kind" in row else "")
             print(f"{row['product']}\t{row['label']}\t{row['sha256'][:16]}\t{row['added_at']}\t{row['added_by']}\t"
-                  f"{row['source']}\t{row['note']}{extra}")
+                  f"{printable(str(row['source']))}\t{row['note']}{extra}")
         return 0
     faces = {}  # product -> "artwork 365x226 412 kp; photos ..." for the summary's template lines
     for row in rows:
@@ -155,10 +156,10 @@ def _list(args) -> int:
             faces.setdefault(row["product"], []).append(f"{row['kind']} {row['width']}x{row['height']} "
                                                         f"{row['keypoints']} kp")
     if db.count():   # reference embeddings (whole-photo models) belong to one model and its calibrated fusion
-        print(f"{args.db}: model {(db.model_sha256 or '-')[:16]}..., fusion "
+        print(f"{printable(args.db)}: model {(db.model_sha256 or '-')[:16]}..., fusion "
               f"{'calibrated' if db.meta('fusion') else 'not calibrated'}")
     else:
-        print(f"{args.db}:")
+        print(f"{printable(args.db)}:")
     for product, label, n in db.summary():
         if not args.product or product == args.product:
             detail = f"  ({'; '.join(faces[product])})" if label == "template" else ""
@@ -215,26 +216,26 @@ def _operating_points(db, only: str | None) -> list[str]:
 
 def _remove(args) -> int:
     n = ReferenceDB(args.db).remove(args.product, args.label, args.sha256)
-    print(f"removed {n} reference(s){'' if args.label else ' and template(s)'} from {args.db}")
+    print(f"removed {n} reference(s){'' if args.label else ' and template(s)'} from {printable(args.db)}")
     return 0
 
 
 def _export(args) -> int:
     n = ReferenceDB(args.db).export(args.out, args.product)
-    print(f"exported {n} reference(s), template(s) and genuine photo(s) to {args.out}")
+    print(f"exported {n} reference(s), template(s) and genuine photo(s) to {printable(args.out)}")
     return 0
 
 
 def _import(args) -> int:
     r = ReferenceDB(args.db, create=True).import_from(args.source)
     print(f"imported {r['added']} new reference(s), {r['templates']} new template(s) (identification views "
-          f"included) and {r['genuine_photos']} new genuine photo(s) into {args.db}")
+          f"included) and {r['genuine_photos']} new genuine photo(s) into {printable(args.db)}")
     return 0
 
 
 def _reembed(args) -> int:
     n = ReferenceDB(args.db).reembed(_inspector(args.model))
-    print(f"re-embedded {n} reference(s) with {args.model}; run genuine references calibrate again")
+    print(f"re-embedded {n} reference(s) with {printable(args.model)}; run genuine references calibrate again")
     return 0
 
 

@@ -20,6 +20,7 @@ import html
 import json
 import math
 import os
+from collections import Counter
 from pathlib import Path
 from urllib.parse import quote
 
@@ -76,6 +77,42 @@ def _row_json(r: dict, src) -> str:
            "h": _str(r.get("sha256")), "t": src}
     # ASCII-only JSON with every '<' as \u003c: no "</script>" or "<!--" can end or confuse the data block.
     return json.dumps(obj, ensure_ascii=True, separators=(",", ":"), allow_nan=False).replace("<", "\\u003c")
+
+
+_PAIR_SOURCES = {"product": "a product's own genuine photos", "model": "the model's validation",
+                 "fusion": "the model's fusion with genuine photos"}
+
+
+def _decided_by(r: dict):
+    """(threshold_genuine, threshold_suspect, source) a scored record was decided by, or None where the record does
+    not say (whole-photo models: the model's thresholds). evidence["thresholds"] is what the inspector compared p
+    with: the fused pair or the product's own operating point, which summary["thresholds"] is not."""
+    th = (r.get("evidence") if isinstance(r.get("evidence"), dict) else {}).get("thresholds")
+    if not isinstance(th, dict):
+        return None
+    tg, ts = _num(th.get("threshold_genuine")), _num(th.get("threshold_suspect"))
+    return None if tg is None or ts is None else (tg, ts, _str(th.get("source")) or "?")
+
+
+def histogram_thresholds(rows: list[dict], fallback) -> tuple[dict | None, str]:
+    """The threshold pair to draw on the histogram and a caption saying what it is. One pair for every scored
+    record: that pair. Pairs differing per product: the most common one, and the caption says how many photos it
+    decided (the others: see the operating point per product). No record naming its pair: `fallback`, the
+    model's thresholds (summary["thresholds"])."""
+    scored = [r for r in rows if r.get("verdict") in (GENUINE, INCONCLUSIVE, SUSPECT)
+              and _num(r.get("authenticity")) is not None]
+    pairs = Counter(p for p in map(_decided_by, scored) if p is not None)
+    if not pairs:
+        ok = isinstance(fallback, dict)
+        return (fallback if ok else None), ("dashed lines: the model's thresholds" if ok else "")
+    (tg, ts, source), n = pairs.most_common(1)[0]
+    drawn = {"threshold_genuine": tg, "threshold_suspect": ts}
+    where = _PAIR_SOURCES.get(source, "a source not recorded")   # our words only: records are untrusted text
+    if len(pairs) == 1 and n == len(scored):
+        return drawn, f"dashed lines: the thresholds every photo was decided by (from {where})"
+    return drawn, (f"per-product thresholds apply: the dashed lines are the pair that decided {n:,} of "
+                   f"{len(scored):,} scored photos (from {where}); the others were decided by other thresholds "
+                   f"({len(pairs)} pairs in all; see the operating point per product)")
 
 
 def _histogram_svg(rows: list[dict], thresholds) -> str:
@@ -212,7 +249,10 @@ def write_html(path, rows: list[dict], summary: dict, run_dir, embed_limit: int 
     filters = "\n".join(f'<label><input type="checkbox" class="vf" value="{v}" checked> {v}</label>'
                         for v in sorted(_RANK, key=_RANK.get))
     digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
-    svg = _histogram_svg(ordered, summary.get("thresholds") if isinstance(summary, dict) else None)
+    drawn, caption = histogram_thresholds(ordered, summary.get("thresholds") if isinstance(summary, dict) else None)
+    svg = _histogram_svg(ordered, drawn)
+    if caption:   # our own words and numbers only: no untrusted text goes where markers are still replaced
+        svg += f'\n<p class="meta">{html.escape(caption)}</p>'
     # The header (untrusted text) is substituted last so its content is never scanned for markers.
     head = (head.replace("@@HASH@@", f"sha256-{digest}").replace("@@HISTOGRAM@@", svg).replace("@@FILTERS@@", filters)
             .replace("@@HEADER@@", _header(summary, len(ordered), len(embed), len(thumbs) - len(embed))))

@@ -26,6 +26,7 @@ from genuine.infer.contract import validation_text
 from genuine.infer.errors import UsageError
 from genuine.infer.heatmap import overlay, overlay_face
 from genuine.infer.journal import Journal, RunLocked, lock_run  # noqa: F401 (RunLocked: the scan API)
+from genuine.infer.photo import printable
 from genuine.infer.preprocess import letterbox_geometry
 from genuine.infer.judge import TemplateMissing
 from genuine.infer.scan_worker import Item, WorkerSetup, decode
@@ -44,7 +45,7 @@ class Scanner:
             raise UsageError(f"{run_dir} holds results of another model ({sorted(others)[0][:16]}...); "
                              f"choose a new --out")
         if self.journal.garbage:
-            print(f"genuine scan: {self.journal.garbage} damaged line(s) in {self.journal.path} skipped; the photos "
+            print(f"genuine scan: {self.journal.garbage} damaged line(s) in {printable(str(self.journal.path))} skipped; the photos "
                   f"they stood for are scored again", file=sys.stderr)
         self.done_sha = {r["sha256"] for r in self.journal.records if r.get("sha256")}
         self.done_key = {r["path"]: tuple(r["stamp"]) for r in self.journal.records}
@@ -299,6 +300,6 @@ def _scan_and_report(args, insp, run_dir: Path, fail_on: list[str], warning: str
     print(f"scan: {summary['total_photos']} photos ({summary['unique_photos']} unique, {summary['duplicates']} "
           f"duplicate paths): " + ", ".join(f"{v} {c.get(v, 0)}" for v in (GENUINE, SUSPECT, INCONCLUSIVE, ERROR))
           + f"; {run['already_done']} already done, {run['new']} new records at {summary['photos_per_s']:.1f}/s")
-    print(f"Results saved to {run_dir} (results.csv, summary.json, report.html)")
+    print(f"Results saved to {printable(str(run_dir))} (results.csv, summary.json, report.html)")
     codes = [FAIL_CODES[f][1] for f in fail_on if c.get(FAIL_CODES[f][0])]
     return min(codes) if codes else 0

@@ -67,3 +67,18 @@ def comparator_run(synth320, tmp_path_factory):
                 *TINY_COMPARATOR]) == 0
     assert cli(["export", str(run / "best.pt"), "--out", str(run / "model.onnx")]) == 0
     return run, ds, new
+
+
+# The quick subset, `python -m pytest -q -m "not slow"` (README, Testing), leaves out what trains a comparator,
+# renders the 320 px set, starts torchrun or Ray, or trains and evaluates at length: the tests that hold most of
+# the full suite's minutes on a 2-core machine. Marked here by what a test uses, so a new test of that kind is
+# slow without anyone remembering to mark it; every module still has tests in the subset (tiny data, the tiny
+# whole-photo model, the CLI). CI runs the full suite.
+SLOW_FIXTURES = {"comparator_run", "synth320"}
+SLOW_MODULES = {"test_ddp", "test_scan_ray", "test_train", "test_backbones", "test_evidence"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or item.module.__name__ in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 import torch
 
 from genuine.train.comparator import Comparator
@@ -40,6 +41,7 @@ def pairs(n: int, rng: np.random.Generator):
             torch.tensor(labels, dtype=torch.float32), np.array(where))
 
 
+@pytest.mark.slow   # minutes of CPU training: the full suite's single longest test
 def test_a_tiny_comparator_separates_a_planted_defect_from_genuine_variation():
     torch.manual_seed(0)
     rng = np.random.default_rng(0)

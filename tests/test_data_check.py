@@ -1,7 +1,11 @@
 """`genuine data check`: bad files, duplicates, leakage, layouts and the CLI, on tiny real JPEGs."""
 import csv
 import json
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -253,3 +257,66 @@ def test_empty_label_folders_fail(tmp_path, capsys):
     assert not check_dataset(tmp_path, workers=1)["ok"]
     assert cli(["data", "check", str(tmp_path), "--workers", "1"]) == 1
     assert capsys.readouterr().out.strip().splitlines()[-1] == "FAIL: no photos found under the label folders"
+
+
+def test_declared_twins_are_not_near_duplicates_but_other_look_alikes_are(tmp_path, capsys):
+    """A counterfeit and its genuine twin (SynthPack --twins: defect_detail "twin of ITEM"; or a twin_of column)
+    are alike by design: counted, not listed. Other look-alikes, and twins split apart, are still named."""
+    rows = []
+
+    def add(rel, seed, item, split, brighten=0, **extra):
+        save(tmp_path / rel, seed, brighten=brighten)
+        rows.append({"path": rel, "item_id": item, "split": split, "defect_detail": "", "twin_of": "", **extra})
+
+    add("bottle/counterfeit/c0.jpg", 1, "c0", "train")
+    add("bottle/genuine/c0t.jpg", 1, "c0t", "train", brighten=8, defect_detail="twin of c0")   # SynthPack's way
+    add("bottle/counterfeit/c3.jpg", 3, "c3", "train")
+    add("bottle/genuine/c3-twin.jpg", 3, "c3-twin", "train", brighten=8, twin_of="c3")        # a manifest column
+    add("bottle/genuine/g1.jpg", 5, "g1", "train")
+    add("bottle/genuine/g2.jpg", 5, "g2", "train", brighten=8)                                # not declared
+    add("bottle/counterfeit/c4.jpg", 7, "c4", "train")
+    add("bottle/genuine/c4t.jpg", 7, "c4t", "test", brighten=8, twin_of="c4")                 # twins split apart
+    with open(tmp_path / "manifest.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    r = check_dataset(tmp_path, workers=1)
+    assert r["near_duplicate_twin_pairs"] == 2
+    assert [g["paths"] for g in r["near_duplicates"]["within_split"]] == [["bottle/genuine/g1.jpg",
+                                                                           "bottle/genuine/g2.jpg"]]
+    assert [g["paths"] for g in r["near_duplicates"]["across_splits"]] == [["bottle/counterfeit/c4.jpg",
+                                                                            "bottle/genuine/c4t.jpg"]]
+    assert cli(["data", "check", str(tmp_path), "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "c0t.jpg" not in out and "c3-twin.jpg" not in out
+    assert "  bottle/genuine/g1.jpg [train], bottle/genuine/g2.jpg [train] (distance 0)" in out.splitlines()
+    assert "2 near-duplicate pairs of an item and its declared twin (alike by design) not listed" in out
+
+
+def test_many_near_duplicates_print_the_first_ten_and_a_count(tmp_path, capsys):
+    rows = make_dataset(tmp_path, products=("bottle",), items=6)
+    write_manifest(tmp_path, [{**row, "item_id": ""} for row in rows])   # 12 items' photo pairs, none declared
+    report = tmp_path / "report.json"
+    assert cli(["data", "check", str(tmp_path), "--workers", "1", "--json", str(report)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    start = out.index("Near duplicates within a split (informational) (12):")
+    assert all(line.endswith(")") and " [" in line for line in out[start + 1:start + 11])
+    assert out[start + 11] == "  ... and 2 more (--max-list N shows more; --json FILE has them all)"
+    assert len(json.loads(report.read_text())["near_duplicates"]["within_split"]) == 12
+
+
+def test_names_that_are_not_utf8_print_on_a_strict_utf8_stdout(tmp_path):
+    """File and folder names need not be UTF-8 on disk; the report prints them escaped, so a strict UTF-8 stdout
+    takes it (before: a UnicodeEncodeError half-way through the report)."""
+    root = os.path.join(os.fsencode(tmp_path), b"set-\xff")
+    make_dataset(Path(os.fsdecode(root)))
+    # near item 1's photos; not in manifest.csv (UTF-8 text), so also named in the "not in manifest" warning
+    save(Path(os.fsdecode(os.path.join(root, b"watch/genuine/again-\xff.jpg"))), 1, quality=40)
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict"}
+    r = subprocess.run([sys.executable, "-m", "genuine", "data", "check", root, "--workers", "1"], env=env,
+                       capture_output=True, timeout=300)
+    out = r.stdout.decode("utf-8")                    # strict: what was printed is valid UTF-8
+    assert r.returncode == 0, r.stderr.decode("utf-8", "replace")
+    assert out.startswith(f"{tmp_path}/set-\\xff (products layout, manifest.csv)")
+    assert "watch/genuine/again-\\xff.jpg [-]" in out and "(first: watch/genuine/again-\\xff.jpg)" in out
+    assert out.strip().splitlines()[-1].startswith("OK: 25 photos")

@@ -7,6 +7,9 @@ import csv
 import io
 import json
 import os
+import shutil
+import subprocess
+import sys
 import zipfile
 
 import numpy as np
@@ -174,6 +177,47 @@ def test_names_that_are_not_utf8_are_kept_escaped_everywhere(model, tmp_path, ca
     assert "caf\\xe9-\\xff.jpg" in text
     assert cli(["scan", str(model), str(tmp_path / "src"), "--out", str(run), "--workers", "1"]) == 0
     assert len(_records(run)) == 1                      # the escaped name is its key: a rerun adds nothing
+
+
+def test_a_folder_passed_as_a_photo_is_a_photo_error_and_the_batch_goes_on(model, tmp_path, capsys):
+    (tmp_path / "album.jpg").mkdir()                   # a folder named like a photo (Linux opens it read-only)
+    (tmp_path / "ok.jpg").write_bytes(_jpeg(11))
+    folder, ok = str(tmp_path / "album.jpg"), str(tmp_path / "ok.jpg")
+    assert cli(["inspect", str(model), folder, ok]) == 3
+    out, err = capsys.readouterr()
+    assert f"{folder}: ERROR is a folder, not a photo" in err.splitlines()
+    assert out.startswith(f"{ok}: ")                   # the next photo still gets its verdict
+    assert cli(["inspect", str(model), folder, ok, "--json"]) == 3
+    first, second = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert (first["source"], first["error_kind"], first["error"]) == (folder, "not_image", "is a folder, not a photo")
+    assert second["source"] == ok and second["verdict"]
+
+
+def _strict_utf8_cli(*argv) -> subprocess.CompletedProcess:
+    """`genuine ARGV` in a child whose stdout takes UTF-8 only (PYTHONIOENCODING=utf-8:strict): a file name that
+    is not UTF-8 on disk must be printed escaped, never crash the print."""
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict"}
+    return subprocess.run([sys.executable, "-m", "genuine", *argv], env=env, capture_output=True, timeout=300)
+
+
+def test_names_that_are_not_utf8_print_on_a_strict_utf8_stdout(model, tiny_synth, tmp_path):
+    src = os.fsencode(tmp_path)
+    photo = os.path.join(src, b"IMG-\xff.jpg")
+    shutil.copyfile(next(tiny_synth.glob("*/counterfeit/*.jpg")), photo)
+    maps = os.path.join(src, b"maps-\xff")
+    os.mkdir(maps)
+    # Planted: every photo SUSPECT and its product taken as named, so the heatmap (and its line) is always there.
+    meta = OnnxModel(model).meta
+    suspect = _meta_variant(model, tmp_path / "suspect.onnx", {
+        **meta, "product_min_confidence": 0.0, "product_margin": 0.0,
+        "thresholds": {**meta["thresholds"], "threshold_genuine": -1.0, "threshold_suspect": 0.0,
+                       "validation": {"validated": True, "why": None}}})
+    r = _strict_utf8_cli(b"inspect", os.fsencode(suspect), photo, b"--heatmap", os.path.join(maps, b"h.png"))
+    out = r.stdout.decode("utf-8")                     # strict: what was printed is valid UTF-8
+    assert r.returncode == 1, r.stderr.decode("utf-8", "replace")
+    assert out.startswith(f"{tmp_path}/IMG-\\xff.jpg: "), out
+    assert f"heatmap: {tmp_path}/maps-\\xff/h.png" in out
+    assert os.path.exists(os.path.join(maps, b"h.png"))
 
 
 def _meta_variant(src, dst, meta) -> str:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import os
 
 import numpy as np
 import pytest
@@ -97,6 +98,21 @@ def test_missing_file(tmp_path):
     with pytest.raises(PhotoError) as e:
         load_photo(tmp_path / "nope.jpg")
     assert e.value.kind == "missing"
+
+
+def test_a_folder_passed_as_a_photo_is_a_photo_error(tmp_path):
+    """Linux opens a folder read-only without complaint: the refusal must name the folder and say why, not raise
+    IsADirectoryError from the read, and must not leak the descriptor it opened (a batch goes on for hours)."""
+    folder = tmp_path / "IMG_0001.jpg"
+    folder.mkdir()
+    fds = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    for read in (load_photo, photo_mod.read_bytes):
+        with pytest.raises(PhotoError) as e:
+            read(folder)
+        assert (e.value.kind, e.value.reason) == ("not_image", "is a folder, not a photo")
+        assert str(e.value) == f"{folder}: is a folder, not a photo"
+    if fds is not None:
+        assert len(os.listdir("/proc/self/fd")) == fds
 
 
 def test_decompression_bomb_is_refused(monkeypatch):

@@ -152,6 +152,40 @@ def test_svg_histogram(run):
     assert "stroke-dasharray" in svg    # threshold lines from summary["thresholds"]
 
 
+def _dashed(svg_or_page: str) -> list[str]:
+    """The threshold lines' x positions, in drawing order."""
+    svg = re.search(r"<svg.*?</svg>", svg_or_page, re.S).group(0)
+    return re.findall(r'<line x1="([0-9.]+)"[^>]*stroke-dasharray', svg)
+
+
+def _decided(th_g, th_s, source):
+    return {"thresholds": {"source": source, "threshold_genuine": th_g, "threshold_suspect": th_s}}
+
+
+def test_histogram_draws_the_thresholds_the_records_were_decided_by(run):
+    """A fused comparator decides by meta["fusion"]["thresholds"], not the model's (summary["thresholds"]): the
+    lines must be where the verdicts changed."""
+    tmp_path, rows = run
+    fused = [{**r, "evidence": _decided(0.3, 0.6, "fusion")} for r in rows]
+    text, _ = _write(tmp_path, fused)
+    assert _dashed(text) == _dashed(report._histogram_svg(fused, {"threshold_genuine": 0.3, "threshold_suspect": 0.6}))
+    assert _dashed(text) != _dashed(report._histogram_svg(fused, _summary()["thresholds"]))
+    assert "the thresholds every photo was decided by (from the model&#x27;s fusion with genuine photos)" in text
+
+
+def test_histogram_with_per_product_thresholds_says_so(run):
+    tmp_path, rows = run
+    scored = [r for r in rows if r["verdict"] != "ERROR"]
+    mixed = [{**r, "evidence": _decided(0.1, 0.9, "product") if k else _decided(0.3, 0.6, "model")}
+             for k, r in enumerate(scored)] + [r for r in rows if r["verdict"] == "ERROR"]
+    text, _ = _write(tmp_path, mixed)
+    assert _dashed(text) == _dashed(report._histogram_svg(mixed, {"threshold_genuine": 0.1, "threshold_suspect": 0.9}))
+    assert ("per-product thresholds apply: the dashed lines are the pair that decided 4 of 5 scored photos (from "
+            "a product&#x27;s own genuine photos)") in text
+    drawn, caption = report.histogram_thresholds(rows, _summary()["thresholds"])   # no record names its pair
+    assert drawn == _summary()["thresholds"] and caption == "dashed lines: the model's thresholds"
+
+
 def test_atomic_write_leaves_no_temp(run, monkeypatch):
     tmp_path, rows = run
     _write(tmp_path, rows)

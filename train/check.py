@@ -28,7 +28,7 @@ import imagehash  # the 'train' extra; the CLI checks for it before importing th
 import numpy as np
 
 from genuine.infer.atomic import write_text
-from genuine.infer.photo import PhotoError, is_photo_path, load_photo
+from genuine.infer.photo import PhotoError, is_photo_path, load_photo, printable
 from genuine.train.layout import SPLITS, LayoutError, discover
 
 CHUNKSIZE = 16
@@ -110,23 +110,47 @@ def _codes(values) -> np.ndarray:
     return np.array([-1 if v is None else index.setdefault(v, len(index)) for v in values], dtype=np.int64)
 
 
-def _near_duplicates(records, shas, phashes, threshold: int) -> dict:
+TWIN_OF = "twin of "   # SynthPack --twins: the genuine twin's defect_detail is "twin of <counterfeit item id>"
+
+
+def twin_of(r) -> str | None:
+    """The item whose twin this record's item is, when the dataset declares it: a manifest column twin_of, or
+    SynthPack's defect_detail "twin of ITEM". A counterfeit and its genuine twin are the same print photographed
+    under the same capture, near duplicates by design."""
+    declared = (r.extra.get("twin_of") or "").strip()
+    detail = r.extra.get("defect_detail") or ""
+    return declared or (detail[len(TWIN_OF):].strip() if detail.startswith(TWIN_OF) else "") or None
+
+
+def _item_groups(records) -> np.ndarray:
+    """Per record, a code shared by the photos of one item and of its declared twin (-1: no item id)."""
+    return _codes([(r.product, twin_of(r) or r.item_id) if r.item_id else None for r in records])
+
+
+def _near_duplicates(records, shas, phashes, threshold: int) -> tuple[dict, int]:
+    """Near pairs across and within splits, and the number of declared-twin pairs left out."""
     good = np.array([k for k, p in enumerate(phashes) if p is not None], dtype=np.int64)
     i, j, dist = near_pairs([phashes[k] for k in good], threshold)
     i, j = good[i], good[j]
     # Filtered in numpy: a cluster of k look-alikes is k^2/2 pairs, too many for a Python loop at scale.
     sha = _codes(shas)
     item = _codes([(r.product, r.item_id) if r.item_id else None for r in records])
+    group = _item_groups(records)
     split = _codes([r.split for r in records])
-    # Exact pairs are reported as exact ones, and photos of one item are expected to look alike.
-    keep = (sha[i] != sha[j]) & ((item[i] != item[j]) | (item[i] < 0))
+    # Exact pairs are reported as exact ones, and photos of one item are expected to look alike. So are an item
+    # and its declared twin in one split: counted, not listed (a SynthPack --twins set has hundreds); twins in
+    # two splits stay listed, the same print on both sides being worth a look.
+    exact = sha[i] == sha[j]
+    one_item = (item[i] == item[j]) & (item[i] >= 0)
+    twins = ~exact & ~one_item & (group[i] == group[j]) & (group[i] >= 0) & (split[i] == split[j])
+    keep = ~exact & ~one_item & ~twins
     i, j, dist = i[keep], j[keep], dist[keep]
     across = (split[i] != split[j]) & (split[i] >= 0) & (split[j] >= 0)
     groups = {"across_splits": [], "within_split": []}
     for a, b, d, x in zip(i.tolist(), j.tolist(), dist.tolist(), across.tolist()):
         groups["across_splits" if x else "within_split"].append(
             {"paths": [records[a].rel, records[b].rel], "splits": [records[a].split, records[b].split], "distance": d})
-    return groups
+    return groups, int(twins.sum())
 
 
 def _item_problems(records) -> tuple[list, list]:
@@ -181,6 +205,7 @@ def check_dataset(root, near_threshold: int = 4, workers: int = 0, audit_shortcu
     bad += [{"path": rel, "kind": "missing", "reason": "listed in manifest.csv but not found"} for rel in ds.missing]
     counts = Counter((r.product, r.label, r.split or "-") for r in records)
     straddling, both_labels = _item_problems(records)
+    near, twin_pairs = _near_duplicates(records, shas, phashes, near_threshold)
     report = {
         "root": str(ds.root),
         "layout": ds.layout,
@@ -192,7 +217,8 @@ def check_dataset(root, near_threshold: int = 4, workers: int = 0, audit_shortcu
         "has_splits": any(r.split for r in records),
         "bad_files": bad,
         "exact_duplicates": _exact_duplicates(records, shas),
-        "near_duplicates": _near_duplicates(records, shas, phashes, near_threshold),
+        "near_duplicates": near,
+        "near_duplicate_twin_pairs": twin_pairs,   # declared twins: alike by design, counted and not listed
         "near_threshold": near_threshold,
         "items_straddling_splits": straddling,
         "items_with_both_labels": both_labels,
@@ -293,24 +319,37 @@ def summary_line(report) -> str:
     return f"OK: {head}; no leakage, no unreadable files{look}"
 
 
-def print_report(report, max_list: int = 20) -> None:
-    print(f"{report['root']} ({report['layout']} layout{', manifest.csv' if report['manifest'] else ''})")
-    print("\n".join(_counts_table(report)) if report["counts"] else "no photos found")
+def _say(text: str = "") -> None:
+    """Print a report line: paths are file and folder names, which need not be UTF-8 on disk (printable)."""
+    print(printable(text))
+
+
+def _section(title: str, lines: list[str], max_list: int) -> None:
+    _say(f"\n{title} ({len(lines)}):")
+    for line in lines[:max_list]:
+        _say(f"  {line}")
+    if len(lines) > max_list:
+        # the full list is in --json FILE: a terminal is for the first few and the count
+        _say(f"  ... and {len(lines) - max_list} more (--max-list N shows more; --json FILE has them all)")
+
+
+def print_report(report, max_list: int = 10) -> None:
+    _say(f"{report['root']} ({report['layout']} layout{', manifest.csv' if report['manifest'] else ''})")
+    _say("\n".join(_counts_table(report)) if report["counts"] else "no photos found")
     for title, lines in _sections(report):
         if lines:
-            print(f"\n{title} ({len(lines)}):")
-            for line in lines[:max_list]:
-                print(f"  {line}")
-            if len(lines) > max_list:
-                print(f"  ... and {len(lines) - max_list} more")
+            _section(title, lines, max_list)
+    if twins := report.get("near_duplicate_twin_pairs"):
+        _say(f"\n{_plural(twins, 'near-duplicate pair')} of an item and its declared twin (alike by design) "
+             f"not listed")
     if not report["has_splits"]:
-        print(f"\nNo splits yet: no photo is assigned to train, val or test. For an item-aware split run:\n"
-              f"  genuine data split {report['root']}")
+        _say(f"\nNo splits yet: no photo is assigned to train, val or test. For an item-aware split run:\n"
+             f"  genuine data split {report['root']}")
     if "shortcut_audit" in report:
         a = report["shortcut_audit"]
-        print(f"\nShortcut audit: logistic regression on global statistics (colour mean/spread, sharpness, "
-              f"file size) gives AUROC {a['auroc']:.3f} over {a['photos']} photos (0.5 = no shortcut)")
-    print(f"\n{summary_line(report)}")
+        _say(f"\nShortcut audit: logistic regression on global statistics (colour mean/spread, sharpness, "
+             f"file size) gives AUROC {a['auroc']:.3f} over {a['photos']} photos (0.5 = no shortcut)")
+    _say(f"\n{summary_line(report)}")
 
 
 def main(args) -> int:
@@ -323,5 +362,5 @@ def main(args) -> int:
     print_report(report, max_list=args.max_list)
     if args.json:
         write_text(args.json, json.dumps(report, indent=2) + "\n")
-        print(f"Report saved to {args.json}")
+        _say(f"Report saved to {args.json}")
     return 0 if report["ok"] else 1

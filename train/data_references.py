@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 
 from genuine.infer.errors import UsageError
+from genuine.infer.photo import printable
 from genuine.infer.references import ReferenceDB
 from genuine.infer.templates import TEMPLATE_NAMES
 from genuine.infer.variation import MIN_PHOTOS
@@ -47,8 +48,9 @@ def main(args) -> int:
         for line in r["errors"]:
             print(f"  skipped: {line}", file=sys.stderr)
         short = "" if r["photos"] >= MIN_PHOTOS else f" (fewer than {MIN_PHOTOS}: its genuine variation is not used)"
-        print(f"{product}: template and {r['added']} genuine photo(s) added, {len(r['duplicates'])} already there, "
+        print(f"{printable(product)}: template and {r['added']} genuine photo(s) added, "
+              f"{len(r['duplicates'])} already there, "
               f"{len(r['errors'])} not aligned; {r['photos']} in the store{short}")
-    print(f"Results saved to {args.db}")
-    print(f"Next: genuine scan MODEL.onnx PHOTOS --templates {args.db} --out runs/scan")
+    print(f"Results saved to {printable(args.db)}")
+    print(f"Next: genuine scan MODEL.onnx PHOTOS --templates {printable(args.db)} --out runs/scan")
     return status

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from genuine.infer.errors import UsageError
+from genuine.infer.photo import printable
 from genuine.train.layout import MANIFEST, SPLITS, LayoutError, discover, item_ids_from_pattern, write_manifest
 
 FIRST_COLUMNS = ["path", "product", "label", "item_id", "split"]
@@ -217,7 +218,7 @@ def main(args) -> int:
         print(f"warning: {w}", file=sys.stderr)
     manifest = Path(args.root) / MANIFEST
     write_manifest(manifest, rows, columns)
-    print("\n".join(counts_table(rows)))
-    print(f"\nManifest saved to {manifest}")
-    print(f"Next: genuine data check {args.root}")
+    print(printable("\n".join(counts_table(rows))))   # product names are folder names
+    print(f"\nManifest saved to {printable(str(manifest))}")
+    print(f"Next: genuine data check {printable(args.root)}")
     return 0
