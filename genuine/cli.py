@@ -199,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--templates", metavar="ROOT_OR_DB",
                    help="comparator models: the products' templates (a dataset root, an image folder, one image or "
                         "a reference store .db); with --references DB alone, the store's templates")
+    i.add_argument("--product", help="comparator models: the product the photos show (the declared goods); only its "
+                                      "templates are matched, so a product that look-alikes hide is still inspected")
     i.set_defaults(func=command("inspect", "genuine.infer.inspect_cli"))
 
     rc = sub.add_parser("rectify", help="find the product's face in photos and warp it into its template's frame",

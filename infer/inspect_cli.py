@@ -41,12 +41,24 @@ def main(args) -> int:
         return MODEL_ERROR
     if warning := weak_model_warning(insp.meta):
         print(f"genuine inspect: {warning}", file=sys.stderr)
+    kw = {}
+    if args.product:
+        if not hasattr(insp, "judge"):
+            print("genuine inspect: --product needs a comparator model (it names the template to align to)",
+                  file=sys.stderr)
+            return USAGE
+        if args.product not in insp.templates.products:
+            print(f"genuine inspect: --product {printable(args.product)}: no template of it in "
+                  f"{printable(str(args.templates or args.references))}; known: {', '.join(insp.templates.products)}",
+                  file=sys.stderr)
+            return USAGE
+        kw["product"] = args.product
     tty = sys.stdout.isatty() and not args.json
     codes = []
     for k, path in enumerate(args.photos):
         name = printable(path)
         try:
-            r = insp.inspect(path)
+            r = insp.inspect(path, **kw)
         except PhotoError as e:
             codes.append(PHOTO_ERROR)
             if args.json:

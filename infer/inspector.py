@@ -80,12 +80,14 @@ class ComparatorInspector(Inspector):
     def fusion(self) -> dict:
         return self.judge.fusion
 
-    def inspect(self, photo) -> Result:
+    def inspect(self, photo, product: str | None = None) -> Result:
+        """product: the product the photo shows, when the officer knows it (the declared goods): only its templates
+        are matched, so the evidence needed is that its face aligns, not that it beats every look-alike."""
         from genuine.infer.rectify import rectify_photo
 
         t0 = time.perf_counter()
         self.judge.refresh()
-        r, decode_s = rectify_photo(photo, self.judge.templates, self.model.face_size)
+        r, decode_s = rectify_photo(photo, self.judge.templates, self.model.face_size, product=product)
         t1 = time.perf_counter()
         timing = {"decode": round(1000 * decode_s, 2), "rectify": round(1000 * (t1 - t0 - decode_s), 2)}
         src = source_name(photo)

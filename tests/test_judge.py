@@ -91,3 +91,27 @@ def test_the_exported_contract_records_the_face_side_faces_are_warped_at(store):
     m = OnnxModel(store[0])
     assert is_comparator(m.meta)
     assert m.meta["input"]["rectify"]["face_side"] == model_face_side(m.face_size) == 2 * max(m.face_size)
+
+
+def test_the_officer_names_the_declared_product_and_a_look_alike_no_longer_hides_it(store, tmp_path, capsys):
+    """Two products whose artwork is the same but for one pixel: the photo is refused as ambiguous; with
+    --product (the declared goods) only that product's template is matched and the photo is inspected."""
+    import json
+
+    from PIL import Image
+
+    from genuine.cli import main as cli
+
+    model, db, ds, photo = store
+    art = np.asarray(Image.open(ds.root / ds.products[0] / "template.png").convert("RGB")).copy()
+    art[0, 0] = 255 - art[0, 0]                            # another file, the same print
+    Image.fromarray(art).save(tmp_path / "look-alike.png")
+    db.add_template("z-look-alike", str(tmp_path / "look-alike.png"))
+    args = ["inspect", str(model), str(photo), "--templates", str(db.path), "--json"]
+    cli(args)
+    plain = json.loads(capsys.readouterr().out)
+    assert plain["rectification"]["reason_code"] == "ambiguous" and plain["p_counterfeit"] is None
+    cli(args + ["--product", "m-product"])
+    named = json.loads(capsys.readouterr().out)
+    assert named["rectification"]["ok"] and named["product"] == "m-product" and named["p_counterfeit"] is not None
+    assert cli(args + ["--product", "nothing-like-it"]) == 2 and "known: m-product, z-look-alike" in capsys.readouterr().err
