@@ -98,6 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
                          "photos stay out of the store)")
     dr.add_argument("--products", metavar="NAME,...", help="only these products (default all)")
     dr.set_defaults(func=command("data references", "genuine.train.data_references"))
+    dl = dsub.add_parser("list", help="the photo files of a split, one path per line (genuine scan @LIST)",
+                         description="Paths of a split's photos on stdout, for genuine scan @FILE or scripts: a scan of "
+                                     "the test split scores only photos no model and no reference store has seen.")
+    dl.add_argument("root", help="dataset folder with a manifest.csv holding the splits")
+    dl.add_argument("--split", default="test", help="train, val, test or all (default test)")
+    dl.add_argument("--products", metavar="NAME,...", help="only these products (default all)")
+    dl.add_argument("--label", choices=["genuine", "counterfeit"], help="only this label")
+    dl.set_defaults(func=command("data list", "genuine.train.data_list"))
     d.set_defaults(func=lambda a: (d.print_help(), 2)[1])
 
     t = sub.add_parser("train", help="train a model (needs the train extra)",

@@ -166,3 +166,16 @@ def test_check_passes_on_the_split_result(tmp_path, capsys):
     assert cli(["data", "check", str(tmp_path), "--workers", "1"]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1] == (
         "OK: 84 photos, 2 products, splits train/val/test = 60/12/12; no leakage, no unreadable files")
+
+
+def test_data_list_names_the_held_out_photos_of_a_product(tiny_synth, capsysbinary):
+    """genuine data list: the test split's photos of one product, one path per line (what scan @LIST reads)."""
+    from genuine.train.layout import discover
+
+    ds = discover(tiny_synth)
+    p = ds.products[0]
+    assert cli(["data", "list", str(tiny_synth), "--products", p]) == 0
+    listed = capsysbinary.readouterr().out.decode().splitlines()
+    want = sorted(str(r.path) for r in ds.records if r.split == "test" and r.product == p)
+    assert sorted(listed) == want and want
+    assert cli(["data", "list", str(tiny_synth), "--products", "no-such"]) == 2

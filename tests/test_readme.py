@@ -38,6 +38,8 @@ def test_every_genuine_command_in_the_readme_parses():
                 words = shlex.split(part.split("#")[0])
                 if words[:1] == ["torchrun"] and "genuine" in words:   # torchrun ... -m genuine train ...
                     words = words[words.index("genuine"):]
+                if ">" in words:   # the shell's redirection of stdout: not the command's arguments
+                    words = words[:words.index(">")]
                 if not words or words[0] != "genuine" or any(w.startswith("[") or w in ("|", "...") for w in words):
                     continue   # usage lines with [optional] parts or alternatives are documentation, not commands
                 try:
