@@ -366,9 +366,20 @@ def rectify(photo, templates: TemplateSet, product: str | None = None, face_side
             out.product = named
             out.reason = f"{named}: " + out.reason
         if code == "not_covered" and out.candidates and out.candidates[0][1] >= 4:
-            out.reason += f"; if it is {out.candidates[0][0]}, retake it square-on, in focus and filling the frame"
+            out.reason = unrecognised(out.candidates, lim)
     out.seconds = time.perf_counter() - t0
     return out
+
+
+def unrecognised(candidates: list, lim: dict) -> str:
+    """The refusal of a photo with some evidence for a stored product, below what naming it needs. "Not covered"
+    alone would send a trainer to add a template that is already there (a photo training logged as misaligned read
+    so in a scan): name the closest product, the evidence against what is needed, and the way out either way."""
+    (closest, n), (_, n2) = candidates[0], (candidates[1:] or [(None, 0)])[0]
+    return (f"product not covered, or not recognised: the closest template is {closest} ({n} distinctive keypoints, "
+            f"runner-up {n2}; {lim['min_evidence']} and {lim['margin']:g}x needed). If it is {closest}, retake it "
+            f"square-on, in focus and filling the frame, or name it (genuine inspect --product {closest}); if not, "
+            f"it has no template yet (genuine references add --template)")
 
 
 def _fill_outside(face: np.ndarray, photo_shape, H: np.ndarray, t: Template) -> np.ndarray:

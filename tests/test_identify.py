@@ -129,3 +129,14 @@ def test_views_are_stored_listed_exported_imported_and_removed_with_their_produc
     assert sum(t.view for t in other.templates("p1")) == 3
     db.remove(product="p1")
     assert db.templates("p1") == []
+
+
+def test_a_refusal_with_some_evidence_names_the_closest_product_and_both_ways_out():
+    """A photo with a few distinctive keypoints of a stored product is not told flatly that its product has no
+    template: the reason names the closest one, the evidence against what is needed, and what to do either way."""
+    from genuine.infer.rectify import LIMITS, unrecognised
+
+    why = unrecognised([("acme-tea", 9), ("acme-coffee", 2)], LIMITS)
+    assert "closest template is acme-tea (9 distinctive keypoints, runner-up 2; 20 and 1.5x needed)" in why
+    assert "genuine inspect --product acme-tea" in why and "genuine references add --template" in why
+    assert "runner-up 0" in unrecognised([("acme-tea", 5)], LIMITS)
