@@ -221,6 +221,8 @@ def test_end_to_end_training_learns_from_twins_too(tmp_path, capsys):
     assert f"{len(pairs)} counterfeit/genuine twin pairs: ranking loss on" in err and "stride 8+ learning" in err
     meta = torch.load(tmp_path / "run" / "best.pt", weights_only=True)["meta"]
     assert meta["data"]["views"] is None and "thresholds" in meta
+    rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert rows and all(r["rank_loss"] > 0 for r in rows)     # every epoch's pairs went through the ranking loss
 
 
 def test_val_of_products_left_out_of_training_is_not_called_optimistic(comparator_run):

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from genuine.train.comparator import Comparator
-from genuine.train.comparator_frozen import TWIN_MARGIN
+from genuine.train.losses import order_seed, torch_seed, twin_rank_loss
 from genuine.train.distributed import Dist, global_batches
 from genuine.train.face_data import FaceSet, augment
 
@@ -83,7 +83,7 @@ def loader(views, batch: int, workers: int, epoch: int, salt: int = 0, dist: Dis
     batch sizes: the order is the seeded single-process one whatever the number of processes."""
     dist = dist or Dist()
     views.epoch = epoch
-    batches = global_batches(len(views), batch, views.seed * 7919 + epoch + salt,
+    batches = global_batches(len(views), batch, order_seed(views.seed, epoch) + salt,
                              drop_last=len(views) > batch)   # BatchNorm-free heads, but a batch of one is noise
     return (DataLoader(views, batch_sampler=[dist.shard(b) for b in batches], num_workers=workers,
                        collate_fn=_collate), [len(b) for b in batches])
@@ -108,8 +108,8 @@ def train_one_epoch(net: Comparator, views: FaceViews, templates: np.ndarray, op
     dist = dist or Dist()
     step = step or FaceScore(net)
     set_mode(net, True)
-    torch.manual_seed(args.seed * 100_003 + epoch)
-    total, seen, t0 = 0.0, 0, time.perf_counter()
+    torch.manual_seed(torch_seed(args.seed, epoch))
+    total, seen, rank, ranked, t0 = 0.0, 0, 0.0, 0, time.perf_counter()
     device = next(net.parameters()).device
     tmpl = torch.from_numpy(templates).to(device)
     faces, sizes = loader(views, args.batch, args.loader_workers, epoch, dist=dist)
@@ -132,7 +132,9 @@ def train_one_epoch(net: Comparator, views: FaceViews, templates: np.ndarray, op
         m = (len(face) - n) // 2
         if m:
             z = out["logit"][n:]
-            loss = loss + F.softplus(TWIN_MARGIN - (z[:m] - z[m:])).mean() * (m / pair_sizes[k])
+            r = twin_rank_loss(z[:m], z[m:])
+            loss = loss + r * (m / pair_sizes[k])
+            rank, ranked = rank + r.item() * m, ranked + m
         loss = loss * dist.world    # DistributedDataParallel averages the processes' gradients
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -141,7 +143,8 @@ def train_one_epoch(net: Comparator, views: FaceViews, templates: np.ndarray, op
         sched.step()
         total += loss.item() / dist.world * n_all
         seen += n_all
-    return {"train_loss": total / max(seen, 1), "pairs_per_s": seen / (time.perf_counter() - t0)}
+    return {"train_loss": total / max(seen, 1), "rank_loss": rank / ranked if ranked else None,
+            "pairs_per_s": seen / (time.perf_counter() - t0)}
 
 
 @torch.no_grad()

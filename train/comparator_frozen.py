@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from genuine.train.comparator import Comparator
 from genuine.train.face_data import augment
+from genuine.train.losses import order_seed, torch_seed, twin_rank_loss
 
 
 @torch.no_grad()
@@ -53,7 +54,6 @@ def logits_of(net: Comparator, feats, tfeats, product: np.ndarray, batch: int = 
     return torch.cat(res).numpy() if res else np.zeros(0)
 
 
-TWIN_MARGIN = 2.0   # logits: a counterfeit should score this much above its own genuine twin
 WHERE_WEIGHT = 0.5  # the heatmap loss from twins, against the image-level losses
 
 
@@ -84,13 +84,13 @@ def train_one_epoch(net, feats, tfeats, y, product, opt, sched, epoch, args, pos
     defect alone, the cleanest lesson in what matters. With `where` (twin_targets), the heatmap learns it too:
     high where the counterfeit differs from its twin, low elsewhere and everywhere on the twin."""
     net.train()
-    torch.manual_seed(args.seed * 100_003 + epoch)
-    g = torch.Generator().manual_seed(args.seed * 7919 + epoch)
+    torch.manual_seed(torch_seed(args.seed, epoch))
+    g = torch.Generator().manual_seed(order_seed(args.seed, epoch))
     order = torch.randperm(len(y), generator=g)
     pair_order = torch.randperm(len(twins), generator=g) if twins is not None and len(twins) else None
     steps = math.ceil(len(order) / args.batch)
     per_step = math.ceil(len(twins) / steps) if pair_order is not None else 0
-    total, seen, t0 = 0.0, 0, time.perf_counter()
+    total, seen, rank, ranked, t0 = 0.0, 0, 0.0, 0, time.perf_counter()
     for k, s in enumerate(range(0, len(order), args.batch)):
         idx = order[s:s + args.batch]
         n = len(idx)
@@ -104,7 +104,9 @@ def train_one_epoch(net, feats, tfeats, y, product, opt, sched, epoch, args, pos
         m = (len(idx) - n) // 2
         if m:
             z = out["logit"][n:]
-            loss = loss + F.softplus(TWIN_MARGIN - (z[:m] - z[m:])).mean()
+            r = twin_rank_loss(z[:m], z[m:])
+            loss = loss + r
+            rank, ranked = rank + r.item() * m, ranked + m
             if where is not None:
                 t = where[pair_order[k * per_step:(k + 1) * per_step]].float()
                 heat = out["heatmap"][n:]
@@ -117,4 +119,5 @@ def train_one_epoch(net, feats, tfeats, y, product, opt, sched, epoch, args, pos
         sched.step()
         total += loss.item() * n
         seen += n
-    return {"train_loss": total / max(seen, 1), "pairs_per_s": seen / (time.perf_counter() - t0)}
+    return {"train_loss": total / max(seen, 1), "rank_loss": rank / ranked if ranked else None,
+            "pairs_per_s": seen / (time.perf_counter() - t0)}

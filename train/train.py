@@ -28,6 +28,7 @@ from genuine.train.calibrate import fit_temperature, operating_point, sigmoid
 from genuine.train.data import PhotoSet, fingerprint, items, select
 from genuine.train.distributed import global_batches
 from genuine.train.layout import discover
+from genuine.train.losses import order_seed, torch_seed
 from genuine.train.metrics import binary_metrics
 from genuine.train.model import GenuineNet, file_sha256, resolve_weights
 
@@ -60,8 +61,8 @@ def losses(net, out, y, prod, pos_weight):
 def train_one_epoch(net, data, opt, sched, epoch, args, pos_weight, device):
     net.train()
     data.epoch = epoch
-    torch.manual_seed(args.seed * 100_003 + epoch)
-    batches = [b for b in global_batches(len(data), args.batch, args.seed * 7919 + epoch, drop_last=False)
+    torch.manual_seed(torch_seed(args.seed, epoch))
+    batches = [b for b in global_batches(len(data), args.batch, order_seed(args.seed, epoch), drop_last=False)
                if len(b) >= 2]   # batch norm needs two samples
     # Workers decode nothing (the split is memory-mapped) and augment in parallel with the model; each photo's
     # augmentation is seeded by (seed, epoch, index), so the batches are the same with any number of workers.

@@ -188,7 +188,8 @@ def _main(args, dist) -> int:
             "args": {kk: v for kk, v in vars(args).items() if kk != "func"}}
     history = fit(net, opt, sched, meta, out_dir, args, resume, run_epoch,
                   val_metrics=lambda: binary_metrics(va.labels, sigmoid(val_logits(net))),
-                  describe=lambda r: f"{r['pairs_per_s']:.0f} pairs/s  {r['seconds']:.1f}s", main=dist.main)
+                  describe=lambda r: (f"twins {r['rank_loss']:.3f}  " if r.get("rank_loss") is not None else "")
+                  + f"{r['pairs_per_s']:.0f} pairs/s  {r['seconds']:.1f}s", main=dist.main)
     if not dist.main:
         return 0   # rank 0 calibrates and writes best.pt
     return finish(out_dir, val_logits, va, args, history, tr)
