@@ -27,6 +27,7 @@ from genuine.infer.errors import UsageError
 from genuine.infer.heatmap import overlay, overlay_face
 from genuine.infer.journal import Journal, RunLocked, lock_run  # noqa: F401 (RunLocked: the scan API)
 from genuine.infer.photo import printable
+from genuine.infer.progress import Progress  # noqa: F401 (scan_ray imports it from here)
 from genuine.infer.preprocess import letterbox_geometry
 from genuine.infer.judge import TemplateMissing
 from genuine.infer.scan_worker import Item, WorkerSetup, decode
@@ -200,30 +201,6 @@ def scan(inspector, sources: list[str], run_dir, workers: int = 0, batch: int = 
             lock.close()
     return {"listed": len(listed), "already_done": len(listed) - len(todo), "new": sc.new,
             "seconds": time.perf_counter() - t0}
-
-
-class Progress:
-    """A one-line progress report (rate, ETA) on stderr; tqdm is not part of the handheld install."""
-
-    def __init__(self, total: int, enabled: bool):
-        self.total, self.done, self.t0, self.last = total, 0, time.perf_counter(), 0.0
-        self.enabled = enabled and total > 0
-
-    def step(self) -> None:
-        self.done += 1
-        now = time.perf_counter()
-        every = 0.5 if sys.stderr.isatty() else 10.0  # a log file gets a line every 10 s, not a flood
-        if self.enabled and (now - self.last > every or self.done == self.total):
-            rate = self.done / max(now - self.t0, 1e-9)
-            eta = (self.total - self.done) / max(rate, 1e-9)
-            end = "\n" if not sys.stderr.isatty() else ""
-            print(f"\rscan {self.done}/{self.total}  {rate:.1f} photos/s  ETA {eta:.0f}s ", end=end, file=sys.stderr,
-                  flush=True)
-            self.last = now
-
-    def close(self) -> None:
-        if self.enabled and sys.stderr.isatty():
-            print(file=sys.stderr)
 
 
 FAIL_CODES = {"suspect": (SUSPECT, 1), "inconclusive": (INCONCLUSIVE, 2), "error": (ERROR, 3)}

@@ -28,6 +28,7 @@ from PIL import Image
 from genuine.infer.errors import UsageError
 from genuine.infer.keypoints import TemplateSet
 from genuine.infer.photo import PhotoError
+from genuine.infer.progress import Progress
 from genuine.infer.preprocess import face_input
 from genuine.infer.sources import photo_bytes
 from genuine.infer.variation import MIN_PHOTOS, ProductModel, fit, from_bytes, reference_indices, to_bytes
@@ -68,7 +69,8 @@ def _png(face: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def add_genuine_photos(conn, product: str, sources: list[str], added_by: str | None = None) -> dict:
+def add_genuine_photos(conn, product: str, sources: list[str], added_by: str | None = None,
+                       progress: bool = True) -> dict:
     """Rectify each photo onto the product's templates and keep its face. Photos that cannot be read or aligned are
     reported with the reason, the rest stored: {"added", "duplicates", "errors", "photos" (now held), "needed"}."""
     from genuine.infer.rectify import rectify_photo
@@ -80,7 +82,9 @@ def add_genuine_photos(conn, product: str, sources: list[str], added_by: str | N
                          f"genuine photos can be aligned to it")
     ts, who = TemplateSet(templates), added_by or getpass.getuser()
     report = {"added": 0, "duplicates": [], "errors": []}
+    bar = Progress(None, progress, label=f"genuine photos of {product}", unit="photos")
     for e, data in photo_bytes(sources, report["errors"]):
+        bar.step()
         sha = hashlib.sha256(data).hexdigest()
         if conn.execute("SELECT 1 FROM genuine_faces WHERE sha256 = ? AND product = ?", (sha, product)).fetchone():
             report["duplicates"].append(e.key)
@@ -99,6 +103,7 @@ def add_genuine_photos(conn, product: str, sources: list[str], added_by: str | N
                          (product, r.template.key, sha, _png(r.face), float(r.density), e.key,
                           time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), who))
         report["added"] += 1
+    bar.close()
     report["photos"] = genuine_photo_count(conn, product)
     report["needed"] = MIN_PHOTOS
     return report

@@ -17,19 +17,24 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from genuine.infer.progress import Progress
 from genuine.train.comparator import Comparator
 from genuine.train.face_data import augment
 from genuine.train.losses import order_seed, torch_seed, twin_rank_loss
 
 
 @torch.no_grad()
-def extract(net: Comparator, images: np.ndarray, batch: int = 32) -> list[torch.Tensor]:
-    """The frozen features of uint8 (N, H, W, 3) images, per level, as float16 (memory: ~340 KB a face)."""
+def extract(net: Comparator, images: np.ndarray, batch: int = 32, label: str | None = None) -> list[torch.Tensor]:
+    """The frozen features of uint8 (N, H, W, 3) images, per level, as float16 (memory: ~340 KB a face); with a
+    label, a progress line on stderr (a training set's views take minutes on a CPU)."""
     net.eval()
     out: list[list[torch.Tensor]] = []
+    bar = Progress(len(images), label is not None, label or "", "images")
     for s in range(0, len(images), batch):
         maps = net.features(torch.from_numpy(np.ascontiguousarray(images[s:s + batch])))
         out.append([m.half() for m in maps])
+        bar.step(len(maps[0]))
+    bar.close()
     return [torch.cat([o[k] for o in out]) for k in range(len(out[0]))]
 
 

@@ -28,6 +28,7 @@ import numpy as np
 from genuine.infer.atomic import atomic_write
 from genuine.infer.keypoints import FACE_SIDE, KP_VERSION, Template, TemplateSet
 from genuine.infer.photo import PhotoError, load_photo
+from genuine.infer.progress import Progress
 from genuine.infer.rectify import PAD, model_face_side, rectify, rectify_photo
 from genuine.train.layout import Record
 
@@ -89,9 +90,16 @@ def _save(path: Path, **arrays) -> None:
         np.savez(fh, **arrays)
 
 
+def _stepped(result, bar):
+    bar.step()
+    return result
+
+
 def aligned_faces(root, records: list[Record], templates: TemplateSet, face_side: int | None = FACE_SIDE,
-                  workers: int = 0, cache: bool = True, face_size: tuple[int, int] | None = None) -> dict[str, Faces]:
-    """{product: Faces} for `records`, each photo rectified against its own product's template.
+                  workers: int = 0, cache: bool = True, face_size: tuple[int, int] | None = None,
+                  progress: bool = True) -> dict[str, Faces]:
+    """{product: Faces} for `records`, each photo rectified against its own product's template (a progress line on
+    stderr while photos not in the cache are rectified).
 
     face_size: a comparator's input (W, H): the inspector's input path, faces at model_face_side(face_size).
     Photos of a product without a template are not ok ("not_covered"). workers=0: all cores; 1: in-process."""
@@ -122,13 +130,16 @@ def aligned_faces(root, records: list[Record], templates: TemplateSet, face_side
     jobs = [(str(records[i].path), p, face_side, face_size) for p, (idx, _, _) in todo.items() for i in idx]
     if jobs:
         n = min(len(jobs), workers or os.cpu_count() or 1)
+        bar = Progress(len(jobs), progress, label="rectify", unit="photos")
         if n <= 1:
             _init(templates)
-            results = [_one(j) for j in jobs]
+            results = [_stepped(_one(j), bar) for j in jobs]
         else:
             # spawn, not fork: a fork of a process whose OpenCV threads hold a lock can hang in the child
             with multiprocessing.get_context("spawn").Pool(n, initializer=_init, initargs=(templates,)) as pool:
-                results = pool.map(_one, jobs, chunksize=max(1, min(16, len(jobs) // (4 * n))))
+                results = [_stepped(r, bar) for r in
+                           pool.imap(_one, jobs, chunksize=max(1, min(16, len(jobs) // (4 * n))))]
+        bar.close()
         k = 0
         for product, (idx, t, f) in todo.items():
             fw, fh = t.face_size(face_side)

@@ -156,7 +156,7 @@ def _main(args, dist) -> int:
         pairs = twin_pairs(tr)
         keys = np.arange(len(tr))
         keys[pairs[:, 1]] = pairs[:, 0]
-        feats = extract(net, views(tr.faces, k, args.seed, keys))
+        feats = extract(net, views(tr.faces, k, args.seed, keys), label="features of train views")
         y, product = np.tile(tr.labels, k), np.tile(tr.product, k)
         twins = np.concatenate([pairs + v * len(tr) for v in range(k)]) if len(pairs) else None
         where = twin_targets(feats, twins) if twins is not None and args.where else None
