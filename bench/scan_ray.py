@@ -39,7 +39,7 @@ def _stage_costs(model: str, templates: str, photos: str, n: int) -> dict:
     import cv2
 
     from genuine.infer.inspector import Inspector
-    from genuine.infer.scan import listing, score_batch
+    from genuine.infer.scan_batch import listing, score_batch
     from genuine.infer.scan_worker import WorkerSetup, decode
 
     cv2.setNumThreads(1)

@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from genuine.infer.errors import UsageError
+from genuine.infer.progress import Progress
+from genuine.infer.scan_batch import Scanner, listing, score_batch
 from genuine.infer.scan_worker import WorkerSetup
 from genuine.infer.sources import Entry
 
@@ -59,7 +61,6 @@ class Judge:
         self.insp = Inspector(model, threads=threads, references=references, templates=templates)
 
     def __call__(self, batch: dict) -> dict:
-        from genuine.infer.scan import score_batch
 
         items = [pickle.loads(b) for b in batch["item"]]
         done = score_batch(self.insp, items)
@@ -84,7 +85,6 @@ def _ray():
 
 def scan_ray(inspector, args, run_dir: Path, progress: bool = True) -> dict:
     """Score every photo of args.sources not yet in RUN_DIR's journal on Ray (the caller holds the run lock)."""
-    from genuine.infer.scan import Progress, Scanner, listing
 
     ray = _ray()
     t0 = time.perf_counter()

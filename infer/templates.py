@@ -182,22 +182,30 @@ def template_from_file(path, product: str) -> Template:
     return Template.from_image(product, template_image(path, str(path)), str(path))
 
 
+def _store_templates(path: Path, product: str | None) -> list[Template]:
+    """A reference store's templates and views, read here rather than through infer.references.ReferenceDB (which
+    imports this module): the tables are created when a store predates them, as ReferenceDB does."""
+    try:
+        conn = sqlite3.connect(path, timeout=30)
+        try:
+            conn.executescript(TEMPLATES_SCHEMA)
+            return stored_templates(conn, product)
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as e:
+        raise RectifyError(f"{path}: not a reference store ({e})") from None
+
+
 def load_templates(source, product: str | None = None) -> TemplateSet:
     """Templates from a dataset root (<product>/template.png), a folder of images (product = file stem), a
     reference store (.db) or one image file (product = `product`, else its stem). `product` keeps only that
-    product's templates. Raises RectifyError (ReferenceError for a broken store) naming the path and why."""
+    product's templates. Raises RectifyError naming the path and why."""
     path = Path(source)
     if not path.exists():
         raise RectifyError(f"{path}: no such file or folder (expected a dataset root, an image folder, a "
                            f"reference store .db or an image)")
     if path.is_file() and _is_sqlite(path):
-        from genuine.infer.references import ReferenceDB
-
-        db = ReferenceDB(path)
-        try:
-            ts = db.templates(product)
-        finally:
-            db.conn.close()
+        ts = _store_templates(path, product)
         if not ts:
             what = f"no template for {product!r}" if product else "no templates"
             raise RectifyError(f"{path}: reference store holds {what}; add one with genuine references add "

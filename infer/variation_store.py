@@ -30,7 +30,9 @@ from genuine.infer.keypoints import TemplateSet
 from genuine.infer.photo import PhotoError
 from genuine.infer.progress import Progress
 from genuine.infer.preprocess import face_input
+from genuine.infer.rectify import rectify_photo
 from genuine.infer.sources import photo_bytes
+from genuine.infer.templates import stored_templates
 from genuine.infer.variation import MIN_PHOTOS, ProductModel, fit, from_bytes, reference_indices, to_bytes
 
 MAX_IN_MEMORY = 64             # variation models held per process (about 6 MB each at 320x208); the rest reload
@@ -73,9 +75,6 @@ def add_genuine_photos(conn, product: str, sources: list[str], added_by: str | N
                        progress: bool = True) -> dict:
     """Rectify each photo onto the product's templates and keep its face. Photos that cannot be read or aligned are
     reported with the reason, the rest stored: {"added", "duplicates", "errors", "photos" (now held), "needed"}."""
-    from genuine.infer.rectify import rectify_photo
-    from genuine.infer.templates import stored_templates
-
     templates = stored_templates(conn, product)
     if not templates:
         raise UsageError(f"{product}: no template in this store; add its artwork first (--template IMAGE) so that "

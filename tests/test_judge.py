@@ -7,7 +7,7 @@ import pytest
 
 from genuine.infer.inspector import ComparatorInspector, Inspector
 from genuine.infer.judge import TemplateMissing
-from genuine.infer.scan import listing, score_batch
+from genuine.infer.scan_batch import listing, score_batch
 from genuine.infer.scan_worker import WorkerSetup, decode
 
 

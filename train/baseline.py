@@ -28,7 +28,7 @@ from genuine.infer.variation import BLURS, CHROMA_WEIGHT, FLOOR, HIGH_PASS, TOP,
 from genuine.infer.verdict import INCONCLUSIVE, decide
 from genuine.train.calibrate import fit_temperature, operating_point, sigmoid
 from genuine.train.data import items, select
-from genuine.train.evaluate import build_report
+from genuine.train.report_build import build_report
 from genuine.train.faces import aligned_faces
 from genuine.train.layout import discover
 from genuine.train.metrics import binary_metrics
