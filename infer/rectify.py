@@ -310,65 +310,91 @@ def rectify(photo, templates: TemplateSet, product: str | None = None, face_side
     ranked, raw = _evidence(kp, desc, ts) if len(kp) >= 8 else ([], [])
     out.candidates = [(p, n) for p, n, _ in ranked][:3]
     out.evidence = ranked[0][1] if ranked else 0
-    runner = ranked[1][1] if len(ranked) > 1 else 0
-    named, code, extra, fit = None, None, "", None
-    if ranked and ranked[0][1] >= lim["min_evidence"] and ranked[0][1] >= lim["margin"] * runner:
-        named = ranked[0][0]
-        fits = _face_fits(kp, desc, ts, {named}, to_full, (pw, ph), small, lim)
-        fit = next((f for f in fits if _face_ok(f, lim)), None)
-        code = None if fit is not None else "misaligned"
-        if fit is None and fits:
-            out.inliers, out.matches, out.reproj_px = fits[0][0], fits[0][1], fits[0][2]
-        if not any(not t.view for t in ts.templates if t.product == named):
-            extra = f" (identified as {named} from its photos; it has no face template to inspect against)"
+    fitting = (kp, desc, ts, to_full, (pw, ph), small, lim)
+    if ranked and ranked[0][1] >= lim["min_evidence"] and ranked[0][1] >= lim["margin"] * _runner_up(ranked):
+        named, code, extra, fit = _by_evidence(out, ranked[0][0], fitting)
     else:
-        # Weak distinctive evidence: a face that aligns and agrees with its template as a whole names its product,
-        # unless a second product fits as well (look-alikes that share all their print, a store mix-up).
-        cands = {p for p, _, _ in ranked[:2]} | set(raw)
-        tried = _face_fits(kp, desc, ts, cands, to_full, (pw, ph), small, lim)
-        fits = [f for f in tried if _face_ok(f, {**lim, "min_face_inliers": lim["min_inliers"]})]
-        whole = [f for f in fits if f[7] >= lim["min_agreement"]]
-        if whole:
-            fit, named = whole[0], whole[0][4].product
-            rival = next((f for f in whole[1:] if f[4].product != named and f[0] >= RIVAL_RATIO * fit[0]
-                          and f[7] >= fit[7] - 0.05), None)
-            if rival is not None:   # two products fit about equally well: naming either would be a guess
-                code, named = "ambiguous", None
-                extra = f" ({fit[4].product}: {fit[0]} inliers, {rival[4].product}: {rival[0]})"
-        elif ranked and ranked[0][1] >= lim["min_evidence"]:
-            code = "ambiguous"
-            extra = (f" ({ranked[0][0]}: {ranked[0][1]} distinctive keypoints, {ranked[1][0]}: {runner}; "
-                     f"{lim['margin']:g}x needed)")
-        else:
-            out.inliers = max((f[0] for f in tried), default=0)
-            # A detailed photo that matches no template shows another product; a plain or blurred one shows nothing.
-            code = "not_covered" if len(kp) >= lim["not_covered_keypoints"] else "no_package"
-            if product is not None and code == "not_covered":
-                code = "misaligned"   # the product is known and has a template: the photo, not the store, fell short
+        named, code, extra, fit = _by_whole_face(out, ranked, raw, product, fitting)
     out.identified = named
     if fit is not None and code != "ambiguous":
-        n, m, err, Hs, t, gcode, info, agree = fit
-        H = to_full @ Hs
-        out.product, out.inliers, out.matches, out.reproj_px, out.H, out.template = named, n, m, err, H, t
-        out.corners, out.area, out.scale, out.visible = info["corners"], info["area"], info["scale"], info["visible"]
-        out.agreement, code = agree, gcode
-        if code is None:
-            out.ok = True
-            if with_face:
-                out.face = warp_face(rgb, H, t, face_side)
-                if out.visible < 1.0:   # a tight crop: what lies outside the photo is no evidence either way
-                    out.face = _fill_outside(out.face, rgb.shape, H, t)
+        code = _place(out, named, fit, rgb, to_full, face_side if with_face else False)
     elif named is not None and code is None:
         code = "misaligned"
     if code is not None:
-        out.reason_code, out.reason = code, ADVICE[code] + extra
-        if named is not None and code != "ambiguous":
-            out.product = named
-            out.reason = f"{named}: " + out.reason
-        if code == "not_covered" and out.candidates and out.candidates[0][1] >= 4:
-            out.reason = unrecognised(out.candidates, lim)
+        _refusal(out, code, named, extra, lim)
     out.seconds = time.perf_counter() - t0
     return out
+
+
+def _runner_up(ranked: list) -> int:
+    return ranked[1][1] if len(ranked) > 1 else 0
+
+
+def _by_evidence(out: Rectified, named: str, fitting: tuple):
+    """The product named by its distinctive keypoints: its face templates fitted on all their matches.
+    (named, refusal code or None, extra reason text, the face fit or None)."""
+    kp, desc, ts, to_full, photo_wh, small, lim = fitting
+    fits = _face_fits(kp, desc, ts, {named}, to_full, photo_wh, small, lim)
+    fit = next((f for f in fits if _face_ok(f, lim)), None)
+    if fit is None and fits:
+        out.inliers, out.matches, out.reproj_px = fits[0][0], fits[0][1], fits[0][2]
+    extra = ""
+    if not any(not t.view for t in ts.templates if t.product == named):
+        extra = f" (identified as {named} from its photos; it has no face template to inspect against)"
+    return named, None if fit is not None else "misaligned", extra, fit
+
+
+def _by_whole_face(out: Rectified, ranked: list, raw: list, product: str | None, fitting: tuple):
+    """Weak distinctive evidence: a face that aligns and agrees with its template as a whole names its product,
+    unless a second product fits as well (look-alikes that share all their print, a store mix-up).
+    (named or None, refusal code or None, extra reason text, the face fit or None)."""
+    kp, desc, ts, to_full, photo_wh, small, lim = fitting
+    cands = {p for p, _, _ in ranked[:2]} | set(raw)
+    tried = _face_fits(kp, desc, ts, cands, to_full, photo_wh, small, lim)
+    fits = [f for f in tried if _face_ok(f, {**lim, "min_face_inliers": lim["min_inliers"]})]
+    whole = [f for f in fits if f[7] >= lim["min_agreement"]]
+    if whole:
+        fit, named = whole[0], whole[0][4].product
+        rival = next((f for f in whole[1:] if f[4].product != named and f[0] >= RIVAL_RATIO * fit[0]
+                      and f[7] >= fit[7] - 0.05), None)
+        if rival is not None:   # two products fit about equally well: naming either would be a guess
+            return None, "ambiguous", f" ({fit[4].product}: {fit[0]} inliers, {rival[4].product}: {rival[0]})", fit
+        return named, None, "", fit
+    if ranked and ranked[0][1] >= lim["min_evidence"]:
+        return None, "ambiguous", (f" ({ranked[0][0]}: {ranked[0][1]} distinctive keypoints, {ranked[1][0]}: "
+                                   f"{_runner_up(ranked)}; {lim['margin']:g}x needed)"), None
+    out.inliers = max((f[0] for f in tried), default=0)
+    # A detailed photo that matches no template shows another product; a plain or blurred one shows nothing.
+    code = "not_covered" if out.keypoints >= lim["not_covered_keypoints"] else "no_package"
+    if product is not None and code == "not_covered":
+        code = "misaligned"   # the product is known and has a template: the photo, not the store, fell short
+    return None, code, "", None
+
+
+def _place(out: Rectified, named: str, fit: tuple, rgb: np.ndarray, to_full: np.ndarray, face_side) -> str | None:
+    """Fill `out` from the chosen face fit (H in full-photo pixels, corners, geometry) and warp the face unless
+    face_side is False; returns the geometry's refusal code (small, cut) or None."""
+    n, m, err, Hs, t, gcode, info, agree = fit
+    H = to_full @ Hs
+    out.product, out.inliers, out.matches, out.reproj_px, out.H, out.template = named, n, m, err, H, t
+    out.corners, out.area, out.scale, out.visible = info["corners"], info["area"], info["scale"], info["visible"]
+    out.agreement = agree
+    if gcode is None:
+        out.ok = True
+        if face_side is not False:
+            out.face = warp_face(rgb, H, t, face_side)
+            if out.visible < 1.0:   # a tight crop: what lies outside the photo is no evidence either way
+                out.face = _fill_outside(out.face, rgb.shape, H, t)
+    return gcode
+
+
+def _refusal(out: Rectified, code: str, named: str | None, extra: str, lim: dict) -> None:
+    out.reason_code, out.reason = code, ADVICE[code] + extra
+    if named is not None and code != "ambiguous":
+        out.product = named
+        out.reason = f"{named}: " + out.reason
+    if code == "not_covered" and out.candidates and out.candidates[0][1] >= 4:
+        out.reason = unrecognised(out.candidates, lim)
 
 
 def unrecognised(candidates: list, lim: dict) -> str:
