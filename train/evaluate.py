@@ -77,36 +77,21 @@ def comparator_scores(model, data, split: str, products: list[str] | None = None
     Every aligned face is judged by genuine.infer.judge.FaceJudge, the inspector's and the scan's own step, with
     the model's (or its fusion's) thresholds for every product: a product's own operating point needs a reference
     store of its genuine photos (genuine inspect / scan --templates STORE)."""
-    from genuine.infer.judge import Face, FaceJudge
     from genuine.infer.templates import load_templates
     from genuine.train.backend import TorchComparator
     from genuine.train.face_data import FaceSet
 
     onnx_file = hasattr(model, "compare")
     backend = model if onnx_file else TorchComparator(model)
-    meta = backend.meta
-    size = tuple(backend.face_size)
+    meta, size = backend.meta, tuple(backend.face_size)
     ds = discover(data)
     recs = [r for r in select(ds, split) if not products or r.product in products]
     if not recs:
         raise UsageError(f"{ds.root}: no photos in the {split} split" + (f" of {', '.join(products)}" if products else ""))
     templates = load_templates(ds.root)
-    judge = FaceJudge(backend, templates, calibrate_products=False)
     fs = FaceSet.build(ds.root, recs, templates, size, workers=workers)
-    s_face, fusion = np.full(len(fs), np.nan), meta.get("fusion") or {}
-    if fusion.get("used") and len(fs):   # each product's genuine variation from DATA's genuine train photos,
-        from genuine.train.variation_fusion import variation_scores   # as a brand's genuine photos in the store
-
-        genuine = [r for r in select(ds, "train") if r.label == "genuine" and r.product in fs.names]
-        s_face = variation_scores(FaceSet.build(ds.root, genuine, templates, size, workers=workers), fs, workers)
-    key = {t.product: t.key for t in templates.templates if not t.view}
-    faces = []
-    for k, r in enumerate(fs.records):
-        _, q = face_model_input(fs.faces[k], fs.density[k], size, meta.get("quality"))  # the inspector's own gate
-        var = None if np.isnan(s_face[k]) else (float(s_face[k]), None)
-        faces.append(Face(r.rel, fs.faces[k], q, {"product": r.product, "template": key[r.product], "quality": None},
-                          key[r.product], var, variation_done=True))
-    judged = [res for s in range(0, len(faces), 32) for res in judge.score_faces(faces[s:s + 32])]
+    s_face = _variation_of(ds, fs, templates, meta, size, workers)
+    judged = _judge_faces(backend, templates, fs, s_face, size)
     where = {id(r): k for k, r in enumerate(fs.records)}
     y = np.array([r.label == "counterfeit" for r in recs], int)
     p, pc, sv, verdicts, issues = np.full(len(recs), 0.5), np.full(len(recs), 0.5), np.full(len(recs), np.nan), [], {}
@@ -120,33 +105,69 @@ def comparator_scores(model, data, split: str, products: list[str] | None = None
         for code in res.quality.get("issues", []):
             issues[code] = issues.get(code, 0) + 1
         verdicts.append(res.verdict)
+    fused = ~np.isnan(sv)
+    th = meta["fusion"]["thresholds"] if fused.any() else meta["thresholds"]
+    head = {**_head(model, meta, ds, recs, split, onnx_file), **_alignment(recs, fs), "quality_gate": issues}
+    report, rows = build_report(recs, y, p, th, verdicts, head=head)
+    aligned = np.array([id(r) in where for r in recs])
+    report["metrics_aligned_only"] = binary_metrics(y[aligned], p[aligned]) if aligned.any() else None
+    both = fused.any() and 0 < y[fused].sum() < fused.sum()
+    report["fusion"] = {"used": bool(fused.any()), "why_not": (meta.get("fusion") or {}).get("why"),
+                        "photos_fused": int(fused.sum()), "photos_comparator_only": int(aligned.sum() - fused.sum()),
+                        "comparator_only": binary_metrics(y, pc),
+                        "variation_only_auroc_fused_photos": float(roc_auc_score(y[fused], sv[fused])) if both else None}
+    return report, y, p, rows
+
+
+def _variation_of(ds, fs, templates, meta: dict, size, workers: int) -> np.ndarray:
+    """Each aligned face's genuine-variation score from DATA's genuine train photos of its product (as a brand's
+    genuine photos in the store), where the model fuses with it; NaN elsewhere."""
+    if not ((meta.get("fusion") or {}).get("used") and len(fs)):
+        return np.full(len(fs), np.nan)
+    from genuine.train.face_data import FaceSet
+    from genuine.train.variation_fusion import variation_scores
+
+    genuine = [r for r in select(ds, "train") if r.label == "genuine" and r.product in fs.names]
+    return variation_scores(FaceSet.build(ds.root, genuine, templates, size, workers=workers), fs, workers)
+
+
+def _judge_faces(backend, templates, fs, s_face: np.ndarray, size) -> list:
+    """Results of every aligned face through FaceJudge, in batches of 32, with the inspector's own quality gate."""
+    from genuine.infer.judge import Face, FaceJudge
+
+    judge = FaceJudge(backend, templates, calibrate_products=False)
+    key = {t.product: t.key for t in templates.templates if not t.view}
+    faces = []
+    for k, r in enumerate(fs.records):
+        _, q = face_model_input(fs.faces[k], fs.density[k], size, backend.meta.get("quality"))
+        var = None if np.isnan(s_face[k]) else (float(s_face[k]), None)
+        faces.append(Face(r.rel, fs.faces[k], q, {"product": r.product, "template": key[r.product], "quality": None},
+                          key[r.product], var, variation_done=True))
+    return [res for s in range(0, len(faces), 32) for res in judge.score_faces(faces[s:s + 32])]
+
+
+def _head(model, meta: dict, ds, recs, split: str, onnx_file: bool) -> dict:
+    """What was scored, on which data, and whether that data was used in training (then: optimistic)."""
     same_data = fingerprint([r for r in ds.records if r.split in ("train", "val") and r.product in meta["products"]]
                             ) == meta["data"]["fingerprint"]
     caveat = None
     trained = [r for r in recs if r.product in meta["products"]]   # photos of excluded products were never used
     if same_data and split in ("train", "val") and trained:
-        caveat = f"the {split} split was used for {'training' if split == 'train' else 'early stopping and calibration'}: optimistic"
-    unseen = sorted({r.product for r in recs} - set(meta["products"]))
-    fused = ~np.isnan(sv)
-    th = fusion["thresholds"] if fused.any() else meta["thresholds"]
-    report, rows = build_report(recs, y, p, th, verdicts, head={
-        "checkpoint": str(getattr(model, "name", None) or meta.get("path", "")), "scorer": "comparator"
-        + (f" (ONNX, sha256 {model.sha256})" if onnx_file else " (checkpoint)"),
-        "data": str(ds.root), "split": split, "caveat": caveat, "same_data_as_training": same_data,
-        "products_not_trained_on": unseen, "unreadable": [r.rel for r, w in fs.not_aligned if w.startswith("unreadable")],
-        "not_aligned": [{"path": r.rel, "label": r.label, "defect": r.extra.get("defect", ""), "reason": w}
-                        for r, w in fs.not_aligned],
-        "not_aligned_policy": "p_counterfeit=0.5 and verdict INCONCLUSIVE; counted in every metric",
-        "alignment": {"photos": len(recs), "aligned": len(fs), "reasons": dict(Counter(w for _, w in fs.not_aligned))},
-        "quality_gate": issues})
-    aligned = np.array([id(r) in where for r in recs])
-    report["metrics_aligned_only"] = binary_metrics(y[aligned], p[aligned]) if aligned.any() else None
-    both = fused.any() and 0 < y[fused].sum() < fused.sum()
-    report["fusion"] = {"used": bool(fused.any()), "why_not": fusion.get("why"),
-                        "photos_fused": int(fused.sum()), "photos_comparator_only": int(aligned.sum() - fused.sum()),
-                        "comparator_only": binary_metrics(y, pc),
-                        "variation_only_auroc_fused_photos": float(roc_auc_score(y[fused], sv[fused])) if both else None}
-    return report, y, p, rows
+        caveat = (f"the {split} split was used for "
+                  f"{'training' if split == 'train' else 'early stopping and calibration'}: optimistic")
+    return {"checkpoint": str(getattr(model, "name", None) or meta.get("path", "")), "scorer": "comparator"
+            + (f" (ONNX, sha256 {model.sha256})" if onnx_file else " (checkpoint)"),
+            "data": str(ds.root), "split": split, "caveat": caveat, "same_data_as_training": same_data,
+            "products_not_trained_on": sorted({r.product for r in recs} - set(meta["products"]))}
+
+
+def _alignment(recs, fs) -> dict:
+    return {"unreadable": [r.rel for r, w in fs.not_aligned if w.startswith("unreadable")],
+            "not_aligned": [{"path": r.rel, "label": r.label, "defect": r.extra.get("defect", ""), "reason": w}
+                            for r, w in fs.not_aligned],
+            "not_aligned_policy": "p_counterfeit=0.5 and verdict INCONCLUSIVE; counted in every metric",
+            "alignment": {"photos": len(recs), "aligned": len(fs),
+                          "reasons": dict(Counter(w for _, w in fs.not_aligned))}}
 
 
 def _f(x, digits: int = 4) -> str:
