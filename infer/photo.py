@@ -233,6 +233,8 @@ def load_photo_scaled(src, min_side: int | None = None) -> tuple[Image.Image, tu
         raise PhotoError(name, kind, f"{'truncated file' if kind == 'truncated' else 'cannot decode'} ({msg})") from None
     except (ValueError, SyntaxError, EOFError) as e:
         raise PhotoError(name, "unreadable", f"cannot decode ({e})") from None
+    except MemoryError:   # a handheld's or a worker's address-space limit, below MAX_PIXELS' worth
+        raise PhotoError(name, "too_large", f"not enough memory to decode {w}x{h} ({w * h / 1e6:.0f} MP)") from None
     if im.format in ("JPEG", "MPO") and (filled := _grey_filled_rows(im)):
         raise PhotoError(name, "truncated", f"truncated file: the JPEG data ends early and the decoder filled the "
                                             f"last {filled / im.size[1]:.0%} of rows with grey; refused, never judged")

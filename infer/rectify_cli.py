@@ -61,7 +61,15 @@ def main(args) -> int:
             print(json.dumps(row) if args.json else f"{e.key}: ERROR {row['error']}",
                   file=sys.stdout if args.json else sys.stderr)
             continue
-        r = rectify(img, templates, face_side=face_side)
+        try:
+            r = rectify(img, templates, face_side=face_side)
+        except MemoryError:   # the full decode fitted, its working copies did not (a 3 GB handheld, 200 MP)
+            codes.append(PHOTO_ERROR)
+            row.update({"product": None, "ok": False, "error_kind": "too_large",
+                        "error": f"not enough memory to rectify {img.width}x{img.height} at full resolution"})
+            print(json.dumps(row) if args.json else f"{e.key}: ERROR {row['error']}",
+                  file=sys.stdout if args.json else sys.stderr)
+            continue
         codes.append(0 if r.ok else REFUSED)
         row.update(r.to_dict())
         row["photo_size"] = [img.width, img.height]

@@ -314,3 +314,25 @@ def test_references_add_records_damaged_entries_and_adds_the_rest(model, tmp_pat
     for n in ("crc.jpg", "deflate.jpg", "header.jpg"):
         assert f"refs.zip!{n}: damaged archive entry" in text
     assert "p (genuine): 3 added, 0 already present, 3 unreadable" in text   # good.jpg and both dup.jpg members
+
+
+def test_a_photo_too_big_for_a_3gb_handheld_is_an_error_and_the_batch_goes_on(tiny_synth, tmp_path):
+    """Under a 3 GB address-space limit (a handheld), a 196 MP JPEG (under the 200 MP limit) decodes but its
+    full-resolution working copies do not fit: rectify reports it as an error naming the file, and goes on."""
+    import resource
+
+    big = tmp_path / "big.jpg"
+    Image.new("RGB", (14000, 14000), (200, 180, 160)).save(big, quality=50)
+    synth = tiny_synth
+    product = sorted(p for p in synth.iterdir() if (p / "template.png").exists())[0]
+    ok = sorted((product / "genuine").glob("*.jpg"))[0]
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+
+    run = subprocess.run([sys.executable, "-m", "genuine", "rectify", str(big), str(ok), "--templates", str(synth),
+                          "--json"], capture_output=True, timeout=300, preexec_fn=limit)
+    rows = [json.loads(line) for line in run.stdout.decode().splitlines()]
+    assert run.returncode != 0 and b"Traceback" not in run.stderr
+    assert rows[0]["path"] == str(big) and rows[0]["error_kind"] == "too_large" and "memory" in rows[0]["error"]
+    assert rows[1]["ok"] and rows[1]["product"] == product.name
