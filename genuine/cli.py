@@ -24,10 +24,7 @@ def _data_check(args) -> int:
 
 
 def _train(args) -> int:
-    comparator = args.arch == "comparator"
-    args.epochs = args.epochs if args.epochs is not None else (40 if comparator else 15)
-    args.patience = args.patience if args.patience is not None else (8 if comparator else 5)
-    if not comparator:
+    if args.arch != "comparator":   # each trainer fills in its own defaults (epochs, patience): DEFAULTS there
         return command("train", "genuine.train.train", WHOLE_EXTRA)(args)
     return command("train", "genuine.train.train_comparator", WHOLE_EXTRA)(args)
 

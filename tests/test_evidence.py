@@ -118,7 +118,7 @@ def test_training_that_stops_early_says_so(tmp_path, capsys):
     import torch
 
     from conftest import parse
-    from genuine.train.train import fit
+    from genuine.train.loop import fit
 
     net = torch.nn.Linear(1, 1)
     opt = torch.optim.SGD(net.parameters(), lr=0.1)
@@ -129,3 +129,18 @@ def test_training_that_stops_early_says_so(tmp_path, capsys):
                   val_metrics=lambda: {"auroc": next(aurocs), "accuracy": 0.5}, describe=lambda r: "")
     assert len(history) == 4
     assert "stopped at epoch 4: no val AUROC gain for 2 epochs; best 0.7100 at epoch 2" in capsys.readouterr().err
+
+
+def test_each_trainer_has_its_own_defaults_without_the_cli():
+    """Epochs and patience left unset take the trainer's own defaults (train/loop.py with_defaults), so a caller of
+    the library gets what the CLI gets; the arguments given are not changed."""
+    from conftest import parse
+    from genuine.train import train, train_comparator
+    from genuine.train.loop import with_defaults
+
+    args = parse(["train", "D", "--out", "x"])
+    assert args.epochs is None and args.patience is None       # the CLI no longer patches them
+    comp = with_defaults(args, train_comparator.DEFAULTS)
+    assert (comp.epochs, comp.patience) == (40, 8) and args.epochs is None
+    whole = with_defaults(parse(["train", "D", "--out", "x", "--arch", "whole", "--epochs", "3"]), train.DEFAULTS)
+    assert (whole.epochs, whole.patience) == (3, 5)

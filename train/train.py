@@ -1,14 +1,14 @@
-"""`genuine train`: train, early-stop on validation AUROC, calibrate, save a self-describing checkpoint.
+"""`genuine train --arch whole`: the whole-photo classifier (the comparator, the default, is train/train_comparator.py):
+train, early-stop on validation AUROC, calibrate, save a self-describing checkpoint.
 
-    genuine train datasets/synthpack --out checkpoints/synthpack --epochs 15
-    genuine train datasets/synthpack --out checkpoints/synthpack --resume     # after a crash
+    genuine train datasets/synthpack --arch whole --out checkpoints/whole --epochs 15
+    genuine train datasets/synthpack --arch whole --out checkpoints/whole --resume     # after a crash
 
 Every random draw of epoch e is a function of (seed, e): the photo order, the augmentation
 of each photo and torch's own RNG. So --resume from last.pt continues exactly.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
@@ -22,29 +22,18 @@ from tqdm import tqdm
 
 from genuine.infer.errors import UsageError
 from genuine.infer.preprocess import spec
-from genuine.infer.runtime import weak_model_warning
 from genuine.train import checkpoint
 from genuine.train.calibrate import fit_temperature, operating_point, sigmoid
 from genuine.train.data import PhotoSet, fingerprint, items, select
 from genuine.train.distributed import global_batches
 from genuine.train.layout import discover
+from genuine.train.loop import fit, save_calibrated, versions, with_defaults
 from genuine.train.losses import order_seed, torch_seed
 from genuine.train.metrics import binary_metrics
 from genuine.train.model import GenuineNet, file_sha256, resolve_weights
 
 AUX_WEIGHT = 0.2     # product and embedding heads: helpers, not the goal
 EMBED_SCALE = 16.0   # cosine-softmax temperature for the embedding's (product, label) proxies
-
-
-def versions() -> dict:
-    import albumentations
-    import timm
-    import torchvision
-
-    from genuine import __version__
-
-    return {"genuine": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "timm": timm.__version__, "albumentations": albumentations.__version__}
 
 
 def losses(net, out, y, prod, pos_weight):
@@ -117,12 +106,11 @@ def start_from(net, ckpt: dict, args) -> None:
           f"{'; new: ' + ', '.join(fresh) if fresh else ''}", file=sys.stderr)
 
 
-def _log(out_dir: Path, row: dict) -> None:
-    with open(out_dir / "log.jsonl", "a") as fh:
-        fh.write(json.dumps(row) + "\n")
+DEFAULTS = {"epochs": 15, "patience": 5}
 
 
 def main(args) -> int:
+    args = with_defaults(args, DEFAULTS)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:   # each process would train its own copy into the same folder
         raise UsageError("torchrun: data-parallel training is for the comparator with --train-backbone; the "
                          "whole-photo classifier trains in one process (its BatchNorm statistics are per batch)")
@@ -186,47 +174,6 @@ def main(args) -> int:
     return finish(out_dir, val_set, device, args, history)
 
 
-def fit(net, opt, sched, meta: dict, out_dir: Path, args, resume, run_epoch, val_metrics, describe,
-        main: bool = True) -> list[dict]:
-    """The epoch loop every trainer shares: continue a resume state, train (run_epoch(e) -> row), validate
-    (val_metrics() -> binary_metrics), early-stop on val AUROC and say so, write best.pt and last.pt atomically
-    (only the main process under torchrun: every process takes the same decisions from the same val metrics).
-    Returns the history."""
-    start, best, history, stale = 0, {"auroc": -1.0, "epoch": -1}, [], 0
-    if resume is not None:
-        net.load_state_dict(resume["model"])
-        opt.load_state_dict(resume["optimizer"])
-        sched.load_state_dict(resume["scheduler"])
-        start, best, history, stale = resume["epoch"] + 1, resume["best"], resume["history"], resume["stale"]
-        print(f"resuming after epoch {start} (best val AUROC {best['auroc']:.4f} at epoch {best['epoch'] + 1})",
-              file=sys.stderr)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for epoch in range(start, args.epochs):
-        if stale >= args.patience:
-            print(f"stopped at epoch {epoch}: no val AUROC gain for {stale} epochs; best {best['auroc']:.4f} at "
-                  f"epoch {best['epoch'] + 1}", file=sys.stderr)
-            break
-        t0 = time.perf_counter()
-        row = {"epoch": epoch + 1, **run_epoch(epoch)}
-        m = val_metrics()
-        row.update({"val_auroc": m["auroc"], "val_accuracy": m["accuracy"], "lr": opt.param_groups[0]["lr"],
-                    "seconds": round(time.perf_counter() - t0, 2)})
-        improved = (m["auroc"] or 0.0) > best["auroc"] + 1e-6
-        best, stale = ({"auroc": m["auroc"] or 0.0, "epoch": epoch}, 0) if improved else (best, stale + 1)
-        history.append(row)
-        if not main:
-            continue
-        _log(out_dir, row)
-        print(f"epoch {epoch + 1}/{args.epochs}  loss {row['train_loss']:.4f}  val AUROC {m['auroc']:.4f}  "
-              f"{describe(row)}{'  *best' if improved else ''}", file=sys.stderr)
-        if improved:
-            checkpoint.save(out_dir / "best.pt", {"model": net.state_dict(), "meta": {**meta, "epoch": epoch + 1}})
-        checkpoint.save(out_dir / "last.pt", {"model": net.state_dict(), "optimizer": opt.state_dict(),
-                                              "scheduler": sched.state_dict(), "epoch": epoch, "best": best,
-                                              "history": history, "stale": stale, "meta": meta})
-    return history
-
-
 def finish(out_dir: Path, val_set, device, args, history) -> int:
     """Calibrate the best model on validation data and store everything a deployment needs in best.pt."""
     ckpt = checkpoint.load(out_dir / "best.pt")
@@ -243,17 +190,3 @@ def finish(out_dir: Path, val_set, device, args, history) -> int:
     return save_calibrated(out_dir, ckpt, temp, "temperature scaling on val", op, val, history, args.data, "")
 
 
-def save_calibrated(out_dir: Path, ckpt: dict, temp: float, method: str, op: dict, val: dict, history: list,
-                    data, what: str) -> int:
-    """Store calibration, thresholds and val metrics in best.pt; say what was measured and what comes next."""
-    ckpt["meta"].update({"calibration": {"temperature": temp, "method": method},
-                         "thresholds": op, "metrics": {"val": val}, "history": history,
-                         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-    checkpoint.save(out_dir / "best.pt", ckpt)
-    print(f"val (calibrated, T={temp:.3f}{what}): AUROC {val['auroc']:.4f}  TPR@1%FPR {val['tpr_at_fpr_1pct']:.3f}  "
-          f"ECE {val['ece']:.4f} (was {val['uncalibrated_ece']:.4f})  coverage {op['coverage']:.3f}")
-    if warning := weak_model_warning(ckpt["meta"]):
-        print(f"WARNING: {warning}", file=sys.stderr)
-    print(f"Results saved to {out_dir / 'best.pt'} (log: {out_dir / 'log.jsonl'})")
-    print(f"Next: genuine evaluate {out_dir / 'best.pt'} {data} --split test")
-    return 0

@@ -19,11 +19,14 @@ import os
 import sys
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 
+from genuine.infer.contract import is_comparator
 from genuine.infer.errors import GenuineError
 from genuine.infer.templates import load_templates
 from genuine.train import backbones, checkpoint, comparator_frozen, distributed
@@ -34,8 +37,11 @@ from genuine.train.data import fingerprint, items, select
 from genuine.train.face_data import FaceSet, twin_pairs
 from genuine.train.layout import discover
 from genuine.train.metrics import binary_metrics
-from genuine.train.train import fit, save_calibrated, versions
+from genuine.train.loop import fit, save_calibrated, versions, with_defaults
 from genuine.train.variation_fusion import fit_fusion, variation_scores
+
+
+DEFAULTS = {"epochs": 40, "patience": 8}   # with_defaults: the library's own, for callers other than the CLI
 
 
 class TrainError(GenuineError, ValueError):
@@ -87,39 +93,90 @@ def _quiet() -> None:
     sys.excepthook = lambda *exc: traceback.print_exception(*exc, file=sys.__stderr__)
 
 
+@dataclass
+class Mode:
+    """How the comparator learns: the frozen backbone (heads on cached features) or end to end (--train-backbone)."""
+    y: np.ndarray                 # labels of what one epoch sees (every view)
+    groups: list                  # optimizer parameter groups
+    views: int | None             # frozen: views per train face; end to end: None (fresh every epoch)
+    epoch: Callable               # epoch(opt, sched, pos_weight) -> run_epoch(e) -> row
+    val_logits: Callable          # val_logits(net) -> logits of the val faces
+
+
 def _main(args, dist) -> int:
-    if dist.on:
-        if not args.train_backbone:
-            raise TrainError("torchrun: data-parallel training is for --train-backbone (the backbone learns); the "
-                             "default frozen mode trains the heads on cached features in minutes in one process")
-        if args.batch < dist.world:
-            raise TrainError(f"--batch {args.batch}: the global batch must hold at least one face per process "
-                             f"({dist.world})")
-        if not dist.main:
-            _quiet()
+    args = with_defaults(args, DEFAULTS)
+    _check_distributed(args, dist)
     out_dir = Path(args.out)
     torch.manual_seed(args.seed)
     ds = discover(args.data)
+    resume, start_ckpt, weights = _starting_point(args, out_dir)
+    sets, size, fp, skipped = load_sets(args, ds)
+    tr, va = sets["train"], sets["val"]
+    if resume is not None:
+        old = resume["meta"]
+        if not is_comparator(old) or old["data"]["fingerprint"] != fp or old["backbone"] != args.backbone \
+                or old["face_size"] != list(size):
+            raise TrainError(f"--resume: {out_dir / 'last.pt'} was trained on other data, backbone or size")
+    net = _network(args, start_ckpt, weights)
+    if tr.labels.min(initial=1) == tr.labels.max(initial=0):
+        raise TrainError(f"{ds.root}: the aligned train photos hold only one class; the comparator needs both")
+    mode = _end_to_end(net, tr, va, args, dist) if args.train_backbone else _frozen(net, tr, va, args)
+    y = mode.y
+    pos_weight = torch.tensor((len(y) - y.sum()) / max(y.sum(), 1.0))  # balance the classes
+    opt = torch.optim.AdamW(mode.groups, lr=args.lr, weight_decay=0.01)
+    sched = _warmup_cosine(opt, math.ceil(len(y) / args.batch), args.epochs)
+    meta = {"format": checkpoint.FORMAT, "arch": "comparator", "comparator": net.config(),
+            "backbone": args.backbone, "face_size": list(size), "labels": ["genuine", "counterfeit"],
+            "score": "probability of counterfeit", "products": tr.names, "excluded_products": skipped,
+            "data": {"root": str(ds.root), "fingerprint": fp, "train_photos": len(tr), "val_photos": len(va),
+                     "train_not_aligned": len(tr.not_aligned), "val_not_aligned": len(va.not_aligned),
+                     "views": mode.views, "manifest": ds.manifest is not None},
+            "weights": weights, "versions": versions(),
+            "args": {kk: v for kk, v in vars(args).items() if kk != "func"}}
+    history = fit(net, opt, sched, meta, out_dir, args, resume, mode.epoch(opt, sched, pos_weight),
+                  val_metrics=lambda: binary_metrics(va.labels, sigmoid(mode.val_logits(net))),
+                  describe=_describe, main=dist.main)
+    if not dist.main:
+        return 0   # rank 0 calibrates and writes best.pt
+    return finish(out_dir, mode.val_logits, va, args, history, tr)
+
+
+def _describe(row: dict) -> str:
+    twins = f"twins {row['rank_loss']:.3f}  " if row.get("rank_loss") is not None else ""
+    return f"{twins}{row['pairs_per_s']:.0f} pairs/s  {row['seconds']:.1f}s"
+
+
+def _check_distributed(args, dist) -> None:
+    if not dist.on:
+        return
+    if not args.train_backbone:
+        raise TrainError("torchrun: data-parallel training is for --train-backbone (the backbone learns); the "
+                         "default frozen mode trains the heads on cached features in minutes in one process")
+    if args.batch < dist.world:
+        raise TrainError(f"--batch {args.batch}: the global batch must hold at least one face per process "
+                         f"({dist.world})")
+    if not dist.main:
+        _quiet()
+
+
+def _starting_point(args, out_dir: Path):
+    """(last.pt to resume or None, a comparator checkpoint to fine-tune from or None, the weights record)."""
     resume = checkpoint.load(out_dir / "last.pt") if args.resume else None
     if resume is None and (out_dir / "last.pt").exists():
         raise TrainError(f"{out_dir} already holds a run; pass --resume to continue it or choose another --out")
     start_ckpt = checkpoint.load(args.finetune) if args.finetune and resume is None else None
     if resume is not None:
-        weights = resume["meta"]["weights"]
-    elif start_ckpt is not None:
-        if start_ckpt["meta"].get("arch") != "comparator" or start_ckpt["meta"]["backbone"] != args.backbone:
+        return resume, None, resume["meta"]["weights"]
+    if start_ckpt is not None:
+        if not is_comparator(start_ckpt["meta"]) or start_ckpt["meta"]["backbone"] != args.backbone:
             raise TrainError(f"--finetune {args.finetune}: not a {args.backbone} comparator checkpoint")
         src = checkpoint.resolve(args.finetune)
-        weights = {"source": "finetune", "path": str(src), "sha256": backbones.file_sha256(src)}
-    else:  # before aligning anything: a missing weights file is the first thing to hear about
-        weights = backbones.resolve_weights(args.backbone, args.weights)
-    sets, size, fp, skipped = load_sets(args, ds)
-    tr, va = sets["train"], sets["val"]
-    if resume is not None:
-        old = resume["meta"]
-        if old.get("arch") != "comparator" or old["data"]["fingerprint"] != fp or old["backbone"] != args.backbone \
-                or old["face_size"] != list(size):
-            raise TrainError(f"--resume: {out_dir / 'last.pt'} was trained on other data, backbone or size")
+        return None, start_ckpt, {"source": "finetune", "path": str(src), "sha256": backbones.file_sha256(src)}
+    # before aligning anything: a missing weights file is the first thing to hear about
+    return None, None, backbones.resolve_weights(args.backbone, args.weights)
+
+
+def _network(args, start_ckpt, weights) -> Comparator:
     net = Comparator(args.backbone, freeze_backbone=True)
     if start_ckpt is not None:
         net.load_state_dict(start_ckpt["model"])   # the backbone and the heads: a new start for new products
@@ -128,71 +185,63 @@ def _main(args, dist) -> int:
     print(f"backbone {args.backbone} ({'stride 8+ learning' if args.train_backbone else 'frozen'})"
           f", weights: {weights['source']}"
           f"{' (' + weights['path'] + ')' if 'path' in weights else ' (random init)'}", file=sys.stderr)
-    if tr.labels.min(initial=1) == tr.labels.max(initial=0):
-        raise TrainError(f"{ds.root}: the aligned train photos hold only one class; the comparator needs both")
+    return net
 
-    t0 = time.perf_counter()
-    e2e = bool(args.train_backbone)
-    if e2e:   # the backbone learns too: fresh views every epoch (train/comparator_e2e.py)
-        from genuine.train import comparator_e2e
 
-        device = torch.device(args.device)
-        net.to(device)
-        params = comparator_e2e.prepare(net)
-        step = dist.wrap(comparator_e2e.FaceScore(net))   # DistributedDataParallel under torchrun
-        data = comparator_e2e.FaceViews(tr, args.seed)
-        pairs = twin_pairs(tr)
-        twins = comparator_e2e.TwinViews(tr, pairs, args.seed) if len(pairs) else None
-        if twins is not None:
-            print(f"{len(pairs)} counterfeit/genuine twin pairs: ranking loss on", file=sys.stderr)
-        y = tr.labels
-        run_epoch = lambda e: comparator_e2e.train_one_epoch(net, data, tr.templates, opt, sched, e, args,  # noqa
-                                                             pos_weight.to(device), twins, dist, step)
-        val_logits = lambda n: comparator_e2e.logits(n, va)  # noqa: E731
-        groups = [{"params": [p for p in params if not any(p is q for q in net.heads.parameters())],
-                   "lr": args.lr * 0.1}, {"params": list(net.heads.parameters())}]
-    else:     # frozen backbone: features once, heads on them
-        k = max(1, args.views)
-        pairs = twin_pairs(tr)
-        keys = np.arange(len(tr))
-        keys[pairs[:, 1]] = pairs[:, 0]
-        feats = extract(net, views(tr.faces, k, args.seed, keys), label="features of train views")
-        y, product = np.tile(tr.labels, k), np.tile(tr.product, k)
-        twins = np.concatenate([pairs + v * len(tr) for v in range(k)]) if len(pairs) else None
-        where = twin_targets(feats, twins) if twins is not None and args.where else None
-        if twins is not None:
-            print(f"{len(pairs)} counterfeit/genuine twin pairs: ranking loss on"
-                  f"{', heatmap targets from their differences' if where is not None else ''}", file=sys.stderr)
-        tfeats = extract(net, tr.templates)
-        vfeats, vt = extract(net, va.faces), extract(net, va.templates)
-        print(f"features of {len(y)} train views, {len(va)} val faces and {len(tr.names)} templates in "
-              f"{time.perf_counter() - t0:.0f}s", file=sys.stderr)
-        run_epoch = lambda e: comparator_frozen.train_one_epoch(  # noqa: E731
-            net, feats, tfeats, y, product, opt, sched, e, args, pos_weight, twins, where)
-        val_logits = lambda n: logits_of(n, vfeats, vt, va.product)  # noqa: E731
-        groups = [{"params": list(net.heads.parameters())}]
-
-    pos_weight = torch.tensor((len(y) - y.sum()) / max(y.sum(), 1.0))  # balance the classes
-    opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=0.01)
-    steps = math.ceil(len(y) / args.batch)
-    total = steps * args.epochs
-    sched = torch.optim.lr_scheduler.LambdaLR(
+def _warmup_cosine(opt, steps: int, epochs: int):
+    """Linear warm-up over the first epoch's steps, cosine decay to zero over the run."""
+    total = steps * epochs
+    return torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / steps) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, total)))))
-    meta = {"format": checkpoint.FORMAT, "arch": "comparator", "comparator": net.config(),
-            "backbone": args.backbone, "face_size": list(size), "labels": ["genuine", "counterfeit"],
-            "score": "probability of counterfeit", "products": tr.names, "excluded_products": skipped,
-            "data": {"root": str(ds.root), "fingerprint": fp, "train_photos": len(tr), "val_photos": len(va),
-                     "train_not_aligned": len(tr.not_aligned), "val_not_aligned": len(va.not_aligned),
-                     "views": None if e2e else k, "manifest": ds.manifest is not None},
-            "weights": weights, "versions": versions(),
-            "args": {kk: v for kk, v in vars(args).items() if kk != "func"}}
-    history = fit(net, opt, sched, meta, out_dir, args, resume, run_epoch,
-                  val_metrics=lambda: binary_metrics(va.labels, sigmoid(val_logits(net))),
-                  describe=lambda r: (f"twins {r['rank_loss']:.3f}  " if r.get("rank_loss") is not None else "")
-                  + f"{r['pairs_per_s']:.0f} pairs/s  {r['seconds']:.1f}s", main=dist.main)
-    if not dist.main:
-        return 0   # rank 0 calibrates and writes best.pt
-    return finish(out_dir, val_logits, va, args, history, tr)
+
+
+def _end_to_end(net: Comparator, tr: FaceSet, va: FaceSet, args, dist) -> Mode:
+    """The backbone learns too: fresh views every epoch (train/comparator_e2e.py)."""
+    from genuine.train import comparator_e2e   # DataLoader workers and DDP: only when the backbone learns
+
+    device = torch.device(args.device)
+    net.to(device)
+    params = comparator_e2e.prepare(net)
+    step = dist.wrap(comparator_e2e.FaceScore(net))   # DistributedDataParallel under torchrun
+    data = comparator_e2e.FaceViews(tr, args.seed)
+    pairs = twin_pairs(tr)
+    twins = comparator_e2e.TwinViews(tr, pairs, args.seed) if len(pairs) else None
+    if twins is not None:
+        print(f"{len(pairs)} counterfeit/genuine twin pairs: ranking loss on", file=sys.stderr)
+
+    def epoch(opt, sched, pos_weight):
+        return lambda e: comparator_e2e.train_one_epoch(net, data, tr.templates, opt, sched, e, args,
+                                                        pos_weight.to(device), twins, dist, step)
+    heads = list(net.heads.parameters())
+    groups = [{"params": [p for p in params if not any(p is q for q in heads)], "lr": args.lr * 0.1},
+              {"params": heads}]
+    return Mode(tr.labels, groups, None, epoch, lambda n: comparator_e2e.logits(n, va))
+
+
+def _frozen(net: Comparator, tr: FaceSet, va: FaceSet, args) -> Mode:
+    """Frozen backbone: the features of --views views of every train face once, the heads learn on them."""
+    t0 = time.perf_counter()
+    k = max(1, args.views)
+    pairs = twin_pairs(tr)
+    keys = np.arange(len(tr))
+    keys[pairs[:, 1]] = pairs[:, 0]     # a twin pair shares one augmentation: only the defect differs
+    feats = extract(net, views(tr.faces, k, args.seed, keys), label="features of train views")
+    y, product = np.tile(tr.labels, k), np.tile(tr.product, k)
+    twins = np.concatenate([pairs + v * len(tr) for v in range(k)]) if len(pairs) else None
+    where = twin_targets(feats, twins) if twins is not None and args.where else None
+    if twins is not None:
+        print(f"{len(pairs)} counterfeit/genuine twin pairs: ranking loss on"
+              f"{', heatmap targets from their differences' if where is not None else ''}", file=sys.stderr)
+    tfeats = extract(net, tr.templates)
+    vfeats, vt = extract(net, va.faces), extract(net, va.templates)
+    print(f"features of {len(y)} train views, {len(va)} val faces and {len(tr.names)} templates in "
+          f"{time.perf_counter() - t0:.0f}s", file=sys.stderr)
+
+    def epoch(opt, sched, pos_weight):
+        return lambda e: comparator_frozen.train_one_epoch(net, feats, tfeats, y, product, opt, sched, e, args,
+                                                           pos_weight, twins, where)
+    return Mode(y, [{"params": list(net.heads.parameters())}], k, epoch,
+                lambda n: logits_of(n, vfeats, vt, va.product))
 
 
 def fuse(args, tr: FaceSet, va: FaceSet, p: np.ndarray, op: dict) -> dict:
