@@ -33,7 +33,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="genuine", description="Tell genuine goods from counterfeits by their photos.")
     p.add_argument("--version", action="version", version=f"genuine {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    for add in (_synth, _data, _train_parser, _evaluate, _export, _inspect, _rectify, _scan, _references):
+        add(sub)
+    return p
 
+
+def _synth(sub) -> None:
+    """`genuine synth`."""
     s = sub.add_parser("synth", help="generate SynthPack, the synthetic packaging benchmark",
                        description="Generate SynthPack: packaging designs, physical items with genuine variation, "
                                    "counterfeits with defect families, photographed as on a handheld.")
@@ -59,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                           "one counterfeit of each defect family, with crops")
     s.set_defaults(func=command("synth", "genuine.train.synthpack.generate", ["matplotlib"]))
 
+
+def _data(sub) -> None:
+    """`genuine data`."""
     d = sub.add_parser("data", help="check or split a dataset",
                        description="Dataset tools for ROOT/<product>/<genuine|counterfeit>/* or ROOT/<genuine|counterfeit>/*.")
     dsub = d.add_subparsers(dest="data_command", metavar="ACTION")
@@ -105,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     dl.set_defaults(func=command("data list", "genuine.train.data_list"))
     d.set_defaults(func=lambda a: (d.print_help(), 2)[1])
 
+
+def _train_parser(sub) -> None:
+    """`genuine train`."""
     t = sub.add_parser("train", help="train a model (needs the train extra)",
                        description="Train on DATA's train split, early-stop on val AUROC, calibrate on val and write "
                                    "OUT/best.pt (model + metadata) and OUT/last.pt (resume state). The default "
@@ -155,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="at most this share of counterfeits called GENUINE; between the two: INCONCLUSIVE (default 0.05)")
     t.set_defaults(func=_train)
 
+
+def _evaluate(sub) -> None:
+    """`genuine evaluate`."""
     e = sub.add_parser("evaluate", help="evaluate a checkpoint (or the training-free aligned baseline): AUROC, "
                                         "TPR at fixed FPR, calibration, coverage",
                        description="Evaluate a checkpoint on a split: report.json and plots (ROC, score histograms, "
@@ -179,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                           "aligned faces are cached under DATA/.cache/ or $GENUINE_CACHE")
     e.set_defaults(func=command("evaluate", "genuine.train.evaluate", WHOLE_EXTRA))
 
+
+def _export(sub) -> None:
+    """`genuine export`."""
     x = sub.add_parser("export", help="export a checkpoint to one self-describing ONNX file (+ model card)",
                        description="Export to ONNX (uint8 NHWC input; normalisation, temperature and metadata inside), "
                                    "check onnxruntime against torch on real photos, optionally quantize to INT8.")
@@ -189,6 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--calib", metavar="DATA", help="dataset for calibration and parity photos (default: the training data)")
     x.set_defaults(func=command("export", "genuine.train.export", WHOLE_EXTRA))
 
+
+def _inspect(sub) -> None:
+    """`genuine inspect`."""
     i = sub.add_parser("inspect", help="inspect photos with an ONNX model: verdict, score, reason, heatmap",
                        description="Inspect photos on the device (no torch). Exit codes: 0 all GENUINE, 1 any SUSPECT, "
                                    "2 any INCONCLUSIVE (and none SUSPECT), 3 a photo could not be read, "
@@ -208,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
                                       "templates are matched, so a product that look-alikes hide is still inspected")
     i.set_defaults(func=command("inspect", "genuine.infer.inspect_cli"))
 
+
+def _rectify(sub) -> None:
+    """`genuine rectify`."""
     rc = sub.add_parser("rectify", help="find the product's face in photos and warp it into its template's frame",
                         description="Match photos against product templates (SIFT, RANSAC homography, sanity checks): "
                                     "one line per photo with the product, inliers and the reason when refused; with "
@@ -226,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument("--threads", type=count(0), default=1, help="OpenCV threads (default 1, as on a handheld)")
     rc.set_defaults(func=command("rectify", "genuine.infer.rectify_cli"))
 
+
+def _scan(sub) -> None:
+    """`genuine scan`."""
     sc = sub.add_parser("scan", help="batch-check photo folders, zip archives or path lists; resumable",
                         description="Scan folders (recursive), zip archives (read in place) and path lists (@FILE, or - "
                                     "for stdin). Appends every finished photo to RUN_DIR/results.jsonl; a rerun with the "
@@ -253,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="exit non-zero when any photo has this outcome (comma-separated)")
     sc.set_defaults(func=command("scan", "genuine.infer.scan"))
 
+
+def _references(sub) -> None:
+    """`genuine references`."""
     r = sub.add_parser("references", help="reference photos of genuine products (and known fakes) per product",
                        description="A gallery of reference photos per product (SQLite). Inspections with --references use "
                                    "it at once: the product is identified from the nearest references and similarity "
@@ -285,6 +315,12 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--genuine-photos", nargs="+", default=[], metavar="PHOTO",
                    help="photos of genuine units (files, folders, zip archives), aligned to the product's template "
                         "and kept: their variation is what a comparator's verdict is fused with (at least 5)")
+    _references_manage(rsub)
+    r.set_defaults(func=command("references", "genuine.infer.references_cli"))
+
+
+def _references_manage(rsub) -> None:
+    """`genuine references list | remove | export | import | reembed | calibrate`."""
     ls = rsub.add_parser("list", help="references and templates per product")
     ls.add_argument("--db", required=True)
     ls.add_argument("--product")
@@ -314,8 +350,6 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--max-miss", type=float, default=0.05)
     # Fitting is training-side work (scikit-learn): train.fusion, not the torch-free references module.
     ca.set_defaults(func=command("references calibrate", "genuine.train.fusion", ["sklearn"]))
-    r.set_defaults(func=command("references", "genuine.infer.references_cli"))
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:
