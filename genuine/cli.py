@@ -16,6 +16,7 @@ import sys
 
 from genuine import __version__
 from genuine.dispatch import WHOLE_EXTRA, command, count
+from genuine.train import backbone_names
 
 
 def _data_check(args) -> int:
@@ -124,9 +125,7 @@ def _train_parser(sub) -> None:
                                    "with that template; --arch whole is the older whole-photo classifier.")
     t.add_argument("data", help="dataset folder with train/val splits (see genuine data split)")
     t.add_argument("--out", required=True, help="run folder, e.g. checkpoints/synthpack")
-    t.add_argument("--backbone", default="efficientnet_lite0",
-                   choices=["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "mobilenet_v3_large",
-                            "mobilenet_v3_small", "efficientnet_b0", "resnet50"],
+    t.add_argument("--backbone", default=backbone_names.DEFAULT, choices=backbone_names.NAMES,
                    help="backbone (default efficientnet_lite0: made for phones; ImageNet weights from its pip package)")
     t.add_argument("--arch", choices=["comparator", "whole"], default="comparator",
                    help="comparator (default): rectified face against its template; whole: whole-photo classifier")

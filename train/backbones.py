@@ -25,10 +25,8 @@ import torch
 import torch.nn as nn
 
 from genuine.infer.errors import GenuineError
+from genuine.train.backbone_names import LITE, NAMES, TORCHVISION  # noqa: F401 (the API: backbones.NAMES)
 
-LITE = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
-TORCHVISION = ("mobilenet_v3_large", "mobilenet_v3_small", "efficientnet_b0", "resnet50")
-NAMES = LITE + TORCHVISION
 
 
 class WeightsError(GenuineError, RuntimeError):
