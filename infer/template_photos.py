@@ -179,42 +179,11 @@ def template_from_photos(product: str, photos: list, source: str = "", inset: fl
     not fatal; RectifyError when none is usable or the median has too few keypoints. With one usable photo
     the template is that whole photo, background included (refused gets an entry with index -1 saying so)."""
     lim = {**LIMITS, **(limits or {})}
-    refused, rgbs, feats, idx = [], [], [], []
-    for i, p in enumerate(photos):
-        try:
-            rgb = np.asarray(load_photo(p))
-        except PhotoError as e:
-            refused.append((i, e.reason))
-            continue
-        kp, desc = describe(rgb, MATCH_SIDE)
-        if len(kp) < 2 * lim["min_inliers"]:
-            refused.append((i, f"only {len(kp)} keypoints: no printed detail in view"))
-            continue
-        rgbs.append(rgb)
-        feats.append((kp, desc, min(1.0, MATCH_SIDE / max(rgb.shape[:2]))))
-        idx.append(i)
+    rgbs, feats, idx, refused = _usable(photos, lim)
     if not rgbs:
         raise RectifyError(f"template {source or product}: none of the {len(photos)} photo(s) is usable"
                            + "".join(f"; #{i}: {r}" for i, r in refused))
-    pair: dict = {}  # one fit per unordered pair serves both directions
-
-    def fit(r: int, j: int):
-        key = (min(r, j), max(r, j))
-        if key not in pair:
-            pair[key] = _fit_pair(feats[key[0]], feats[key[1]], lim)
-        H, i0, i1, why = pair[key]
-        if H is None:
-            return None, None, why
-        return (H, i0, None) if r == key[0] else (np.linalg.inv(H), i1, None)   # H: r -> j; r's inliers
-
-    best = None
-    for r in range(min(len(rgbs), MAX_CANDIDATES)):
-        fits = {j: fit(r, j) for j in range(len(rgbs)) if j != r}
-        good = [f for f in fits.values() if f[0] is not None]
-        score = (len(good), sum(len(f[1]) for f in good))
-        if best is None or score > best[1]:
-            best = (r, score, fits)
-    r, _, fits = best
+    r, fits = _reference(feats, lim)
     refused += [(idx[j], f"does not align with photo #{idx[r]}: {f[2]}") for j, f in fits.items() if f[0] is None]
     aligned = [j for j, f in fits.items() if f[0] is not None]
     ref, kp = rgbs[r], feats[r][0]
@@ -230,30 +199,82 @@ def template_from_photos(product: str, photos: list, source: str = "", inset: fl
         s = min(1.0, max_side / max(ref.shape[:2]))
         w, h = max(1, round(ref.shape[1] * s)), max(1, round(ref.shape[0] * s))
         A, core = np.linalg.inv(pixel_scaling(s)), (0, 0, w, h)
-    faces, valid = _warp_all(rgbs, [(r, np.eye(3))] + [(j, fits[j][0]) for j in aligned], A, w, h)
+    warps = [(r, np.eye(3))] + [(j, fits[j][0]) for j in aligned]
+    faces, valid = _warp_all(rgbs, warps, A, w, h)
     gains = np.ones((1, 3))
     if aligned:  # find the face within the frame, then warp every photo again (from full resolution) into it
-        if len(aligned) >= MIN_AGREEING:
-            quad, gains = _agreed_face(faces, valid, core, inset)
-        else:  # too few photos to tell print from background by agreement: the confirmed keypoints' box
-            quad = frame_corners(core[2] - core[0], core[3] - core[1]) + np.array(core[:2])
-            refused.append((-1, f"only {1 + len(aligned)} aligned photos: the template is the box of the keypoints "
-                                f"they share, which may miss the package's edges; {MIN_AGREEING + 1} or more "
-                                f"find the whole face"))
+        quad, gains = _face_quad(faces, valid, core, inset, len(aligned), refused)
         w = max(1, round((np.linalg.norm(quad[1] - quad[0]) + np.linalg.norm(quad[2] - quad[3])) / 2))
         h = max(1, round((np.linalg.norm(quad[3] - quad[0]) + np.linalg.norm(quad[2] - quad[1])) / 2))
         P = cv2.getPerspectiveTransform(frame_corners(w, h).astype(np.float32), quad.astype(np.float32))
-        faces, valid = _warp_all(rgbs, [(r, np.eye(3))] + [(j, fits[j][0]) for j in aligned], A @ P, w, h)
-    stack, ok = faces, valid
-    med = np.full((h, w, 3), PAD, np.uint8)   # where no photo has pixels (a padded edge): rectify's grey
+        faces, valid = _warp_all(rgbs, warps, A @ P, w, h)
+    med = _median(faces, valid, gains, w, h)
+    t = Template.from_image(product, med, source or f"median of {1 + len(aligned)} photos")
+    return t, sorted(refused, key=lambda x: x[0])
+
+
+def _usable(photos: list, lim: dict):
+    """(RGB arrays, (keypoints, descriptors, matching scale) each, their indices in photos, refused)."""
+    refused, rgbs, feats, idx = [], [], [], []
+    for i, p in enumerate(photos):
+        try:
+            rgb = np.asarray(load_photo(p))
+        except PhotoError as e:
+            refused.append((i, e.reason))
+            continue
+        kp, desc = describe(rgb, MATCH_SIDE)
+        if len(kp) < 2 * lim["min_inliers"]:
+            refused.append((i, f"only {len(kp)} keypoints: no printed detail in view"))
+            continue
+        rgbs.append(rgb)
+        feats.append((kp, desc, min(1.0, MATCH_SIDE / max(rgb.shape[:2]))))
+        idx.append(i)
+    return rgbs, feats, idx, refused
+
+
+def _reference(feats: list, lim: dict):
+    """The photo that aligns with the most others (ties: the most inlier matches, then the first) among the first
+    MAX_CANDIDATES, and its fits to every other photo: (index, {j: (H r -> j or None, r's inliers, why)})."""
+    pair: dict = {}  # one fit per unordered pair serves both directions
+
+    def fit(r: int, j: int):
+        key = (min(r, j), max(r, j))
+        if key not in pair:
+            pair[key] = _fit_pair(feats[key[0]], feats[key[1]], lim)
+        H, i0, i1, why = pair[key]
+        if H is None:
+            return None, None, why
+        return (H, i0, None) if r == key[0] else (np.linalg.inv(H), i1, None)   # H: r -> j; r's inliers
+
+    best = None
+    for r in range(min(len(feats), MAX_CANDIDATES)):
+        fits = {j: fit(r, j) for j in range(len(feats)) if j != r}
+        good = [f for f in fits.values() if f[0] is not None]
+        score = (len(good), sum(len(f[1]) for f in good))
+        if best is None or score > best[1]:
+            best = (r, score, fits)
+    return best[0], best[2]
+
+
+def _face_quad(faces, valid, core, inset: float, n_aligned: int, refused: list):
+    """(the face's quadrilateral in the frame, per-photo gains): where the photos agree, or with fewer than
+    MIN_AGREEING aligned photos the box of the shared keypoints (and refused says so)."""
+    if n_aligned >= MIN_AGREEING:
+        return _agreed_face(faces, valid, core, inset)
+    refused.append((-1, f"only {1 + n_aligned} aligned photos: the template is the box of the keypoints they "
+                        f"share, which may miss the package's edges; {MIN_AGREEING + 1} or more find the whole face"))
+    return frame_corners(core[2] - core[0], core[3] - core[1]) + np.array(core[:2]), np.ones((1, 3))
+
+
+def _median(stack: np.ndarray, ok: np.ndarray, gains: np.ndarray, w: int, h: int) -> np.ndarray:
+    """The per-pixel median of the aligned photos (gains applied); rectify's grey where no photo has pixels."""
+    med = np.full((h, w, 3), PAD, np.uint8)
     for y in range(0, h, 128):  # row bands: bounded memory for 2048 px templates from many photos
         band = np.where(ok[:, y:y + 128, :, None], stack[:, y:y + 128] * gains[:, None, None, :].astype(np.float32),
                         np.nan)
         seen = ok[:, y:y + 128].any(0)
         med[y:y + 128][seen] = np.clip(np.nanmedian(band[:, seen], axis=0) + 0.5, 0, 255)
-    t = Template.from_image(product, med, source or f"median of {1 + len(aligned)} photos")
-    return t, sorted(refused, key=lambda x: x[0])
-
+    return med
 
 
 MIN_VIEW_INLIERS = 8   # matches a view's keypoint must share with another view or a face template to be kept
