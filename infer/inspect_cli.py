@@ -26,6 +26,34 @@ def _heatmap_path(base: str, k: int, n: int) -> Path:
     return p if n == 1 else p.with_name(f"{p.stem}-{k}{p.suffix or '.png'}")
 
 
+def _declared(args, insp) -> tuple[dict, str | None]:
+    """(inspect's keyword arguments, or the reason --product cannot be used)."""
+    if not args.product:
+        return {}, None
+    if not hasattr(insp, "judge"):
+        return {}, "--product needs a comparator model (it names the template to align to)"
+    if args.product not in insp.templates.products:
+        return {}, (f"--product {printable(args.product)}: no template of it in "
+                    f"{printable(str(args.templates or args.references))}; known: {', '.join(insp.templates.products)}")
+    return {"product": args.product}, None
+
+
+def _heatmaps(args, insp, r, path, k: int):
+    """Write the heatmap PNG(s) of photo k: on the photo (through the homography) and on the face for a comparator;
+    the path written, or None when it could not be (the verdict stands and is printed)."""
+    hp = _heatmap_path(args.heatmap, k, len(args.photos))
+    try:
+        if r.face is not None:   # comparator: on the photo through the homography, and on the face
+            overlay_photo(load_photo(path), r.heatmap, r.H, (r.face.shape[1], r.face.shape[0])).save(hp)
+            overlay_face(r.face, r.heatmap).save(hp.with_name(f"{hp.stem}-face{hp.suffix or '.png'}"))
+        else:
+            overlay(load_photo(path), r.heatmap, insp.size).save(hp)
+    except (OSError, ValueError) as e:
+        print(f"genuine inspect: {printable(path)}: heatmap not written to {hp} ({e})", file=sys.stderr)
+        return None
+    return hp
+
+
 def main(args) -> int:
     from genuine.infer.inspector import Inspector  # onnxruntime import kept off `genuine --help`
 
@@ -41,18 +69,10 @@ def main(args) -> int:
         return MODEL_ERROR
     if warning := weak_model_warning(insp.meta):
         print(f"genuine inspect: {warning}", file=sys.stderr)
-    kw = {}
-    if args.product:
-        if not hasattr(insp, "judge"):
-            print("genuine inspect: --product needs a comparator model (it names the template to align to)",
-                  file=sys.stderr)
-            return USAGE
-        if args.product not in insp.templates.products:
-            print(f"genuine inspect: --product {printable(args.product)}: no template of it in "
-                  f"{printable(str(args.templates or args.references))}; known: {', '.join(insp.templates.products)}",
-                  file=sys.stderr)
-            return USAGE
-        kw["product"] = args.product
+    kw, why = _declared(args, insp)
+    if why:
+        print(f"genuine inspect: {why}", file=sys.stderr)
+        return USAGE
     tty = sys.stdout.isatty() and not args.json
     codes = []
     for k, path in enumerate(args.photos):
@@ -68,18 +88,7 @@ def main(args) -> int:
                 print(f"{name}: ERROR {e.reason}", file=sys.stderr)
             continue
         codes.append(EXIT[r.verdict])
-        hp = None
-        if args.heatmap and r.heatmap is not None:
-            hp = _heatmap_path(args.heatmap, k, len(args.photos))
-            try:
-                if r.face is not None:   # comparator: on the photo through the homography, and on the face
-                    overlay_photo(load_photo(path), r.heatmap, r.H, (r.face.shape[1], r.face.shape[0])).save(hp)
-                    overlay_face(r.face, r.heatmap).save(hp.with_name(f"{hp.stem}-face{hp.suffix or '.png'}"))
-                else:
-                    overlay(load_photo(path), r.heatmap, insp.size).save(hp)
-            except (OSError, ValueError) as e:   # the verdict stands and is printed; only the picture is lost
-                print(f"genuine inspect: {name}: heatmap not written to {hp} ({e})", file=sys.stderr)
-                hp = None
+        hp = _heatmaps(args, insp, r, path, k) if args.heatmap and r.heatmap is not None else None
         if args.json:
             print(json.dumps({**r.to_dict(), **({"heatmap_png": str(hp)} if hp else {})}))
             continue
