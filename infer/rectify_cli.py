@@ -34,6 +34,13 @@ def _face_name(key: str, k: int, used: set) -> str:
     return name
 
 
+def _error(args, row: dict, kind: str, reason: str) -> int:
+    """Report a photo that could not be rectified (JSON on stdout, or a line on stderr); its exit code."""
+    row.update({"product": None, "ok": False, "error": reason, "error_kind": kind})
+    print(json.dumps(row) if args.json else f"{row['path']}: ERROR {reason}", file=sys.stdout if args.json else sys.stderr)
+    return PHOTO_ERROR
+
+
 def main(args) -> int:
     cv2.setNumThreads(args.threads)
     try:
@@ -55,20 +62,13 @@ def main(args) -> int:
                 raise PhotoError(e.key, e.refused_kind, e.refused)
             img = load_photo(read(e))
         except (OSError, PhotoError) as err:
-            codes.append(PHOTO_ERROR)
-            row.update({"product": None, "ok": False, "error": getattr(err, "reason", str(err)),
-                        "error_kind": getattr(err, "kind", "unreadable")})
-            print(json.dumps(row) if args.json else f"{e.key}: ERROR {row['error']}",
-                  file=sys.stdout if args.json else sys.stderr)
+            codes.append(_error(args, row, getattr(err, "kind", "unreadable"), getattr(err, "reason", str(err))))
             continue
         try:
             r = rectify(img, templates, face_side=face_side)
         except MemoryError:   # the full decode fitted, its working copies did not (a 3 GB handheld, 200 MP)
-            codes.append(PHOTO_ERROR)
-            row.update({"product": None, "ok": False, "error_kind": "too_large",
-                        "error": f"not enough memory to rectify {img.width}x{img.height} at full resolution"})
-            print(json.dumps(row) if args.json else f"{e.key}: ERROR {row['error']}",
-                  file=sys.stdout if args.json else sys.stderr)
+            codes.append(_error(args, row, "too_large",
+                                f"not enough memory to rectify {img.width}x{img.height} at full resolution"))
             continue
         codes.append(0 if r.ok else REFUSED)
         row.update(r.to_dict())
