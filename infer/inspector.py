@@ -143,19 +143,33 @@ class PhotoInspector(Inspector):
                 self.fusion = {}  # calibrated for another model's embeddings
         return self._gallery.match(embedding)
 
-    def judge_photo(self, out: dict, q: quality.Quality, source: str) -> Result:
-        """Verdict for one photo from the model's outputs, the references and the quality gate (shared with scans)."""
-        p = float(out["p_counterfeit"])
-        product, conf, tie = None, None, None
-        margin = self.meta.get("product_margin", PRODUCT_MARGIN)   # nearer than this, the product is unknown
+    def _classified(self, out: dict, margin: float):
+        """(product, its probability, the runner-up when within margin) from the model's product head."""
         if "product_prob" in out:
             order = np.argsort(-np.asarray(out["product_prob"]))
             k = int(order[0])
             product, conf = self.model.products[k], float(out["product_prob"][k])
+            tie = None
             if len(order) > 1 and conf - float(out["product_prob"][order[1]]) < margin:
                 tie = (self.model.products[int(order[1])], float(out["product_prob"][order[1]]))
-        elif len(self.model.products) == 1:
-            product = self.model.products[0]
+            return product, conf, tie
+        return (self.model.products[0] if len(self.model.products) == 1 else None), None, None
+
+    def _with_references(self, p: float, th: dict, ref: dict, product: str):
+        """(p, thresholds, note): fused with the closest genuine reference where the fusion is calibrated."""
+        if ref["genuine"] is None:
+            return p, th, f"no genuine references for {product}: classifier only"
+        if "weights" in self.fusion:
+            return (fuse(p, ref, self.fusion), self.fusion["thresholds"],
+                    f"closest genuine reference: {ref['genuine_ref']}, similarity {ref['genuine']:.2f}")
+        return p, th, (f"closest genuine reference: {ref['genuine_ref']}, similarity {ref['genuine']:.2f} "
+                       f"(fusion not calibrated: classifier score)")
+
+    def judge_photo(self, out: dict, q: quality.Quality, source: str) -> Result:
+        """Verdict for one photo from the model's outputs, the references and the quality gate (shared with scans)."""
+        p = float(out["p_counterfeit"])
+        margin = self.meta.get("product_margin", PRODUCT_MARGIN)   # nearer than this, the product is unknown
+        product, conf, tie = self._classified(out, margin)
         th, notes = self.meta["thresholds"], []
         covered = conf is None or conf >= self.meta.get("product_min_confidence", PRODUCT_MIN_CONFIDENCE)
         ref = self._references(out.get("embedding"))
@@ -165,14 +179,8 @@ class PhotoInspector(Inspector):
             tie = None
             if ref.get("runner_up_sim") is not None and ref["nearest"] - ref["runner_up_sim"] < margin:
                 tie = (ref["runner_up"], ref["runner_up_sim"])
-            if ref["genuine"] is None:
-                notes.append(f"no genuine references for {product}: classifier only")
-            elif "weights" in self.fusion:
-                p, th = fuse(p, ref, self.fusion), self.fusion["thresholds"]
-                notes.append(f"closest genuine reference: {ref['genuine_ref']}, similarity {ref['genuine']:.2f}")
-            else:
-                notes.append(f"closest genuine reference: {ref['genuine_ref']}, similarity {ref['genuine']:.2f} "
-                             f"(fusion not calibrated: classifier score)")
+            p, th, note = self._with_references(p, th, ref, product)
+            notes.append(note)
         elif self.refs is not None:
             notes.append("reference database is empty: classifier only")
         if q.issues:
