@@ -90,6 +90,42 @@ def _save(path: Path, **arrays) -> None:
         np.savez(fh, **arrays)
 
 
+def _run(jobs: list, templates: TemplateSet, workers: int, progress: bool) -> list:
+    """Every job rectified (_one), in order, in spawn workers when there are several, with a progress line."""
+    n = min(len(jobs), workers or os.cpu_count() or 1)
+    bar = Progress(len(jobs), progress, label="rectify", unit="photos")
+    if n <= 1:
+        _init(templates)
+        results = [_stepped(_one(j), bar) for j in jobs]
+    else:
+        # spawn, not fork: a fork of a process whose OpenCV threads hold a lock can hang in the child
+        with multiprocessing.get_context("spawn").Pool(n, initializer=_init, initargs=(templates,)) as pool:
+            results = [_stepped(r, bar) for r in pool.imap(_one, jobs, chunksize=max(1, min(16, len(jobs) // (4 * n))))]
+    bar.close()
+    return results
+
+
+def _collect(results: list, idx: list, face_wh: tuple[int, int]) -> "Faces":
+    """One product's Faces from its photos' results (face or None, reason, inliers, seconds, density)."""
+    fw, fh = face_wh
+    faces = np.full((len(idx), fh, fw, 3), PAD, np.uint8)
+    ok, reasons, inliers, secs = np.zeros(len(idx), bool), [], np.zeros(len(idx), int), np.zeros(len(idx))
+    density = np.zeros(len(idx))
+    for j, (face, reason, inliers[j], secs[j], density[j]) in enumerate(results):
+        if face is not None:
+            faces[j], ok[j] = face, True
+        reasons.append(reason)
+    return Faces(np.array(idx), faces, ok, reasons, inliers, secs, density)
+
+
+def _cache(f: Path, fc: "Faces") -> None:
+    try:
+        _save(f, faces=fc.faces, ok=fc.ok, reasons=np.array(fc.reasons, dtype=str), inliers=fc.inliers,
+              seconds=fc.seconds, density=fc.density)
+    except OSError as e:  # a read-only dataset still evaluates, only slower next time
+        print(f"warning: could not cache aligned faces in {f.parent}: {e}", file=sys.stderr)
+
+
 def _stepped(result, bar):
     bar.step()
     return result
@@ -129,34 +165,11 @@ def aligned_faces(root, records: list[Record], templates: TemplateSet, face_side
         todo[product] = (idx, t, f)
     jobs = [(str(records[i].path), p, face_side, face_size) for p, (idx, _, _) in todo.items() for i in idx]
     if jobs:
-        n = min(len(jobs), workers or os.cpu_count() or 1)
-        bar = Progress(len(jobs), progress, label="rectify", unit="photos")
-        if n <= 1:
-            _init(templates)
-            results = [_stepped(_one(j), bar) for j in jobs]
-        else:
-            # spawn, not fork: a fork of a process whose OpenCV threads hold a lock can hang in the child
-            with multiprocessing.get_context("spawn").Pool(n, initializer=_init, initargs=(templates,)) as pool:
-                results = [_stepped(r, bar) for r in
-                           pool.imap(_one, jobs, chunksize=max(1, min(16, len(jobs) // (4 * n))))]
-        bar.close()
+        results = _run(jobs, templates, workers, progress)
         k = 0
         for product, (idx, t, f) in todo.items():
-            fw, fh = t.face_size(face_side)
-            faces = np.full((len(idx), fh, fw, 3), PAD, np.uint8)
-            ok, reasons, inliers, secs = np.zeros(len(idx), bool), [], np.zeros(len(idx), int), np.zeros(len(idx))
-            density = np.zeros(len(idx))
-            for j in range(len(idx)):
-                face, reason, inliers[j], secs[j], density[j] = results[k]
-                k += 1
-                if face is not None:
-                    faces[j], ok[j] = face, True
-                reasons.append(reason)
-            out[product] = Faces(np.array(idx), faces, ok, reasons, inliers, secs, density)
+            out[product] = _collect(results[k:k + len(idx)], idx, t.face_size(face_side))
+            k += len(idx)
             if cache:
-                try:
-                    _save(f, faces=faces, ok=ok, reasons=np.array(reasons, dtype=str), inliers=inliers, seconds=secs,
-                          density=density)
-                except OSError as e:  # a read-only dataset still evaluates, only slower next time
-                    print(f"warning: could not cache aligned faces in {f.parent}: {e}", file=sys.stderr)
+                _cache(f, out[product])
     return dict(sorted(out.items()))
