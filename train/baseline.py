@@ -43,6 +43,43 @@ def _platt(s: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(lr.coef_[0, 0]), float(lr.intercept_[0])
 
 
+def _scores(faces: dict, n: int, models: dict, threads: int):
+    """(score per photo, NaN where not scored; reason per photo, "" where scored) of one split's aligned faces."""
+    s, reason = np.full(n, np.nan), [""] * n
+    for product, f in faces.items():
+        for j, i in enumerate(f.index):
+            reason[i] = f.reasons[j] or ("" if product in models else "no_reference")
+        if product in models:
+            ok = f.ok.copy()
+            s[f.index[ok]] = score(models[product], f.faces[ok], threads)
+    return s, reason
+
+
+def _head(ds, split: str, recs, reasons, ok, okv, faces: dict, models: dict, t_align: float, platt) -> dict:
+    """What the baseline scored, what it could not align and why, and its calibration (platt: a, b, temperature)."""
+    secs = np.concatenate([f.seconds[f.ok] for f in faces[split].values()] or [np.zeros(1)])
+    train_failed = sum(int((~f.ok).sum()) for f in faces["train"].values())
+    return {
+        "checkpoint": "aligned", "scorer": "training-free aligned baseline (train/baseline.py)",
+        "data": str(ds.root), "split": split,
+        "caveat": "the val split was used for calibration (Platt, temperature, thresholds): optimistic"
+                  if split == "val" else None,
+        "same_data_as_training": True,
+        "unreadable": [recs[i].rel for i in range(len(recs)) if reasons[i].startswith("unreadable")],
+        "not_aligned": [{"path": recs[i].rel, "label": recs[i].label, "defect": recs[i].extra.get("defect", ""),
+                         "reason": reasons[i]} for i in range(len(recs)) if not ok[i]],
+        "not_aligned_policy": f"p_counterfeit={UNALIGNED_P} and verdict INCONCLUSIVE; counted in every metric",
+        "alignment": {"photos": int(len(recs)), "aligned": int(ok.sum()),
+                      "reasons": dict(Counter(x for x in reasons if x)),
+                      "val_not_aligned": int((~okv).sum()), "train_genuine_not_aligned": train_failed,
+                      "rectify_seconds_per_photo": round(float(secs.mean()), 4),  # one process, when it was cached
+                      "seconds_aligning": round(t_align, 1)},  # this run, cache hits included
+        "baseline": {"high_pass": HIGH_PASS, "floor": FLOOR, "top": TOP, "chroma_weight": CHROMA_WEIGHT,
+                     "blurs": list(BLURS), "reference_photos": {k: m.n for k, m in models.items()}},
+        "calibration": {"platt": [platt[0], platt[1]], "temperature": platt[2], "val_photos": int(okv.sum())},
+    }
+
+
 def evaluate(data, split: str = "test", workers: int = 0) -> tuple[dict, np.ndarray, np.ndarray, list[dict]]:
     """(report, labels, calibrated p(counterfeit), predictions rows), as train.evaluate.evaluate gives for a checkpoint.
 
@@ -64,49 +101,18 @@ def evaluate(data, split: str = "test", workers: int = 0) -> tuple[dict, np.ndar
         if f.ok.sum() >= 3:
             models[product] = fit(f.faces[f.ok], threads)
 
-    def scores(name):
-        rr = sets[name]
-        s, reason = np.full(len(rr), np.nan), [""] * len(rr)
-        for product, f in faces[name].items():
-            for j, i in enumerate(f.index):
-                reason[i] = f.reasons[j] or ("" if product in models else "no_reference")
-            if product in models:
-                ok = f.ok.copy()
-                s[f.index[ok]] = score(models[product], f.faces[ok], threads)
-        return s, reason
-
-    sv, rv = scores("val")
+    sv, rv = _scores(faces["val"], len(val), models, threads)
     yv = np.array([r.label == "counterfeit" for r in val], int)
     okv = np.array([not x for x in rv])
     a, b = _platt(sv[okv], yv[okv])
     t = fit_temperature(a * sv[okv] + b, yv[okv])
     th = operating_point(sigmoid((a * sv[okv] + b) / t), yv[okv], groups=items([r for r, k in zip(val, okv) if k]))
-    s, reasons = (sv, rv) if split == "val" else scores(split)
+    s, reasons = (sv, rv) if split == "val" else _scores(faces[split], len(recs), models, threads)
     y = np.array([r.label == "counterfeit" for r in recs], int)
     ok = np.array([not x for x in reasons])
     p = np.where(ok, sigmoid((a * np.nan_to_num(s) + b) / t), UNALIGNED_P)
     verdicts = [decide(float(pi), th) if k else INCONCLUSIVE for pi, k in zip(p, ok)]
-    secs = np.concatenate([f.seconds[f.ok] for f in faces[split].values()] or [np.zeros(1)])
-    train_failed = sum(int((~f.ok).sum()) for f in faces["train"].values())
-    head = {
-        "checkpoint": "aligned", "scorer": "training-free aligned baseline (train/baseline.py)",
-        "data": str(ds.root), "split": split,
-        "caveat": "the val split was used for calibration (Platt, temperature, thresholds): optimistic"
-                  if split == "val" else None,
-        "same_data_as_training": True,
-        "unreadable": [recs[i].rel for i in range(len(recs)) if reasons[i].startswith("unreadable")],
-        "not_aligned": [{"path": recs[i].rel, "label": recs[i].label, "defect": recs[i].extra.get("defect", ""),
-                         "reason": reasons[i]} for i in range(len(recs)) if not ok[i]],
-        "not_aligned_policy": f"p_counterfeit={UNALIGNED_P} and verdict INCONCLUSIVE; counted in every metric",
-        "alignment": {"photos": int(len(recs)), "aligned": int(ok.sum()),
-                      "reasons": dict(Counter(x for x in reasons if x)),
-                      "val_not_aligned": int((~okv).sum()), "train_genuine_not_aligned": train_failed,
-                      "rectify_seconds_per_photo": round(float(secs.mean()), 4),  # one process, when it was cached
-                      "seconds_aligning": round(t_align, 1)},  # this run, cache hits included
-        "baseline": {"high_pass": HIGH_PASS, "floor": FLOOR, "top": TOP, "chroma_weight": CHROMA_WEIGHT,
-                     "blurs": list(BLURS), "reference_photos": {k: m.n for k, m in models.items()}},
-        "calibration": {"platt": [a, b], "temperature": t, "val_photos": int(okv.sum())},
-    }
+    head = _head(ds, split, recs, reasons, ok, okv, faces, models, t_align, (a, b, t))
     report, rows = build_report(recs, y, p, th, verdicts, head)
     report["metrics_aligned_only"] = binary_metrics(y[ok], p[ok]) if ok.any() else None
     report["alignment"]["seconds_total"] = round(time.perf_counter() - t0, 1)

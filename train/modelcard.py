@@ -41,9 +41,44 @@ def _fusion_lines(meta: dict) -> list[str]:
             f"{_fmt(t['false_alarm_rate'], 3)}, missed {_fmt(t['miss_rate'], 3)}", ""]
 
 
+def _metrics_lines(meta: dict) -> list[str]:
+    """Validation metrics and the operating point, with how it was validated."""
+    val, th = meta["metrics"]["val"], meta["thresholds"]
+    return [
+        "## Validation metrics (calibrated)",
+        "| AUROC | TPR at 1% FPR | TPR at 5% FPR | ECE | Brier | accuracy at 0.5 |",
+        "| --- | --- | --- | --- | --- | --- |",
+        f"| {_fmt(val['auroc'])} | {_fmt(val['tpr_at_fpr_1pct'], 3)} | {_fmt(val['tpr_at_fpr_5pct'], 3)} | "
+        f"{_fmt(val['ece'])} | {_fmt(val['brier'])} | {_fmt(val['accuracy'])} |",
+        "",
+        "## Operating point",
+        f"- SUSPECT when p(counterfeit) >= {th['threshold_suspect']:.4f} (target: at most {th['target_fpr']:.0%} of "
+        f"genuine photos flagged); GENUINE when p < {th['threshold_genuine']:.4f} (target: at most "
+        f"{th['target_miss']:.0%} of counterfeits passed); INCONCLUSIVE between.",
+        f"- on validation: coverage {_fmt(th['coverage'], 3)}, false alarms {_fmt(th['false_alarm_rate'], 3)}, "
+        f"missed {_fmt(th['miss_rate'], 3)}, accuracy when decided {_fmt(th['accuracy_when_decided'], 3)} ({th['note']})",
+        f"- validation evidence: {validation_text(meta)}" + (
+            "; what is not validated answers only INCONCLUSIVE" if "NOT VALIDATED" in validation_text(meta) else ""),
+        "",
+    ]
+
+
+def _limitations(meta: dict) -> list[str]:
+    return [
+        "## Limitations",
+        "- Validation numbers come from the split used for early stopping and calibration; run `genuine evaluate` "
+        "on the test split for unbiased numbers.",
+        "- Defect types absent from training may go undetected; " + (
+            "a photo that cannot be rectified onto any template is INCONCLUSIVE with an instruction (not covered, "
+            "package not found, too small, cut off), never scored."
+            if is_comparator(meta) else
+            f"photos of products not listed above are refused as 'not covered' only when product confidence is below "
+            f"{meta['product_min_confidence']}."),
+        "- Poor photos (blur, darkness, glare, distance) are answered INCONCLUSIVE by the quality gate, not judged.",
+    ]
+
+
 def model_card(path: Path, meta: dict, sha256: str, size: int, why_fp32: str | None) -> str:
-    val = meta["metrics"]["val"]
-    th = meta["thresholds"]
     products = meta["products"]
     gate = meta.get("int8_gate")
     warning = weak_model_warning(meta)
@@ -71,32 +106,9 @@ def model_card(path: Path, meta: dict, sha256: str, size: int, why_fp32: str | N
         f"- trained on `{meta['data']['root']}`: {meta['data']['train_photos']} train and {meta['data']['val_photos']} "
         f"validation photos, item-level splits; fingerprint `{meta['data']['fingerprint'][:16]}...`",
         "",
-        "## Validation metrics (calibrated)",
-        "| AUROC | TPR at 1% FPR | TPR at 5% FPR | ECE | Brier | accuracy at 0.5 |",
-        "| --- | --- | --- | --- | --- | --- |",
-        f"| {_fmt(val['auroc'])} | {_fmt(val['tpr_at_fpr_1pct'], 3)} | {_fmt(val['tpr_at_fpr_5pct'], 3)} | "
-        f"{_fmt(val['ece'])} | {_fmt(val['brier'])} | {_fmt(val['accuracy'])} |",
-        "",
-        "## Operating point",
-        f"- SUSPECT when p(counterfeit) >= {th['threshold_suspect']:.4f} (target: at most {th['target_fpr']:.0%} of "
-        f"genuine photos flagged); GENUINE when p < {th['threshold_genuine']:.4f} (target: at most "
-        f"{th['target_miss']:.0%} of counterfeits passed); INCONCLUSIVE between.",
-        f"- on validation: coverage {_fmt(th['coverage'], 3)}, false alarms {_fmt(th['false_alarm_rate'], 3)}, "
-        f"missed {_fmt(th['miss_rate'], 3)}, accuracy when decided {_fmt(th['accuracy_when_decided'], 3)} ({th['note']})",
-        f"- validation evidence: {validation_text(meta)}" + (
-            "; what is not validated answers only INCONCLUSIVE" if "NOT VALIDATED" in validation_text(meta) else ""),
-        "",
+        *_metrics_lines(meta),
         *_fusion_lines(meta),
-        "## Limitations",
-        "- Validation numbers come from the split used for early stopping and calibration; run `genuine evaluate` "
-        "on the test split for unbiased numbers.",
-        "- Defect types absent from training may go undetected; " + (
-            "a photo that cannot be rectified onto any template is INCONCLUSIVE with an instruction (not covered, "
-            "package not found, too small, cut off), never scored."
-            if is_comparator(meta) else
-            f"photos of products not listed above are refused as 'not covered' only when product confidence is below "
-            f"{meta['product_min_confidence']}."),
-        "- Poor photos (blur, darkness, glare, distance) are answered INCONCLUSIVE by the quality gate, not judged.",
+        *_limitations(meta),
     ]
     if gate:
         lines += ["", "## INT8", f"- gate on {gate['val_photos']} val photos: AUROC {_fmt(gate['auroc_fp32'])} -> "

@@ -109,6 +109,33 @@ def start_from(net, ckpt: dict, args) -> None:
 DEFAULTS = {"epochs": 15, "patience": 5}
 
 
+def _starting_point(args, out_dir: Path, fp: str):
+    """(last.pt to resume or None, the weights record: resumed, fine-tuned from, pretrained or none)."""
+    resume = checkpoint.load(out_dir / "last.pt") if args.resume else None
+    if resume is not None:
+        old = resume["meta"]
+        if old["data"]["fingerprint"] != fp or old["backbone"] != args.backbone or old["preprocess"]["size"] != args.size:
+            raise UsageError(f"--resume: {out_dir / 'last.pt'} was trained on other data, backbone or size")
+        return resume, old["weights"]
+    if (out_dir / "last.pt").exists():
+        raise UsageError(f"{out_dir} already holds a run; pass --resume to continue it or choose another --out")
+    if args.finetune:
+        src = checkpoint.resolve(args.finetune)
+        return None, {"source": "finetune", "path": str(src), "sha256": file_sha256(src)}
+    return None, resolve_weights(args.backbone, args.weights)
+
+
+def _network(args, products: list[str], resume, weights: dict) -> GenuineNet:
+    net = GenuineNet(args.backbone, n_products=max(1, len(products)))
+    if resume is None and weights["source"] == "finetune":
+        start_from(net, checkpoint.load(args.finetune), args)
+    elif resume is None and weights["source"] != "none":
+        net.load_backbone(weights["path"])
+    print(f"backbone {args.backbone}, weights: {weights['source']}"
+          f"{' (' + weights['path'] + ')' if 'path' in weights else ' (random init)'}", file=sys.stderr)
+    return net
+
+
 def main(args) -> int:
     args = with_defaults(args, DEFAULTS)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:   # each process would train its own copy into the same folder
@@ -125,27 +152,8 @@ def main(args) -> int:
         raise UsageError(f"{ds.root}: the val split is empty; calibration and early stopping need it")
     products = ds.products
     fp = fingerprint(train_recs + val_recs)
-    resume = checkpoint.load(out_dir / "last.pt") if args.resume else None
-    if resume is not None:
-        old = resume["meta"]
-        if old["data"]["fingerprint"] != fp or old["backbone"] != args.backbone or old["preprocess"]["size"] != args.size:
-            raise UsageError(f"--resume: {out_dir / 'last.pt'} was trained on other data, backbone or size")
-        weights = old["weights"]
-    elif (out_dir / "last.pt").exists():
-        raise UsageError(f"{out_dir} already holds a run; pass --resume to continue it or choose another --out")
-    elif args.finetune:
-        src = checkpoint.resolve(args.finetune)
-        weights = {"source": "finetune", "path": str(src), "sha256": file_sha256(src)}
-    else:
-        weights = resolve_weights(args.backbone, args.weights)
-
-    net = GenuineNet(args.backbone, n_products=max(1, len(products)))
-    if resume is None and weights["source"] == "finetune":
-        start_from(net, checkpoint.load(args.finetune), args)
-    elif resume is None and weights["source"] != "none":
-        net.load_backbone(weights["path"])
-    print(f"backbone {args.backbone}, weights: {weights['source']}"
-          f"{' (' + weights['path'] + ')' if 'path' in weights else ' (random init)'}", file=sys.stderr)
+    resume, weights = _starting_point(args, out_dir, fp)
+    net = _network(args, products, resume, weights)
     train_set = PhotoSet(train_recs, args.size, products, augment=True, seed=args.seed)
     val_set = PhotoSet(val_recs, args.size, products)
     for b in train_set.bad + val_set.bad:
