@@ -117,13 +117,8 @@ def photo_size(size: int) -> tuple[int, int]:
     return int(size), int(round(size * 3 / 4))
 
 
-def photograph(pkg: Image.Image, rng: np.random.Generator, size: int = 384, strength: float = 1.0) -> tuple[bytes, dict]:
-    """One handheld photo (4:3, long side `size`) of a flat package face; returns JPEG bytes and parameters.
-
-    strength scales every capture nuisance (1 = the benchmark; 0 = close, square-on, clean light).
-    The face's corners land where place() says: pkg's (0, 0), (w, 0), (w, h), (0, h) edges -> dst[0..3]."""
-    W, H = photo_size(size)
-    soften = (lambda q: q) if strength == 1.0 else (lambda q: _soften(q, strength))
+def _scene(pkg: Image.Image, rng, W: int, H: int, strength: float):
+    """(parameters, RGB photo): the package face placed in perspective on a background, with its contact shadow."""
     p, dst = place(rng, pkg.size, W, H, strength)
     pw = p["scale"] * W
     # Antialias first (PIL's warp has no prefilter), then warp close to 1:1.
@@ -141,7 +136,12 @@ def photograph(pkg: Image.Image, rng: np.random.Generator, size: int = 384, stre
     shade = alpha.filter(ImageFilter.GaussianBlur(0.02 * W)).point(lambda v: int(v * 0.45))
     img.paste((0, 0, 0), (int(0.01 * W), int(0.015 * W)), shade)
     img.paste(warped, (0, 0), alpha)
+    return p, img
 
+
+def _lighting(img: Image.Image, p: dict, rng, W: int, H: int, strength: float, soften):
+    """(parameters, photo): exposure, white balance, a light gradient, a cast shadow and glare. The parameters are
+    a new dict when strength softens them (soften returns a copy)."""
     x = np.asarray(img, dtype=np.float32)
     p["exposure"] = float(rng.uniform(0.75, 1.2))
     p["wb_r"], p["wb_b"] = float(np.exp(rng.normal(0, 0.06))), float(np.exp(rng.normal(0, 0.06)))
@@ -158,8 +158,11 @@ def photograph(pkg: Image.Image, rng: np.random.Generator, size: int = 384, stre
     if p["glare"]:
         g = _smooth_field(rng, W, H, "glare", p["glare"])[..., None]
         x = x + (255.0 - x).clip(0) * g
-    img = Image.fromarray(np.clip(x, 0, 255).astype(np.uint8))
+    return p, Image.fromarray(np.clip(x, 0, 255).astype(np.uint8))
 
+
+def _optics_and_sensor(img: Image.Image, p: dict, rng, W: int, strength: float) -> Image.Image:
+    """Defocus, motion blur and sensor noise (their parameters into p), and the JPEG quality to save at."""
     p["defocus"] = float(rng.uniform(0, 1.3)) if rng.random() < 0.5 else 0.0
     p["defocus"] *= min(1.0, strength)
     if p["defocus"]:
@@ -181,6 +184,19 @@ def photograph(pkg: Image.Image, rng: np.random.Generator, size: int = 384, stre
     img = Image.fromarray(np.clip(x + 0.5, 0, 255).astype(np.uint8))
     p["jpeg_quality"] = int(rng.integers(60, 96))
     p["jpeg_quality"] = int(round(95 - (95 - p["jpeg_quality"]) * min(1.0, strength)))
+    return img
+
+
+def photograph(pkg: Image.Image, rng: np.random.Generator, size: int = 384, strength: float = 1.0) -> tuple[bytes, dict]:
+    """One handheld photo (4:3, long side `size`) of a flat package face; returns JPEG bytes and parameters.
+
+    strength scales every capture nuisance (1 = the benchmark; 0 = close, square-on, clean light).
+    The face's corners land where place() says: pkg's (0, 0), (w, 0), (w, h), (0, h) edges -> dst[0..3]."""
+    W, H = photo_size(size)
+    soften = (lambda q: q) if strength == 1.0 else (lambda q: _soften(q, strength))
+    p, img = _scene(pkg, rng, W, H, strength)
+    p, img = _lighting(img, p, rng, W, H, strength, soften)
+    img = _optics_and_sensor(img, p, rng, W, strength)
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=p["jpeg_quality"])
     return buf.getvalue(), {k: (round(v, 4) if isinstance(v, float) else v) for k, v in p.items()}

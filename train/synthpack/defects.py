@@ -98,65 +98,87 @@ def _misregister_fx(channel: int, dx: int, dy: int):
 
 def counterfeit(d: Design, family: str, severity: float, rng: np.random.Generator, width: int = 400):
     """Return (design, print_fx, detail) for a counterfeit unit of `family` at `severity`."""
-    sev, px = float(severity), width / 400.0
-    if family == "colour":
-        which = str(rng.choice(["primary", "secondary", "accent"], p=[0.6, 0.2, 0.2]))
-        return replace(d, **{which: _shift_colour(getattr(d, which), rng, sev)}), None, f"{which} colour shifted"
-    if family == "wordmark":
-        mode = str(rng.choice(["font", "weight", "tracking"]))
-        if mode == "font":
-            return replace(d, word_font=LOOKALIKE[d.word_font]), None, f"font {LOOKALIKE[d.word_font]} for {d.word_font}"
-        if mode == "weight":
-            return replace(d, word_weight=0.015 + 0.045 * sev), None, "heavier wordmark"
-        return replace(d, word_tracking=max(-0.05, d.word_tracking + _sign(rng) * (0.03 + 0.1 * sev))), None, "kerning"
-    if family == "logo":
-        lg, changes = d.logo, []
-        for change in rng.permutation(["inner", "rotation", "ring", "offset"])[: int(rng.integers(1, 3))]:
-            changes.append(str(change))
-            if change == "inner":
-                lg = replace(lg, inner=float(np.clip(lg.inner + _sign(rng) * (0.06 + 0.2 * sev), 0.25, 0.8)))
-            elif change == "rotation":
-                lg = replace(lg, rotation=lg.rotation + (0.2 + 0.6 * sev) * np.pi / lg.points)
-            elif change == "ring":
-                lg = replace(lg, ring=lg.ring * (1 + _sign(rng) * (0.3 + 0.6 * sev)))
-            else:
-                a = rng.uniform(0, 2 * np.pi)
-                lg = replace(lg, offset=(0.05 + 0.12 * sev) * np.array([np.cos(a), np.sin(a)]))
-        if sev > 0.7:
-            lg, changes = replace(lg, points=lg.points + int(_sign(rng))), changes + ["points"]
-        return replace(d, logo=lg), None, "logo " + "+".join(changes)
-    if family == "print":
-        mode = str(rng.choice(["resolution", "bleed", "halftone"]))
-        if mode == "resolution":
-            return d, _resolution_fx(1.3 + 2.2 * sev), "low effective resolution"
-        if mode == "bleed":
-            return d, _bleed_fx((0.3 + 0.9 * sev) * px, 0.35 + 0.5 * sev), "ink bleed"
-        return d, _halftone_fx(max(2.5, 3.5 * px), 0.2 + 0.5 * sev, rng.uniform(0, np.pi / 2)), "halftone"
-    if family == "security":
-        lines = max(3, int(round(d.guilloche_lines * (1 - 0.6 * sev))))
-        micro = "sharp" if sev < 0.25 else ("blurred" if sev < 0.6 else "dashes")
-        fake = replace(d, guilloche_lines=lines, guilloche_width=d.guilloche_width * (1 + 1.5 * sev),
-                       microtext_mode=micro, security_visible=sev < 0.9)
-        return fake, None, "security missing" if sev >= 0.9 else f"{lines} guilloche lines, microtext {micro}"
-    if family == "text":
-        lines = list(d.fine_print)
-        for _ in range(1 + int(sev * 3.99)):
-            i = int(rng.integers(0, len(lines)))
-            lines[i] = _misspell_line(lines[i], rng)
-        fake = replace(d, fine_print=tuple(lines))
-        if sev > 0.55:
-            fake = replace(fake, tagline=_misspell_line(d.tagline, rng))
-        return fake, None, "misspelt text"
-    if family == "misregistration":
-        shift = max(1, int(round((1.0 + 4.0 * sev) * px)))
-        a = rng.uniform(0, 2 * np.pi)
-        dx, dy = int(round(shift * np.cos(a))), int(round(shift * np.sin(a)))
-        return d, _misregister_fx(int(rng.integers(0, 3)), dx or 1, dy), f"plate offset {shift}px"
-    if family == "barcode":
-        wrong = (check_digit(d.ean[:12]) + int(rng.integers(1, 10))) % 10
-        ean = d.ean[:12] + str(wrong)
-        printed = list(ean)
-        j = int(rng.integers(1, 12))
-        printed[j] = str((int(printed[j]) + int(rng.integers(1, 10))) % 10)
-        return replace(d, ean=ean, ean_printed="".join(printed), bar_jitter=0.05 + 0.4 * sev), None, "barcode"
-    raise ValueError(f"unknown defect family {family!r}; choose from {', '.join(FAMILIES)}")
+    make = _MAKERS.get(family)
+    if make is None:
+        raise ValueError(f"unknown defect family {family!r}; choose from {', '.join(FAMILIES)}")
+    return make(d, float(severity), rng, width / 400.0)
+
+
+def _colour(d: Design, sev: float, rng: np.random.Generator, px: float):
+    which = str(rng.choice(["primary", "secondary", "accent"], p=[0.6, 0.2, 0.2]))
+    return replace(d, **{which: _shift_colour(getattr(d, which), rng, sev)}), None, f"{which} colour shifted"
+
+
+def _wordmark(d: Design, sev: float, rng: np.random.Generator, px: float):
+    mode = str(rng.choice(["font", "weight", "tracking"]))
+    if mode == "font":
+        return replace(d, word_font=LOOKALIKE[d.word_font]), None, f"font {LOOKALIKE[d.word_font]} for {d.word_font}"
+    if mode == "weight":
+        return replace(d, word_weight=0.015 + 0.045 * sev), None, "heavier wordmark"
+    return replace(d, word_tracking=max(-0.05, d.word_tracking + _sign(rng) * (0.03 + 0.1 * sev))), None, "kerning"
+
+
+def _logo(d: Design, sev: float, rng: np.random.Generator, px: float):
+    lg, changes = d.logo, []
+    for change in rng.permutation(["inner", "rotation", "ring", "offset"])[: int(rng.integers(1, 3))]:
+        changes.append(str(change))
+        if change == "inner":
+            lg = replace(lg, inner=float(np.clip(lg.inner + _sign(rng) * (0.06 + 0.2 * sev), 0.25, 0.8)))
+        elif change == "rotation":
+            lg = replace(lg, rotation=lg.rotation + (0.2 + 0.6 * sev) * np.pi / lg.points)
+        elif change == "ring":
+            lg = replace(lg, ring=lg.ring * (1 + _sign(rng) * (0.3 + 0.6 * sev)))
+        else:
+            a = rng.uniform(0, 2 * np.pi)
+            lg = replace(lg, offset=(0.05 + 0.12 * sev) * np.array([np.cos(a), np.sin(a)]))
+    if sev > 0.7:
+        lg, changes = replace(lg, points=lg.points + int(_sign(rng))), changes + ["points"]
+    return replace(d, logo=lg), None, "logo " + "+".join(changes)
+
+
+def _print(d: Design, sev: float, rng: np.random.Generator, px: float):
+    mode = str(rng.choice(["resolution", "bleed", "halftone"]))
+    if mode == "resolution":
+        return d, _resolution_fx(1.3 + 2.2 * sev), "low effective resolution"
+    if mode == "bleed":
+        return d, _bleed_fx((0.3 + 0.9 * sev) * px, 0.35 + 0.5 * sev), "ink bleed"
+    return d, _halftone_fx(max(2.5, 3.5 * px), 0.2 + 0.5 * sev, rng.uniform(0, np.pi / 2)), "halftone"
+
+
+def _security(d: Design, sev: float, rng: np.random.Generator, px: float):
+    lines = max(3, int(round(d.guilloche_lines * (1 - 0.6 * sev))))
+    micro = "sharp" if sev < 0.25 else ("blurred" if sev < 0.6 else "dashes")
+    fake = replace(d, guilloche_lines=lines, guilloche_width=d.guilloche_width * (1 + 1.5 * sev),
+                   microtext_mode=micro, security_visible=sev < 0.9)
+    return fake, None, "security missing" if sev >= 0.9 else f"{lines} guilloche lines, microtext {micro}"
+
+
+def _text(d: Design, sev: float, rng: np.random.Generator, px: float):
+    lines = list(d.fine_print)
+    for _ in range(1 + int(sev * 3.99)):
+        i = int(rng.integers(0, len(lines)))
+        lines[i] = _misspell_line(lines[i], rng)
+    fake = replace(d, fine_print=tuple(lines))
+    if sev > 0.55:
+        fake = replace(fake, tagline=_misspell_line(d.tagline, rng))
+    return fake, None, "misspelt text"
+
+
+def _misregistration(d: Design, sev: float, rng: np.random.Generator, px: float):
+    shift = max(1, int(round((1.0 + 4.0 * sev) * px)))
+    a = rng.uniform(0, 2 * np.pi)
+    dx, dy = int(round(shift * np.cos(a))), int(round(shift * np.sin(a)))
+    return d, _misregister_fx(int(rng.integers(0, 3)), dx or 1, dy), f"plate offset {shift}px"
+
+
+def _barcode(d: Design, sev: float, rng: np.random.Generator, px: float):
+    wrong = (check_digit(d.ean[:12]) + int(rng.integers(1, 10))) % 10
+    ean = d.ean[:12] + str(wrong)
+    printed = list(ean)
+    j = int(rng.integers(1, 12))
+    printed[j] = str((int(printed[j]) + int(rng.integers(1, 10))) % 10)
+    return replace(d, ean=ean, ean_printed="".join(printed), bar_jitter=0.05 + 0.4 * sev), None, "barcode"
+
+
+_MAKERS = {"colour": _colour, "wordmark": _wordmark, "logo": _logo, "print": _print, "security": _security,
+           "text": _text, "misregistration": _misregistration, "barcode": _barcode}   # one per family (FAMILIES)
