@@ -37,7 +37,7 @@ class Progress:
 
     def close(self) -> None:
         """An unknown total's final count (a known one printed it at its last step); a terminal's line ended."""
-        if self.enabled and self.total is None and self.done and self.last != time.perf_counter():
+        if self.enabled and self.total is None and self.done:
             self._line(time.perf_counter())
         if self.enabled and sys.stderr.isatty():
             print(file=sys.stderr)
