@@ -30,7 +30,7 @@ def _declared(args, insp) -> tuple[dict, str | None]:
     """(inspect's keyword arguments, or the reason --product cannot be used)."""
     if not args.product:
         return {}, None
-    if not hasattr(insp, "judge"):
+    if not insp.model.is_comparator:
         return {}, "--product needs a comparator model (it names the template to align to)"
     if args.product not in insp.templates.products:
         return {}, (f"--product {printable(args.product)}: no template of it in "

@@ -108,11 +108,15 @@ class FaceJudge:
             self._version = self.store.version()
         return out
 
-    def template(self, key: str) -> Template:
-        """The face template with this key; the store is re-read once when it is not known (added meanwhile)."""
+    def knows(self, key: str) -> bool:
+        """Whether a face template has this key; the store is re-read once when not (added meanwhile)."""
         if key not in self._by_key:
             self.refresh()
-        if key not in self._by_key:
+        return key in self._by_key
+
+    def template(self, key: str) -> Template:
+        """The face template with this key (see knows)."""
+        if not self.knows(key):
             raise TemplateMissing(f"template {key} is not in the reference store any more (removed during the run?)")
         return self._by_key[key]
 

@@ -20,7 +20,6 @@ from PIL import Image
 from genuine.infer.errors import UsageError
 from genuine.infer.heatmap import overlay, overlay_face
 from genuine.infer.journal import Journal
-from genuine.infer.judge import TemplateMissing
 from genuine.infer.photo import printable
 from genuine.infer.preprocess import letterbox_geometry
 from genuine.infer.scan_worker import Item
@@ -104,13 +103,13 @@ def _error_record(item: Item) -> dict:
 def _judged(insp, items: list[Item]) -> list:
     """Results of items that are not errors, in order: a comparator's faces through its FaceJudge (infer/judge.py, the
     inspector's own step), its refusals with rectification's instruction; a whole-photo model batched."""
-    if not hasattr(getattr(insp, "judge", None), "score_faces"):
+    if not insp.model.is_comparator:
         res = insp.model.run(np.stack([q.x for q in items]))
         return [insp.judge_photo({n: v[k] for n, v in res.items()}, q.quality, q.entry.key)
                 for k, q in enumerate(items)]
     judge = insp.judge
-    judge.refresh()   # a template added to the store since the workers loaded it: its key is found
-    known = [q.face is not None and _known(judge, q.face.template) for q in items]
+    judge.refresh()   # what a trainer changed in the store since the last batch (genuine photos, templates)
+    known = [q.face is not None and judge.knows(q.face.template) for q in items]
     faces = iter(judge.score_faces([q.face for q, ok in zip(items, known) if ok]))
     out = []
     for q, ok in zip(items, known):
@@ -123,14 +122,6 @@ def _judged(insp, items: list[Item]) -> list:
                     "removed from the reference store during the scan: scan it again"}
             out.append(judge.not_rectified(q.entry.key, rect))
     return out
-
-
-def _known(judge, key: str) -> bool:
-    try:
-        judge.template(key)
-        return True
-    except TemplateMissing:
-        return False
 
 
 def score_batch(insp, fresh: list[Item]) -> list[tuple[dict, bytes | None]]:

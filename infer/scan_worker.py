@@ -56,9 +56,9 @@ class WorkerSetup:
 
     @classmethod
     def of(cls, insp) -> "WorkerSetup":
-        judge = getattr(insp, "judge", None)
-        if not hasattr(judge, "score_faces"):
+        if not insp.model.is_comparator:
             return cls(insp.size, insp.meta.get("quality"))
+        judge = insp.judge
         fused = judge.fusion and judge.variation and judge.store is not None
         return cls(insp.size, insp.meta.get("quality"), judge.templates, tuple(insp.model.face_size),
                    os.path.abspath(judge.store.path) if fused else None)

@@ -14,7 +14,6 @@ import hashlib
 import io
 import json
 import sys
-import time
 import warnings
 from pathlib import Path
 
