@@ -95,6 +95,7 @@ class Rectified:
     evidence: int = 0                    # distinctive inliers of the best product (identification)
     identified: str | None = None        # the product the photo shows, also when its face cannot be inspected
     face: np.ndarray | None = None
+    sharp: np.ndarray | None = None      # the face at the template's resolution (capped), for the zone checks
     template: Template | None = None
     seconds: float = 0.0
 
@@ -419,6 +420,9 @@ def _fill_outside(face: np.ndarray, photo_shape, H: np.ndarray, t: Template) -> 
     return np.where(inside[..., None], face, ref)
 
 
+SHARP_DECODE = 1200   # short side a photo is decoded at when its sharp face is kept (rectify_photo)
+
+
 def model_face_side(face_size) -> int:
     """Long side at which to warp a face for a model whose input is face_size (W, H): twice the input, so the
     final area resize (preprocess.face_input) anti-aliases, as warp_face's own supersampling does."""
@@ -426,19 +430,29 @@ def model_face_side(face_size) -> int:
 
 
 def rectify_photo(src, templates: TemplateSet, face_size, product: str | None = None,
-                  limits: dict | None = None) -> tuple[Rectified, float]:
+                  limits: dict | None = None, sharp_side: int = 0) -> tuple[Rectified, float]:
     """The comparator's one input path from a file to its face, for the inspector, scans, training and evaluate:
     (Rectified with its face and density, decode seconds). Raises infer.photo.PhotoError.
 
     A JPEG is decoded DCT-scaled (libjpeg draft) to the smallest size whose short side still holds
     model_face_side and MATCH_SIDE (matching keeps its keypoints): a 12 MP photo decodes at 1/4 in a fifth of
     the time, and a package that passes rectify's min_area still gets >= 0.6 photo pixels per input pixel.
-    Smaller photos decode as they are."""
+    Smaller photos decode as they are.
+
+    sharp_side > 0 also keeps the face at the template's resolution, long side capped at sharp_side (r.sharp), for
+    the zone checks that read print (barcode, text): the photo is then decoded with SHARP_DECODE pixels on its
+    short side at least (a 12 MP JPEG at 1/2), so a package filling half the frame still has ~1 photo pixel per
+    face pixel."""
     side = model_face_side(face_size)
     t0 = time.perf_counter()
-    img, (fx, fy) = load_photo_scaled(src, min_side=max(side, MATCH_SIDE))
+    img, (fx, fy) = load_photo_scaled(src, min_side=max(side, MATCH_SIDE, SHARP_DECODE if sharp_side else 0))
     seconds = time.perf_counter() - t0
-    r = rectify(np.asarray(img), templates, product=product, face_side=side, limits=limits)
+    rgb = np.asarray(img)
+    r = rectify(rgb, templates, product=product, face_side=side, limits=limits)
+    if r.ok and sharp_side:
+        r.sharp = warp_face(rgb, r.H, r.template, min(int(sharp_side), max(r.template.size)))
+        if r.visible < 1.0:
+            r.sharp = _fill_outside(r.sharp, rgb.shape, r.H, r.template)
     if r.ok:
         w, h = r.template.size
         r.density = float(r.scale * np.sqrt(w * h / (int(face_size[0]) * int(face_size[1]))))

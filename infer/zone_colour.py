@@ -1,0 +1,141 @@
+"""The colour zone: each flat ink of the artwork measured on the face, relative to the paper white of the same
+photo (white balance and exposure cancel), as a CIEDE2000 difference against how genuine units spread.
+
+    zone = learn(template_rgb)                 # the inks: a small label map, each ink's colour, the paper's
+    zone = refine(zone, genuine_faces)         # each ink's dE on genuine photos: its tolerance
+    finding = check(face_rgb, zone)            # "the band is bluer than every genuine unit (dE 6.1, genuine up to 2.3)"
+
+A photo's colours differ from the artwork's by the camera (tone curve, white balance), so a tolerance is only known
+from genuine photos of the product: without them the check reports the differences and gives no evidence.
+"""
+from __future__ import annotations
+
+import base64
+import io
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from genuine.infer.colour import ciede2000, linear_to_lab, srgb_to_linear
+from genuine.infer.zone_finding import Finding, norm_box
+
+SIDE = 320             # the label map's long side: inks are flat areas, some thin (a 1% accent band)
+MIN_AREA = 0.004       # an ink's eroded interior covers at least this share of the face
+MAX_INKS = 4
+MIN_GENUINE = 5        # genuine faces needed before a tolerance is trusted
+TOL_FLOOR = 2.0        # dE: below this a difference is not visible, whatever the genuine spread
+
+
+def _small(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+
+
+def _png(a: np.ndarray) -> str:
+    buf = io.BytesIO()
+    Image.fromarray(a.astype(np.uint8)).save(buf, "PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _unpng(s: str) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(s))))
+
+
+def learn(template: np.ndarray) -> dict | None:
+    """Flat inks of the artwork: quantised colours whose connected areas are large and uniform, plus the paper."""
+    h, w = template.shape[:2]
+    size = (SIDE, max(8, round(SIDE * h / w))) if w >= h else (max(8, round(SIDE * w / h)), SIDE)
+    small = _small(template, size)
+    q = (small // 32).astype(np.int32)                       # 8 levels per channel: inks are flat, print is not
+    code = q[..., 0] * 64 + q[..., 1] * 8 + q[..., 2]
+    labels = np.zeros(code.shape, np.uint8)
+    inks = []
+    values, counts = np.unique(code, return_counts=True)
+    for v in values[np.argsort(-counts)]:
+        m = (code == v).astype(np.uint8)
+        m = cv2.erode(m, np.ones((3, 3), np.uint8))          # edges mix inks: only interiors are measured
+        if m.mean() < MIN_AREA or len(inks) > MAX_INKS:
+            continue
+        px = small[m > 0]
+        inks.append({"id": len(inks) + 1, "rgb": np.median(px, 0).round(1).tolist(), "area": round(float(m.mean()), 4)})
+        labels[m > 0] = len(inks)
+    paper = _paper(inks)
+    if paper is None or len(inks) < 2:
+        return None
+    for ink in inks:
+        ys, xs = np.nonzero(labels == ink["id"])
+        ink["box"] = norm_box((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), *size)
+        ink["lab"] = _lab(np.array(ink["rgb"]), np.array(inks[paper]["rgb"]), np.array(inks[paper]["rgb"])).tolist()
+    return {"labels": _png(labels), "paper": inks[paper]["id"], "inks": inks}
+
+
+def _paper(inks: list) -> int | None:
+    """The paper: the largest bright, nearly neutral ink (what white balance is measured against)."""
+    for i, ink in enumerate(inks):
+        r, g, b = ink["rgb"]
+        if min(r, g, b) > 150 and max(r, g, b) - min(r, g, b) < 40:
+            return i
+    return None
+
+
+def _lab(rgb: np.ndarray, paper: np.ndarray, ref_paper: np.ndarray) -> np.ndarray:
+    """CIELAB of rgb after scaling each linear channel so that this photo's paper looks like the artwork's."""
+    gain = srgb_to_linear(ref_paper) / np.maximum(srgb_to_linear(paper), 1e-4)
+    return linear_to_lab(np.clip(srgb_to_linear(rgb) * gain, 0, 1))
+
+
+def measure(face: np.ndarray, zone: dict) -> dict[int, float]:
+    """dE2000 of each ink of the face against the artwork, after white balancing on the face's own paper."""
+    labels = _unpng(zone["labels"])
+    small = _small(face, labels.shape[::-1]).astype(np.float64)
+    inks = {ink["id"]: ink for ink in zone["inks"]}
+    ref_paper = np.array(inks[zone["paper"]]["rgb"])
+    paper = np.median(small[labels == zone["paper"]], 0)
+    out = {}
+    for i, ink in inks.items():
+        if i == zone["paper"]:
+            continue
+        lab = _lab(np.median(small[labels == i], 0), paper, ref_paper)
+        out[i] = float(ciede2000(lab, np.array(ink["lab"])))
+    return out
+
+
+def refine(zone: dict, genuine_faces) -> dict:
+    """Each ink's tolerance from genuine faces: the largest dE they show, with a quarter more room."""
+    des = [measure(f, zone) for f in genuine_faces]
+    if len(des) < MIN_GENUINE:
+        return {**zone, "genuine": len(des)}
+    inks = [{**ink, "tolerance": round(max(TOL_FLOOR, 1.25 * max(d[ink["id"]] for d in des)), 3),
+             "genuine_max": round(max(d[ink["id"]] for d in des), 3)} if ink["id"] != zone["paper"] else ink
+            for ink in zone["inks"]]
+    return {**zone, "inks": inks, "genuine": len(des)}
+
+
+def check(face: np.ndarray, zone: dict) -> Finding:
+    de = measure(face, zone)
+    inks = {ink["id"]: ink for ink in zone["inks"]}
+    if "tolerance" not in next(inks[i] for i in de):
+        worst = max(de, key=de.get)
+        return Finding("colour", "unread", 0.0, f"colour: no genuine photos of this product to learn its spread "
+                       f"(largest difference from the artwork dE {de[worst]:.1f}; no evidence)", inks[worst]["box"],
+                       {"dE": {str(k): round(v, 2) for k, v in de.items()}})
+    ratio = {i: de[i] / inks[i]["tolerance"] for i in de}
+    worst = max(ratio, key=ratio.get)
+    ink = inks[worst]
+    detail = {"dE": {str(k): round(v, 2) for k, v in de.items()}, "ink": worst, "rgb": ink["rgb"]}
+    if ratio[worst] <= 1.0:
+        return Finding("colour", "pass", 0.0, f"inks within the genuine spread (largest dE {de[worst]:.1f}, "
+                       f"genuine up to {ink['genuine_max']:.1f})", ink["box"], detail)
+    return Finding("colour", "fail", float(ratio[worst]), f"colour: the ink {_name(ink['rgb'])} differs from every "
+                   f"genuine unit (dE {de[worst]:.1f}, genuine up to {ink['genuine_max']:.1f})", ink["box"], detail)
+
+
+def _name(rgb) -> str:
+    """A plain name and the hex of an ink, for the reason ("red #c8202a")."""
+    r, g, b = (int(round(v)) for v in rgb)
+    h, s, v = (int(c) for c in cv2.cvtColor(np.uint8([[[r, g, b]]]), cv2.COLOR_RGB2HSV)[0, 0])
+    names = ["red", "orange", "yellow", "green", "cyan", "blue", "purple", "magenta", "red"]
+    word = "grey" if s < 40 else names[int(round(h * 2 / 45))]
+    if v < 60:
+        word = "black" if s < 80 else "dark " + word
+    return f"{word} #{r:02x}{g:02x}{b:02x}"

@@ -1,0 +1,127 @@
+"""The text zone: each line of the artwork read on the face and compared with what the artwork says.
+
+    zone = learn(template_rgb, ocr)          # {"lines": [{"box", "text", "variable"}], "ocr": model name}
+    finding = check(face_rgb, zone, ocr)     # fail names the word: "'Ingredlents' where the artwork says ..."
+
+Lines are found once per template (detection is seconds on a CPU); inspection only recognises those boxes.
+Variable data (lot, serial, dates) differs on every genuine unit: such lines are checked for their format only
+(digits stay digits, letters letters). They are recognised by their words on the artwork (LOT, SN, EXP, ...) and,
+when genuine photos are added, by differing between genuine units (refine).
+"""
+from __future__ import annotations
+
+import difflib
+import re
+
+import cv2
+import numpy as np
+
+from genuine.infer.ocr import Ocr
+from genuine.infer.zone_finding import Finding, crop, norm_box, pixel_box
+
+MIN_CONF = 0.85        # a line of the artwork is kept only when read this surely (microtext and art are not)
+READ_CONF = 0.6        # below this on the face the line is unread: no evidence
+MARGIN = 0.1
+# A keyword of variable data followed by a code with a digit in it ("LOT GA00", "EXP 12/27"; not "batch contains").
+VARIABLE = re.compile(r"\b(LOT|L|SN|S/N|SERIAL|BATCH|EXP|BBE|BB|BEST BEFORE|USE BY|MFG|MFD|PROD)\b[\s:.#/]*\w*\d", re.I)
+
+
+def _key(text: str) -> str:
+    """What is compared: letters and digits. OCR's spacing and punctuation are not reliable (a crop that
+    catches a descender of the line above reads as a quote), the characters are."""
+    return re.sub(r"[\W_]+", "", text)
+
+
+def shape(text: str) -> str:
+    """A variable line's format: digits -> 9, letters -> A (LOT GA17 SN 0412 -> AAA AA99 AA 9999)."""
+    return re.sub(r"[A-Za-z]", "A", re.sub(r"\d", "9", _key(text)))
+
+
+def _photo_like(template: np.ndarray) -> list[np.ndarray]:
+    """The artwork as photos see it: softened, shifted, scaled down and up. A line that reads differently on any
+    of them is one OCR cannot be trusted with on a photo (a brand name's 'ii', small type)."""
+    h, w = template.shape[:2]
+    soft = cv2.GaussianBlur(template, (0, 0), 1.2)
+    small = cv2.resize(cv2.resize(template, (int(w * 0.7), int(h * 0.7)), interpolation=cv2.INTER_AREA), (w, h))
+    shift = cv2.warpAffine(template, np.float32([[1, 0, 3], [0, 1, -2]]), (w, h), borderMode=cv2.BORDER_REPLICATE)
+    return [soft, small, shift]
+
+
+def learn(template: np.ndarray, ocr: Ocr) -> dict | None:
+    """The template's lines that OCR reads surely and the same way on photo-like copies of the artwork."""
+    h, w = template.shape[:2]
+    boxes = ocr.detect(template)
+    lines = [{"box": norm_box(b, w, h), "text": t, "variable": bool(VARIABLE.search(t))}
+             for b, (t, conf) in zip(boxes, ocr.read(template, boxes))
+             if conf >= MIN_CONF and len(_key(t)) >= 3]
+    if not lines:
+        return None
+    zone = {"lines": lines}
+    reads = [read_lines(template, zone, ocr)] + [read_lines(im, zone, ocr) for im in _photo_like(template)]
+    stable = [ln for k, ln in enumerate(lines) if all(_same(ln, r[k][0]) and r[k][1] >= MIN_CONF for r in reads)]
+    return {"lines": stable, "ocr": ocr.name, "unstable": len(lines) - len(stable)} if stable else None
+
+
+def _same(line: dict, text: str) -> bool:
+    return shape(text) == shape(line["text"]) if line["variable"] else _key(text) == _key(line["text"])
+
+
+def _word_diff(got: str, want: str) -> str:
+    """The first differing words, as an officer reads them."""
+    a, b = want.split(), got.split()
+    for op, i0, i1, j0, j1 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+        if op != "equal":
+            return f"'{' '.join(b[j0:j1]) or '(nothing)'}' where the artwork says '{' '.join(a[i0:i1]) or '(nothing)'}'"
+    return f"'{got}' where the artwork says '{want}'"
+
+
+def distance(a: str, b: str) -> int:
+    """Levenshtein distance (insertions, deletions, substitutions)."""
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def read_lines(face: np.ndarray, zone: dict, ocr: Ocr) -> list[tuple[str, float]]:
+    h, w = face.shape[:2]
+    boxes = []
+    for ln in zone["lines"]:
+        x0, y0, x1, y1 = ln["box"]
+        # Lines are long and thin and close to each other: slack of a tenth of the height above and below (the
+        # warp's error), a little more along the line.
+        my, mx = MARGIN * (y1 - y0), 0.02 * (x1 - x0) + 0.005
+        boxes.append(pixel_box((x0 - mx, y0 - my, x1 + mx, y1 + my), w, h))
+    return ocr.read(face, boxes)
+
+
+def check(face: np.ndarray, zone: dict, ocr: Ocr) -> Finding:
+    reads = read_lines(face, zone, ocr)
+    wrong, read = [], 0
+    for ln, (text, conf) in zip(zone["lines"], reads):
+        if conf < READ_CONF or not text:
+            continue
+        read += 1
+        if not _same(ln, text):
+            wrong.append((ln, text, distance(_key(text), _key(ln["text"]))))
+    box = _union([ln["box"] for ln in zone["lines"]])
+    if not read:
+        return Finding("text", "unread", 0.0, "text not readable on this photo (no evidence either way)", box, {})
+    if not wrong:
+        return Finding("text", "pass", 0.0, f"{read} lines of text read as the artwork", box,
+                       {"lines_read": read})
+    ln, text, d = max(wrong, key=lambda t: t[2])
+    what = (f"the lot/serial line '{text}' does not have the artwork's format '{ln['text']}'" if ln["variable"]
+            else _word_diff(text, ln["text"]))
+    more = f" (and {len(wrong) - 1} more line{'s' * (len(wrong) > 2)})" if len(wrong) > 1 else ""
+    return Finding("text", "fail", float(len(wrong)), f"text: {what}{more}", ln["box"],
+                   {"lines_read": read, "lines_differing": len(wrong),
+                    "differences": [{"read": t, "artwork": x["text"], "box": x["box"]} for x, t, _ in wrong]})
+
+
+def _union(boxes: list) -> list:
+    b = np.asarray(boxes, float)
+    return [float(b[:, 0].min()), float(b[:, 1].min()), float(b[:, 2].max()), float(b[:, 3].max())]

