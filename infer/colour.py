@@ -30,8 +30,8 @@ def srgb_to_lab(rgb) -> np.ndarray:
     return linear_to_lab(srgb_to_linear(rgb))
 
 
-def ciede2000(lab1, lab2) -> np.ndarray:
-    """CIEDE2000 colour difference (kL = kC = kH = 1) between CIELAB colours, broadcasting."""
+def ciede2000(lab1, lab2, kl: float = 1.0) -> np.ndarray:
+    """CIEDE2000 colour difference between CIELAB colours, broadcasting (kC = kH = 1; kl weights lightness down)."""
     L1, a1, b1 = np.moveaxis(np.asarray(lab1, np.float64), -1, 0)
     L2, a2, b2 = np.moveaxis(np.asarray(lab2, np.float64), -1, 0)
     cbar = (np.hypot(a1, b1) + np.hypot(a2, b2)) / 2
@@ -52,4 +52,4 @@ def ciede2000(lab1, lab2) -> np.ndarray:
     sc, sh = 1 + 0.045 * cbarp, 1 + 0.015 * cbarp * t
     rt = (-2 * np.sqrt(cbarp ** 7 / (cbarp ** 7 + 25.0 ** 7))
           * np.sin(np.radians(60 * np.exp(-(((hbar - 275) / 25) ** 2)))))
-    return np.sqrt((dL / sl) ** 2 + (dC / sc) ** 2 + (dH / sh) ** 2 + rt * (dC / sc) * (dH / sh))
+    return np.sqrt((dL / (kl * sl)) ** 2 + (dC / sc) ** 2 + (dH / sh) ** 2 + rt * (dC / sc) * (dH / sh))

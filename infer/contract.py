@@ -11,6 +11,7 @@ on, in one torch-free module that both import. Export writes what is named here;
 - the weak-model rule, so every command that touches a model flags the same models;
 - the shape of meta["fusion"] (a comparator fused with each product's genuine variation: fitted by
   genuine.train.variation_fusion, applied by genuine.infer.variation);
+- meta["zones"] (the zone checks' weights: fitted by genuine.train.zone_fusion, applied by infer.zones.weighed);
 - the shape of an operating point's genuine_logit (where validation's genuine photos lie in logit space: written by
   genuine.train.calibrate.operating_point, read by genuine.infer.product_calibration).
 """
@@ -117,7 +118,8 @@ def metadata(meta: dict, int8: bool, parity: float) -> dict:
                           "input": "uint8 RGB NHWC: face (the photo rectified onto the template), template",
                           "rectify": {"keypoints": KP_VERSION, "face_side": model_face_side(meta["face_size"])}},
                 "excluded_products": meta.get("excluded_products", []),
-                "fusion": meta.get("fusion") or {"used": False, "why": "trained before fusion existed"}}
+                "fusion": meta.get("fusion") or {"used": False, "why": "trained before fusion existed"},
+                "zones": meta.get("zones") or {"used": False, "why": "trained before zone checks existed"}}
     else:
         head = {"format": WHOLE_FORMAT, "input": meta["preprocess"]}
     return {**head, "labels": meta["labels"], "products": meta["products"],

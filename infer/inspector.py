@@ -84,10 +84,12 @@ class ComparatorInspector(Inspector):
         """product: the product the photo shows, when the officer knows it (the declared goods): only its templates
         are matched, so the evidence needed is that its face aligns, not that it beats every look-alike."""
         from genuine.infer.rectify import rectify_photo
+        from genuine.infer.zones import SHARP_SIDE
 
         t0 = time.perf_counter()
         self.judge.refresh()
-        r, decode_s = rectify_photo(photo, self.judge.templates, self.model.face_size, product=product)
+        r, decode_s = rectify_photo(photo, self.judge.templates, self.model.face_size, product=product,
+                                    sharp_side=SHARP_SIDE)
         t1 = time.perf_counter()
         timing = {"decode": round(1000 * decode_s, 2), "rectify": round(1000 * (t1 - t0 - decode_s), 2)}
         src = source_name(photo)
@@ -95,7 +97,7 @@ class ComparatorInspector(Inspector):
             timing["total"] = round(1000 * (time.perf_counter() - t0), 2)
             return self.judge.not_rectified(src, r.to_dict(), timing)
         x, q = face_model_input(r.face, r.density, self.model.face_size, self.meta.get("quality"))
-        [res] = self.judge.score_faces([Face(src, x, q, r.to_dict(), r.template.key)])
+        [res] = self.judge.score_faces([Face(src, x, q, r.to_dict(), r.template.key, sharp=r.sharp)])
         res.timing_ms = {**timing, **res.timing_ms, "total": round(1000 * (time.perf_counter() - t0), 2)}
         res.face = r.face
         res.H = r.H @ np.diag([r.template.size[0] / r.face.shape[1], r.template.size[1] / r.face.shape[0], 1.0])

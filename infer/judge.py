@@ -29,6 +29,8 @@ from genuine.infer.keypoints import Template, TemplateSet
 from genuine.infer.preprocess import face_input
 from genuine.infer.result import Result
 from genuine.infer.verdict import GENUINE, INCONCLUSIVE, SUSPECT, decide, decisive, not_validated
+from genuine.infer.zone_book import ZoneBook
+from genuine.infer.zones import check as check_zones, weighed
 
 
 class TemplateMissing(KeyError):
@@ -45,6 +47,8 @@ class Face:
     template: str                      # Template.key of the template x is aligned to
     variation: tuple | None = None     # (score, map) of the product's genuine variation, when computed elsewhere
     variation_done: bool = False       # True: `variation` was computed (None then means the product has none)
+    sharp: np.ndarray | None = None    # the face at the template's resolution (rectify_photo(sharp_side)): zones
+    findings: list | None = None       # the zone checks' Findings, when computed elsewhere (scan workers)
     extra: dict = field(default_factory=dict)   # carried through untouched (a scan's entry and sha256)
 
     @property
@@ -64,6 +68,7 @@ class FaceJudge:
         self.fusion = fusion_of(self.meta)
         self.store, self.calibrate_products = store, calibrate_products
         self.variation, self.calibrations = {}, None
+        self.zone_book = ZoneBook(store.conn if store is not None else None)
         self._use(templates)
         if store is not None:
             self._load_store()
@@ -138,6 +143,17 @@ class FaceJudge:
 
         return evidence(m, x)
 
+    def zones_of(self, template: str) -> dict | None:
+        """The zones of a face template (learnt once, then read from the store or the cache folder)."""
+        t = self.template(template)
+        return self.quietly(lambda: self.zone_book.get(t))
+
+    def zone_findings(self, f: Face) -> list:
+        """The zone checks of a face: carried by it (scan workers), or run on its sharp face, or none."""
+        if f.findings is not None:
+            return f.findings
+        return check_zones(f.sharp, self.zones_of(f.template)) if f.sharp is not None else []
+
     def operating_point(self, product: str, template: str | None, fused: bool) -> dict:
         """The thresholds a comparator's score of this product is judged by, and where they come from:
         {"source": "product" | "fusion" | "model", "thresholds" (what decide reads), "calibration" (the product
@@ -194,8 +210,11 @@ class FaceJudge:
             t1 = time.perf_counter()
             o = {n: v[k] for n, v in out.items()}
             o["variation"] = f.variation if f.variation_done else self.variation_score(f.x, f.product, f.template)
+            t2 = time.perf_counter()
+            o["zones"] = self.zone_findings(f)
             r = self.verdict(o, f.quality, f.rect, f.source)
-            r.timing_ms = {"model": round(model_ms, 2), "variation": round(1000 * (time.perf_counter() - t1), 2)}
+            r.timing_ms = {"model": round(model_ms, 2), "variation": round(1000 * (t2 - t1), 2),
+                           "zones": round(1000 * (time.perf_counter() - t2), 2)}
             results.append(r)
         return results
 
@@ -224,6 +243,8 @@ class FaceJudge:
         else:
             p = p_comp
             against = f"the genuine reference of {product}"
+        findings = out.get("zones") or []
+        p, evidence["zones"] = weighed(p, findings, self.meta.get("zones"))
         op = self.operating_point(product, rect.get("template"), s is not None)
         th, cal = op["thresholds"], op["calibration"]
         evidence["thresholds"] = {"source": op["source"], "threshold_genuine": th["threshold_genuine"],
@@ -231,6 +252,7 @@ class FaceJudge:
         if op["note"]:
             evidence["thresholds"]["note"] = op["note"]
         verdict, reason = self._decide(p, th, q, op, product, against, heat)
+        reason += zone_reason(verdict, findings, evidence["zones"])
         if product not in self.meta.get("products", []):
             reason += "; this product was not in the model's training data"
         if s is None and self.fusion:
@@ -259,6 +281,16 @@ class FaceJudge:
             return verdict, f"matches {against}: no sign of counterfeiting found (p={ps} < {tg}{own})"
         return verdict, (f"uncertain (p={ps}, between {tg} and {ts}{own}): retake closer and in good light, or "
                          f"examine by hand; the largest difference is in the package's {where(heat)}")
+
+
+def zone_reason(verdict: str, findings: list, zones: dict) -> str:
+    """What the zone checks add to the reason: each failing zone in an officer's words, and whether it counted."""
+    failed = [f.message for f in findings if f.state == "fail"]
+    if not failed:
+        return ""
+    if not zones.get("weighed"):
+        return f"; zone checks (not part of the score: {zones['why']}): " + "; ".join(failed)
+    return ("; " if verdict == SUSPECT else "; but ") + "; ".join(failed)
 
 
 def store_of(source):

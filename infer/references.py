@@ -30,6 +30,7 @@ from genuine.infer.product_calibration import CALIBRATION_SCHEMA
 from genuine.infer.sources import photo_bytes
 from genuine.infer.templates import TEMPLATE_COLUMNS, TEMPLATES_SCHEMA, store_template, stored_templates
 from genuine.infer.variation_store import FACE_COLUMNS, VARIATION_SCHEMA
+from genuine.infer.zone_book import ZONE_COLUMNS, ZONES_SCHEMA, ZoneBook
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -47,7 +48,7 @@ CREATE TABLE IF NOT EXISTS refs (
     photo BLOB
 );
 CREATE INDEX IF NOT EXISTS refs_product ON refs (product, label);
-""" + TEMPLATES_SCHEMA + VARIATION_SCHEMA + CALIBRATION_SCHEMA
+""" + TEMPLATES_SCHEMA + VARIATION_SCHEMA + CALIBRATION_SCHEMA + ZONES_SCHEMA
 # IF NOT EXISTS: databases made before templates (genuine photos, calibrations) existed gain the tables when opened
 STORE_SIDE = 1024  # enough to re-embed for any model input up to 512 px (decoded at 2x)
 COLUMNS = "id, product, label, sha256, model_sha256, added_at, added_by, note, source"
@@ -139,8 +140,12 @@ class ReferenceDB:
     def add_template(self, product: str, image, source: str = "", kind: str = "artwork", note: str = "",
                      added_by: str | None = None) -> dict:
         """Store a template (no model needed): see infer.templates.store_template. Nothing is stored, and
-        RectifyError says why, when the image has too few keypoints to align photos to."""
-        return store_template(self.conn, product, image, source, kind, note, added_by or getpass.getuser())
+        RectifyError says why, when the image has too few keypoints to align photos to. A face template learns its
+        zones (barcode, text lines, inks: infer/zones.py) at once, so that inspections do not pay for it."""
+        out = store_template(self.conn, product, image, source, kind, note, added_by or getpass.getuser())
+        if kind != "view":
+            out["zones"] = ZoneBook(self.conn).get(out["template"])
+        return out
 
     def templates(self, product: str | None = None) -> list:
         """Every stored template (of `product`) as infer.rectify.Template; no model needed."""
@@ -197,6 +202,7 @@ class ReferenceDB:
                                       f"src.{table} {cond}", args).rowcount
             n += dst.conn.execute(f"INSERT INTO genuine_faces ({FACE_COLUMNS}) SELECT {FACE_COLUMNS} FROM "
                                   f"src.genuine_faces {cond}", args).rowcount
+            dst.conn.execute(f"INSERT INTO zones ({ZONE_COLUMNS}) SELECT {ZONE_COLUMNS} FROM src.zones {cond}", args)
             dst.conn.execute("INSERT OR REPLACE INTO meta SELECT * FROM src.meta")
         dst.conn.execute("DETACH DATABASE src")
         dst.conn.close()
@@ -219,12 +225,12 @@ class ReferenceDB:
                 self.set_meta("model_sha256", theirs)
             added = self.count() - before
             # A file written before templates or genuine photos existed lacks their table: check, do not assume.
-            templates, views, faces = (self.conn.execute(
+            templates, views, faces, _ = [self.conn.execute(
                 f"INSERT OR IGNORE INTO {table} ({cols}) SELECT {cols} FROM src.{table}").rowcount
                 if self.conn.execute("SELECT 1 FROM src.sqlite_master WHERE type = 'table' AND name = ?",
                                      (table,)).fetchone() else 0
                 for table, cols in (("templates", TEMPLATE_COLUMNS), ("views", TEMPLATE_COLUMNS),
-                                    ("genuine_faces", FACE_COLUMNS)))
+                                    ("genuine_faces", FACE_COLUMNS), ("zones", ZONE_COLUMNS))]
         self.conn.execute("DETACH DATABASE src")
         return {"added": added, "templates": templates + views, "genuine_photos": faces}   # views: templates too
 

@@ -53,6 +53,7 @@ class WorkerSetup:
     templates: object = None                 # comparator models: the TemplateSet photos are rectified onto
     face_size: tuple[int, int] | None = None
     store: str | None = None                 # comparator models that fuse: the store's absolute path
+    zones: dict | None = None                # comparator models: {template key: zones} (infer/zones.py)
 
     @classmethod
     def of(cls, insp) -> "WorkerSetup":
@@ -60,8 +61,10 @@ class WorkerSetup:
             return cls(insp.size, insp.meta.get("quality"))
         judge = insp.judge
         fused = judge.fusion and judge.variation and judge.store is not None
+        # Zones are learnt (or read) here, once, so that workers never learn them each on its own.
+        zones = {t.key: judge.zones_of(t.key) for t in judge.templates.templates if not t.view}
         return cls(insp.size, insp.meta.get("quality"), judge.templates, tuple(insp.model.face_size),
-                   os.path.abspath(judge.store.path) if fused else None)
+                   os.path.abspath(judge.store.path) if fused else None, zones)
 
     def start(self) -> None:
         """Pool initializer: this process's state, loaded once."""
@@ -86,7 +89,9 @@ def _rectified(item: Item, data: bytes) -> Item:
     """Worker, comparator models: rectify; the face's model input, its quality and its genuine variation."""
     from genuine.infer.rectify import rectify_photo
 
-    r, _ = rectify_photo(data, _setup.templates, _setup.face_size)
+    from genuine.infer.zones import SHARP_SIDE, check
+
+    r, _ = rectify_photo(data, _setup.templates, _setup.face_size, sharp_side=SHARP_SIDE if _setup.zones else 0)
     item.rect = r.to_dict()
     if r.ok:
         x, q = face_model_input(r.face, r.density, _setup.face_size, _setup.limits)
@@ -96,7 +101,10 @@ def _rectified(item: Item, data: bytes) -> Item:
             from genuine.infer.variation import evidence
 
             variation = evidence(m, x)
-        item.face = Face(item.entry.key, x, q, item.rect, r.template.key, variation, variation_done=True)
+        zones = (_setup.zones or {}).get(r.template.key)
+        findings = check(r.sharp, zones) if zones is not None else None   # None: the judge learns them (added meanwhile)
+        item.face = Face(item.entry.key, x, q, item.rect, r.template.key, variation, variation_done=True,
+                         findings=findings)
     return item
 
 

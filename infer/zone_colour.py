@@ -24,6 +24,7 @@ SIDE = 320             # the label map's long side: inks are flat areas, some th
 MIN_AREA = 0.004       # an ink's eroded interior covers at least this share of the face
 MAX_INKS = 4
 MIN_GENUINE = 5        # genuine faces needed before a tolerance is trusted
+KL = 2.0               # CIEDE2000's lightness weight: 2 (as for textiles) since light changes lightness most
 TOL_FLOOR = 2.0        # dE: below this a difference is not visible, whatever the genuine spread
 
 
@@ -84,19 +85,43 @@ def _lab(rgb: np.ndarray, paper: np.ndarray, ref_paper: np.ndarray) -> np.ndarra
     return linear_to_lab(np.clip(srgb_to_linear(rgb) * gain, 0, 1))
 
 
+def _design_matrix(ys: np.ndarray, xs: np.ndarray, shape) -> np.ndarray:
+    y, x = ys / shape[0] - 0.5, xs / shape[1] - 0.5
+    return np.stack([np.ones_like(x), x, y, x * y, x * x, y * y], 1)
+
+
+def paper_field(lin: np.ndarray, labels: np.ndarray, paper: int) -> np.ndarray | None:
+    """The light falling on the face, per pixel and channel, from its paper: a quadratic surface fitted to the
+    paper's linear values (a light gradient or a soft shadow changes a photo's colours across the face; one white
+    point for the whole face leaves them in). Paper pixels far off the first fit (glare, a scuff) are dropped."""
+    ys, xs = np.nonzero(labels == paper)
+    if len(ys) < 50:
+        return None
+    A, v = _design_matrix(ys.astype(float), xs.astype(float), labels.shape), lin[ys, xs]
+    coef = np.linalg.lstsq(A, v, rcond=None)[0]
+    res = np.abs(v - A @ coef).sum(1)
+    keep = res <= np.quantile(res, 0.8)
+    coef = np.linalg.lstsq(A[keep], v[keep], rcond=None)[0]
+    gy, gx = np.mgrid[0:labels.shape[0], 0:labels.shape[1]]
+    return (_design_matrix(gy.ravel().astype(float), gx.ravel().astype(float), labels.shape) @ coef).reshape(lin.shape)
+
+
 def measure(face: np.ndarray, zone: dict) -> dict[int, float]:
-    """dE2000 of each ink of the face against the artwork, after white balancing on the face's own paper."""
+    """dE2000 of each ink of the face against the artwork, after flat-fielding the face on its own paper."""
     labels = _unpng(zone["labels"])
-    small = _small(face, labels.shape[::-1]).astype(np.float64)
+    lin = srgb_to_linear(_small(face, labels.shape[::-1]))
     inks = {ink["id"]: ink for ink in zone["inks"]}
-    ref_paper = np.array(inks[zone["paper"]]["rgb"])
-    paper = np.median(small[labels == zone["paper"]], 0)
+    ref_paper = srgb_to_linear(np.array(inks[zone["paper"]]["rgb"]))
+    field = paper_field(lin, labels, zone["paper"])
+    if field is None:
+        return {}
+    flat = np.clip(lin * ref_paper / np.maximum(field, 1e-4), 0, 1)
     out = {}
     for i, ink in inks.items():
         if i == zone["paper"]:
             continue
-        lab = _lab(np.median(small[labels == i], 0), paper, ref_paper)
-        out[i] = float(ciede2000(lab, np.array(ink["lab"])))
+        lab = linear_to_lab(np.median(flat[labels == i], 0))
+        out[i] = float(ciede2000(lab, np.array(ink["lab"]), kl=KL))
     return out
 
 
@@ -134,8 +159,10 @@ def _name(rgb) -> str:
     """A plain name and the hex of an ink, for the reason ("red #c8202a")."""
     r, g, b = (int(round(v)) for v in rgb)
     h, s, v = (int(c) for c in cv2.cvtColor(np.uint8([[[r, g, b]]]), cv2.COLOR_RGB2HSV)[0, 0])
-    names = ["red", "orange", "yellow", "green", "cyan", "blue", "purple", "magenta", "red"]
-    word = "grey" if s < 40 else names[int(round(h * 2 / 45))]
+    degrees = 2 * h   # OpenCV's hue is 0..180
+    bounds = [(15, "red"), (45, "orange"), (70, "yellow"), (160, "green"), (200, "cyan"), (250, "blue"),
+              (290, "purple"), (330, "magenta"), (361, "red")]
+    word = "grey" if s < 40 else next(name for top, name in bounds if degrees < top)
     if v < 60:
         word = "black" if s < 80 else "dark " + word
     return f"{word} #{r:02x}{g:02x}{b:02x}"

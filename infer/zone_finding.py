@@ -15,6 +15,10 @@ class Finding:
     box: list                  # where, as (x0, y0, x1, y1) in 0..1 of the face
     detail: dict = field(default_factory=dict)
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "Finding":
+        return cls(d["zone"], d["state"], float(d["score"]), d["message"], list(d["box"]), dict(d.get("detail") or {}))
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["score"] = round(float(self.score), 4)

@@ -112,3 +112,55 @@ def test_zones_round_trip_json_and_a_small_face_is_unread(design, template):
         assert found["text"].detail.get("lines_read", 0) < len(zones["text"]["lines"])
     assert Z.features(list(found.values())) == {"barcode": 0.0, "text": 0.0, "colour": 0.0}
     assert Z.check(None, zones) == [] and Z.check(template, None) == []
+
+
+def test_unread_zones_add_nothing_and_weights_move_p_only_when_fitted():
+    from genuine.infer.zone_finding import Finding
+
+    fail = Finding("text", "fail", 2.0, "text: 'natral' where the artwork says 'natural'", [0, 0, 1, 1])
+    unread = Finding("barcode", "unread", 0.0, "barcode not readable", [0, 0, 1, 1])
+    fit = {"used": True, "weights": {"barcode": 3.0, "text": 1.5, "colour": 0.0}}
+    p, ev = Z.weighed(0.2, [unread], fit)
+    assert p == pytest.approx(0.2) and ev["weighed"] and ev["logit_added"] == 0
+    p, ev = Z.weighed(0.2, [unread, fail], fit)
+    assert p == pytest.approx(1 / (1 + np.exp(-(np.log(0.25) + 3.0))))
+    p, ev = Z.weighed(0.2, [fail], None)               # a model without zone weights: reported, not scored
+    assert p == 0.2 and not ev["weighed"] and ev["findings"][0]["state"] == "fail"
+
+
+def test_zone_weights_are_fitted_on_val_and_refused_without_signal():
+    from genuine.train.zone_fusion import fit_zones
+
+    rng = np.random.default_rng(0)
+    y = np.r_[np.zeros(60), np.ones(60)].astype(int)
+    p = np.clip(0.5 + 0.1 * rng.standard_normal(120), 0.05, 0.95)     # a weak comparator
+    text = lambda k: json.dumps([{"zone": "text", "state": "fail" if k else "pass", "score": float(k), "message": "",
+                                  "box": [0, 0, 1, 1]}])
+    zones = [text(0)] * 60 + [text(1 if i % 2 else 0) for i in range(60)]   # half the counterfeits misspelt
+    th = {"threshold_suspect": 0.9, "threshold_genuine": 0.1}
+    fit = fit_zones(p, zones, y, th, max_fpr=0.01)
+    assert fit["used"] and fit["weights"]["text"] > 1 and fit["weights"]["barcode"] == 0
+    assert fit["val"]["auroc_after"] > fit["val"]["auroc_before"] + 0.1
+    none = fit_zones(p, [text(0)] * 120, y, th, max_fpr=0.01)          # the lever off: nothing failed
+    assert not none["used"] and "no zone" in none["why"]
+    noisy = fit_zones(p, [text(i % 2) for i in range(120)], y, th, max_fpr=0.01)   # fires as often on genuine
+    assert not noisy["used"] or noisy["weights"]["text"] < 0.3
+
+
+def test_a_stored_template_learns_its_zones_and_export_import_keeps_them(tmp_path, monkeypatch, design, template):
+    from genuine.infer.references import ReferenceDB
+    from genuine.infer.zone_book import ZoneBook
+
+    db = ReferenceDB(tmp_path / "a.db", create=True)
+    out = db.add_template("acme", template)
+    assert out["zones"]["barcode"]["number"] == design.ean
+    db.export(tmp_path / "b.db")
+    other = ReferenceDB(tmp_path / "c.db", create=True)
+    other.import_from(tmp_path / "b.db")
+    [t] = other.templates()
+    row = other.conn.execute("SELECT zones FROM zones WHERE template = ?", (t.key,)).fetchone()
+    assert row is not None and json.loads(row[0])["barcode"]["number"] == design.ean
+    learnt = []
+    monkeypatch.setattr("genuine.infer.zone_book.learn", lambda *a, **k: learnt.append(1))
+    assert ZoneBook(other.conn).get(t)["barcode"]["number"] == design.ean   # read back, not learnt again
+    assert not learnt

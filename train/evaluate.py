@@ -88,8 +88,10 @@ def comparator_scores(model, data, split: str, products: list[str] | None = None
     recs = [r for r in select(ds, split) if not products or r.product in products]
     if not recs:
         raise UsageError(f"{ds.root}: no photos in the {split} split" + (f" of {', '.join(products)}" if products else ""))
+    from genuine.infer.zones import templates_zones
+
     templates = load_templates(ds.root)
-    fs = FaceSet.build(ds.root, recs, templates, size, workers=workers)
+    fs = FaceSet.build(ds.root, recs, templates, size, workers=workers, zones=templates_zones(templates))
     s_face = _variation_of(ds, fs, templates, meta, size, workers)
     judged = _judge_faces(backend, templates, fs, s_face, size)
     where = {id(r): k for k, r in enumerate(fs.records)}
@@ -116,7 +118,22 @@ def comparator_scores(model, data, split: str, products: list[str] | None = None
                         "photos_fused": int(fused.sum()), "photos_comparator_only": int(aligned.sum() - fused.sum()),
                         "comparator_only": binary_metrics(y, pc),
                         "variation_only_auroc_fused_photos": float(roc_auc_score(y[fused], sv[fused])) if both else None}
+    report["zones"] = _zones_report(fs, meta)
     return report, y, p, rows
+
+
+def _zones_report(fs, meta: dict) -> dict:
+    """What each zone check found on the aligned photos, by label and defect family (fail / pass / unread)."""
+    from genuine.infer.zones import findings_of
+
+    out: dict = {"weighed": bool((meta.get("zones") or {}).get("used")), "why_not": (meta.get("zones") or {}).get("why"),
+                 "by_family": {}}
+    for k, r in enumerate(fs.records):
+        family = r.extra.get("defect") or ("genuine" if r.label == "genuine" else "counterfeit")
+        for f in findings_of(fs.zones[k]) if fs.zones is not None else []:
+            cell = out["by_family"].setdefault(family, {}).setdefault(f.zone, {"fail": 0, "pass": 0, "unread": 0})
+            cell[f.state] += 1
+    return out
 
 
 def _variation_of(ds, fs, templates, meta: dict, size, workers: int) -> np.ndarray:
@@ -134,6 +151,7 @@ def _variation_of(ds, fs, templates, meta: dict, size, workers: int) -> np.ndarr
 def _judge_faces(backend, templates, fs, s_face: np.ndarray, size) -> list:
     """Results of every aligned face through FaceJudge, in batches of 32, with the inspector's own quality gate."""
     from genuine.infer.judge import Face, FaceJudge
+    from genuine.infer.zones import findings_of
 
     judge = FaceJudge(backend, templates, calibrate_products=False)
     key = {t.product: t.key for t in templates.templates if not t.view}
@@ -142,7 +160,8 @@ def _judge_faces(backend, templates, fs, s_face: np.ndarray, size) -> list:
         _, q = face_model_input(fs.faces[k], fs.density[k], size, backend.meta.get("quality"))
         var = None if np.isnan(s_face[k]) else (float(s_face[k]), None)
         faces.append(Face(r.rel, fs.faces[k], q, {"product": r.product, "template": key[r.product], "quality": None},
-                          key[r.product], var, variation_done=True))
+                          key[r.product], var, variation_done=True,
+                          findings=findings_of(fs.zones[k]) if fs.zones is not None else None))
     return [res for s in range(0, len(faces), 32) for res in judge.score_faces(faces[s:s + 32])]
 
 
@@ -185,6 +204,19 @@ def write(report: dict, y, p, rows: list[dict], out: Path) -> None:
         w.writerows(rows)
 
 
+def _zones_summary(zr: dict | None) -> None:
+    """One line per zone: how often it failed, passed or could not be read, on genuine photos and on counterfeits."""
+    if not zr or not zr["by_family"]:
+        return
+    how = "in the score" if zr["weighed"] else f"reported only: {zr['why_not']}"
+    print(f"zone checks ({how}), fail/pass/unread:")
+    for zone in ("barcode", "text", "colour"):
+        cells = {fam: c[zone] for fam, c in zr["by_family"].items() if zone in c}
+        if cells:
+            print(f"  {zone:<8} " + "  ".join(f"{fam} {c['fail']}/{c['pass']}/{c['unread']}"
+                                              for fam, c in sorted(cells.items(), key=lambda t: t[0] != "genuine")))
+
+
 def summary(report: dict, split: str) -> None:
     m, op = report["metrics"], report["operating_point"]
     print(f"{split}: {m['n']} photos ({m['n_genuine']} genuine, {m['n_counterfeit']} counterfeit)")
@@ -203,6 +235,7 @@ def summary(report: dict, split: str) -> None:
         print(f"comparator alone (no fusion with genuine variation: {fu['why_not']})")
     for lab, row in report["confusion"].items():
         print(f"  {lab:<12}" + "  ".join(f"{v} {n}" for v, n in row.items()))
+    _zones_summary(report.get("zones"))
     if report["per_defect"]:
         print("per defect family (its counterfeits vs all genuine):")
         for fam, r in report["per_defect"].items():

@@ -39,23 +39,26 @@ class FaceSet:
     templates: np.ndarray            # (len(names), H, W, 3) uint8
     not_aligned: list[tuple[Record, str]] = field(default_factory=list)
     density: np.ndarray | None = None   # (n,) photo pixels per input pixel: the inspector's "too small" gate
+    zones: list[str] | None = None      # (n,) the zone checks' Findings as JSON, when built with zones
 
     def __len__(self) -> int:
         return len(self.records)
 
     @classmethod
     def build(cls, root, records: list[Record], templates: TemplateSet, size: tuple[int, int],
-              workers: int = 0) -> "FaceSet":
+              workers: int = 0, zones: dict | None = None) -> "FaceSet":
+        """zones: {product: infer.zones.learn's dict} to also run the zone checks on each photo's sharp face."""
         by_name = {t.product: t for t in templates.templates}
-        faces = aligned_faces(root, records, templates, workers=workers, face_size=size)
+        faces = aligned_faces(root, records, templates, workers=workers, face_size=size, zones=zones)
         names = sorted(p for p in faces if p in by_name)
-        keep, arrays, dens, bad = [], [], [], []
+        keep, arrays, dens, bad, found = [], [], [], [], []
         for product, f in faces.items():
             for j, i in enumerate(f.index):
                 if f.ok[j]:
                     keep.append(int(i))
                     arrays.append(face_input(f.faces[j], size))
                     dens.append(float(f.density[j]))
+                    found.append(str(f.zones[j]) if f.zones is not None else "")
                 else:
                     bad.append((records[i], f.reasons[j]))
         order = np.argsort(keep, kind="stable")          # back to the records' order
@@ -65,7 +68,8 @@ class FaceSet:
                    np.array([r.label == "counterfeit" for r in recs], int),
                    np.array([names.index(r.product) for r in recs], int), names,
                    np.stack([face_input(by_name[n].image, size) for n in names]) if names
-                   else np.zeros((0, h, w, 3), np.uint8), bad, np.array([dens[k] for k in order], float))
+                   else np.zeros((0, h, w, 3), np.uint8), bad, np.array([dens[k] for k in order], float),
+                   [found[k] for k in order] if zones else None)
 
 
 def twin_pairs(fs: FaceSet) -> np.ndarray:

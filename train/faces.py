@@ -16,6 +16,7 @@ reads the file and rectifies nothing; a changed photo or template computes it ag
 from __future__ import annotations
 
 import hashlib
+import json
 import multiprocessing
 import os
 import sys
@@ -30,9 +31,10 @@ from genuine.infer.keypoints import FACE_SIDE, KP_VERSION, Template, TemplateSet
 from genuine.infer.photo import PhotoError, load_photo
 from genuine.infer.progress import Progress
 from genuine.infer.rectify import PAD, model_face_side, rectify, rectify_photo
+from genuine.infer.zones import SHARP_SIDE, check as check_zones
 from genuine.train.layout import Record
 
-VERSION = "2"            # bump when the same inputs would give other faces (2: density, rectify_photo)
+VERSION = "3"            # bump when the same inputs would give other faces (2: density, rectify_photo; 3: zones)
 
 
 @dataclass
@@ -45,6 +47,7 @@ class Faces:
     inliers: np.ndarray  # (n,) int
     seconds: np.ndarray  # (n,) float: rectify's own time per photo (decode excluded)
     density: np.ndarray  # (n,) float: photo pixels per model input pixel (0 without a face_size)
+    zones: np.ndarray | None = None   # (n,) str: each photo's zone Findings as JSON (aligned_faces(zones=...))
 
 
 def cache_dir(root) -> Path:
@@ -52,8 +55,10 @@ def cache_dir(root) -> Path:
     return (Path(env) if env else Path(root) / ".cache") / "faces"
 
 
-def _key(records: list[Record], t: Template, face_side, face_size) -> str:
+def _key(records: list[Record], t: Template, face_side, face_size, zones: dict | None = None) -> str:
     h = hashlib.sha256(f"{VERSION}\t{KP_VERSION}\t{t.product}\t{t.face_size(face_side)}\t{face_size}\n".encode())
+    if zones is not None:
+        h.update(json.dumps(zones, sort_keys=True).encode())
     h.update(hashlib.sha256(np.ascontiguousarray(t.image).tobytes() + str(t.image.shape).encode()).digest())
     for r in records:
         try:
@@ -74,15 +79,16 @@ def _init(templates: TemplateSet) -> None:
 
 
 def _one(job):
-    path, product, face_side, face_size = job
+    path, product, face_side, face_size, zones = job
     try:
         if face_size is not None:
-            r, _ = rectify_photo(path, _TEMPLATES, face_size, product=product)
+            r, _ = rectify_photo(path, _TEMPLATES, face_size, product=product, sharp_side=SHARP_SIDE if zones else 0)
         else:
             r = rectify(np.asarray(load_photo(path)), _TEMPLATES, product=product, face_side=face_side)
     except PhotoError as e:
-        return None, f"unreadable: {e}", 0, 0.0, 0.0
-    return (r.face if r.ok else None), ("" if r.ok else r.reason_code or "failed"), r.inliers, r.seconds, r.density
+        return None, f"unreadable: {e}", 0, 0.0, 0.0, ""
+    found = json.dumps([f.to_dict() for f in check_zones(r.sharp, zones)]) if zones and r.ok else ""
+    return (r.face if r.ok else None), ("" if r.ok else r.reason_code or "failed"), r.inliers, r.seconds, r.density, found
 
 
 def _save(path: Path, **arrays) -> None:
@@ -110,18 +116,19 @@ def _collect(results: list, idx: list, face_wh: tuple[int, int]) -> "Faces":
     fw, fh = face_wh
     faces = np.full((len(idx), fh, fw, 3), PAD, np.uint8)
     ok, reasons, inliers, secs = np.zeros(len(idx), bool), [], np.zeros(len(idx), int), np.zeros(len(idx))
-    density = np.zeros(len(idx))
-    for j, (face, reason, inliers[j], secs[j], density[j]) in enumerate(results):
+    density, zones = np.zeros(len(idx)), []
+    for j, (face, reason, inliers[j], secs[j], density[j], found) in enumerate(results):
         if face is not None:
             faces[j], ok[j] = face, True
         reasons.append(reason)
-    return Faces(np.array(idx), faces, ok, reasons, inliers, secs, density)
+        zones.append(found)
+    return Faces(np.array(idx), faces, ok, reasons, inliers, secs, density, np.array(zones, dtype=str))
 
 
 def _cache(f: Path, fc: "Faces") -> None:
     try:
         _save(f, faces=fc.faces, ok=fc.ok, reasons=np.array(fc.reasons, dtype=str), inliers=fc.inliers,
-              seconds=fc.seconds, density=fc.density)
+              seconds=fc.seconds, density=fc.density, zones=fc.zones)
     except OSError as e:  # a read-only dataset still evaluates, only slower next time
         print(f"warning: could not cache aligned faces in {f.parent}: {e}", file=sys.stderr)
 
@@ -133,12 +140,13 @@ def _stepped(result, bar):
 
 def aligned_faces(root, records: list[Record], templates: TemplateSet, face_side: int | None = FACE_SIDE,
                   workers: int = 0, cache: bool = True, face_size: tuple[int, int] | None = None,
-                  progress: bool = True) -> dict[str, Faces]:
+                  progress: bool = True, zones: dict | None = None) -> dict[str, Faces]:
     """{product: Faces} for `records`, each photo rectified against its own product's template (a progress line on
     stderr while photos not in the cache are rectified).
 
     face_size: a comparator's input (W, H): the inspector's input path, faces at model_face_side(face_size).
-    Photos of a product without a template are not ok ("not_covered"). workers=0: all cores; 1: in-process."""
+    Photos of a product without a template are not ok ("not_covered"). workers=0: all cores; 1: in-process.
+    zones: {product: infer.zones.learn's dict}: also check each face's zones on its sharp face (Faces.zones)."""
     if face_size is not None:
         face_size, face_side = (int(face_size[0]), int(face_size[1])), model_face_side(face_size)
     by_product: dict[str, list[int]] = {}
@@ -153,17 +161,19 @@ def aligned_faces(root, records: list[Record], templates: TemplateSet, face_side
                                  ["not_covered"] * len(idx), np.zeros(len(idx), int), np.zeros(len(idx)),
                                  np.zeros(len(idx)))
             continue
-        f = cache_dir(root) / f"{product}-{_key([records[i] for i in idx], t, face_side, face_size)}.npz"
+        zp = (zones or {}).get(product)
+        f = cache_dir(root) / f"{product}-{_key([records[i] for i in idx], t, face_side, face_size, zp)}.npz"
         if cache and f.exists():
             try:
                 with np.load(f) as z:
                     out[product] = Faces(np.array(idx), z["faces"], z["ok"], [str(s) for s in z["reasons"]],
-                                         z["inliers"], z["seconds"], z["density"])
+                                         z["inliers"], z["seconds"], z["density"], z["zones"])
                 continue
             except (OSError, ValueError, KeyError):
                 pass  # a damaged cache file is recomputed
         todo[product] = (idx, t, f)
-    jobs = [(str(records[i].path), p, face_side, face_size) for p, (idx, _, _) in todo.items() for i in idx]
+    jobs = [(str(records[i].path), p, face_side, face_size, (zones or {}).get(p))
+            for p, (idx, _, _) in todo.items() for i in idx]
     if jobs:
         results = _run(jobs, templates, workers, progress)
         k = 0

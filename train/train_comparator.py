@@ -29,6 +29,7 @@ import torch
 from genuine.infer.contract import is_comparator
 from genuine.infer.errors import GenuineError
 from genuine.infer.templates import load_templates
+from genuine.infer.zones import templates_zones
 from genuine.train import backbones, checkpoint, comparator_frozen, distributed
 from genuine.train.calibrate import fit_temperature, operating_point, sigmoid
 from genuine.train.comparator import Comparator
@@ -39,6 +40,7 @@ from genuine.train.layout import discover
 from genuine.train.metrics import binary_metrics
 from genuine.train.loop import fit, save_calibrated, versions, with_defaults
 from genuine.train.variation_fusion import fit_fusion, variation_scores
+from genuine.train.zone_fusion import fit_zones
 
 
 DEFAULTS = {"epochs": 40, "patience": 8}   # with_defaults: the library's own, for callers other than the CLI
@@ -70,7 +72,10 @@ def load_sets(args, ds):
         raise TrainError(f"{ds.root}: the val split is empty; calibration and early stopping need it")
     size = parse_size(args.face_size)
     t0 = time.perf_counter()
-    sets = {s: FaceSet.build(ds.root, r, templates, size, workers=args.workers) for s, r in recs.items()}
+    # val also runs the zone checks on each photo's sharp face: their weights are fitted on it (train/zone_fusion.py)
+    zones = templates_zones(templates)
+    sets = {s: FaceSet.build(ds.root, r, templates, size, workers=args.workers, zones=zones if s == "val" else None)
+            for s, r in recs.items()}
     for s, fs in sets.items():
         print(f"{s}: {len(fs)} photos aligned to their templates, {len(fs.not_aligned)} not "
               f"({time.perf_counter() - t0:.0f}s)", file=sys.stderr)
@@ -256,7 +261,24 @@ def fuse(args, tr: FaceSet, va: FaceSet, p: np.ndarray, op: dict) -> dict:
               f"  coverage {op['coverage']:.3f} -> {t['coverage']:.3f}", file=sys.stderr)
     else:
         print(f"no fusion with genuine variation: {fusion['why']}", file=sys.stderr)
-    return fusion
+    return fusion, s
+
+
+def weigh_zones(args, va: FaceSet, p: np.ndarray, s: np.ndarray, fusion: dict, op: dict) -> dict:
+    """The zone checks' weights on top of the val score each photo gets at inspection (fused where it can be)."""
+    from genuine.infer.variation import fused_p
+
+    if fusion.get("used"):
+        has = ~np.isnan(s)
+        p = np.where(has, fused_p(p, np.nan_to_num(s), fusion), p)
+    fit = fit_zones(p, va.zones, va.labels, op, args.max_fpr)
+    v = fit.get("val") or {}
+    if fit["used"]:
+        print(f"zone checks weighed (val): AUROC {v['auroc_before']:.4f} -> {v['auroc_after']:.4f}, weights "
+              f"{fit['weights']}, failed on val {v['failed_on_val']}", file=sys.stderr)
+    else:
+        print(f"zone checks not weighed: {fit['why']}", file=sys.stderr)
+    return fit
 
 
 def finish(out_dir: Path, val_logits, va: FaceSet, args, history, tr: FaceSet) -> int:
@@ -270,6 +292,7 @@ def finish(out_dir: Path, val_logits, va: FaceSet, args, history, tr: FaceSet) -
     val = binary_metrics(va.labels, p)
     val["uncalibrated_ece"] = binary_metrics(va.labels, sigmoid(z))["ece"]
     val["not_aligned"] = len(va.not_aligned)
-    ckpt["meta"]["fusion"] = fuse(args, tr, va, p, op)
+    ckpt["meta"]["fusion"], s = fuse(args, tr, va, p, op)
+    ckpt["meta"]["zones"] = weigh_zones(args, va, p, s, ckpt["meta"]["fusion"], op)
     return save_calibrated(out_dir, ckpt, temp, "temperature scaling on aligned val faces", op, val, history,
                            args.data, f", {len(va)} aligned photos")

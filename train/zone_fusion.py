@@ -1,0 +1,59 @@
+"""How much each zone check's finding weighs, fitted on val: the checkpoint's meta["zones"].
+
+    fit = fit_zones(p_val, va.zones, va.labels, thresholds)   # p_val: the calibrated (or fused) p of each val photo
+
+A zone's finding is added to the calibrated score in logit space, logit(p) + sum_z w_z * score_z, with w_z >= 0
+fitted by maximum likelihood on the val photos with the score's logit as a fixed offset: the comparator and the
+genuine variation stay as calibrated, and a zone weighs what its findings are worth on val, given them. A zone
+that did not fail on val (384 px photos read nothing) gets no weight; one that fires on genuine photos as often as
+on counterfeits gets little. The fit is kept only when it does not raise val's false alarms at the SUSPECT threshold
+above max_fpr (or above what they were).
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import minimize
+from sklearn.metrics import roc_auc_score
+
+from genuine.infer.zones import ZONES, features, findings_of
+
+L2 = 0.1      # a little shrinkage: a zone that failed on three val photos must not get an unbounded weight
+
+
+def zone_matrix(zones: list[str]) -> np.ndarray:
+    """(n, len(ZONES)) of each photo's zone scores (0 where a zone passed or was not read)."""
+    return np.array([[features(findings_of(z))[k] for k in ZONES] for z in zones], float).reshape(len(zones), len(ZONES))
+
+
+def _nll(w, X, off, y):
+    z = off + X @ w
+    return float(np.sum(np.logaddexp(0, z) - y * z) + L2 * w @ w), X.T @ (1 / (1 + np.exp(-z)) - y) + 2 * L2 * w
+
+
+def fit_zones(p, zones: list[str] | None, y, thresholds: dict, max_fpr: float) -> dict:
+    if zones is None:
+        return {"used": False, "why": "val was built without zone checks"}
+    X, y = zone_matrix(zones), np.asarray(y, float)
+    fired = (X > 0).sum(0)
+    if not fired.any():
+        return {"used": False, "why": "no zone check failed on any val photo (photos too small to read print?)"}
+    pc = np.clip(np.asarray(p, float), 1e-7, 1 - 1e-7)
+    off = np.log(pc / (1 - pc))
+    w = minimize(_nll, np.zeros(X.shape[1]), args=(X, off, y), jac=True, method="L-BFGS-B",
+                 bounds=[(0, None)] * X.shape[1]).x
+    after = 1 / (1 + np.exp(-(off + X @ w)))
+    ts = float(thresholds["threshold_suspect"])
+    g = y == 0
+    fpr_before, fpr_after = float(np.mean(pc[g] >= ts)), float(np.mean(after[g] >= ts))
+    val = {"photos": int(len(y)), "auroc_before": float(roc_auc_score(y, pc)), "auroc_after": float(roc_auc_score(y, after)),
+           "fpr_at_suspect_before": fpr_before, "fpr_at_suspect_after": fpr_after,
+           "failed_on_val": {z: {"genuine": int(((X[:, k] > 0) & g).sum()), "counterfeit": int(((X[:, k] > 0) & ~g).sum())}
+                             for k, z in enumerate(ZONES)}}
+    weights = {z: round(float(w[k]), 4) for k, z in enumerate(ZONES)}
+    if not any(weights.values()):
+        return {"used": False, "why": "the zone checks do not separate counterfeits on val (weights 0)", "val": val}
+    if fpr_after > max(max_fpr, fpr_before):
+        return {"used": False, "why": f"with the zones val's false alarms at SUSPECT would rise to {fpr_after:.3f}",
+                "val": val}
+    return {"used": True, "weights": weights, "method": "logistic, calibrated logit as offset, w >= 0, on val",
+            "val": val}
