@@ -58,16 +58,38 @@ def overlay(photo: Image.Image, heat: np.ndarray, model_size: int, max_side: int
     return _blend(base, np.asarray(Image.fromarray(m, "F").resize(base.size, Image.BILINEAR)), alpha)
 
 
-def overlay_face(face: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> Image.Image:
-    """The comparator's map over the rectified face: the package in its own frame, whatever the photo's angle."""
+def zone_boxes(evidence: dict | None) -> list:
+    """The boxes (0..1 of the face) of the zone checks that failed (Result.evidence["zones"]), to draw."""
+    found = ((evidence or {}).get("zones") or {}).get("findings") or []
+    return [f["box"] for f in found if f.get("state") == "fail" and f.get("box")]
+
+
+def _outline(img: Image.Image, polygons: list) -> Image.Image:
+    """Failing zones drawn as red outlines over the overlay: where the officer looks first."""
+    from PIL import ImageDraw
+
+    draw = ImageDraw.Draw(img)
+    width = max(2, round(max(img.size) / 300))
+    for pts in polygons:
+        draw.line([tuple(map(float, p)) for p in pts] + [tuple(map(float, pts[0]))], fill=(230, 20, 20), width=width)
+    return img
+
+
+def overlay_face(face: np.ndarray, heat: np.ndarray, alpha: float = 0.45, boxes: list = ()) -> Image.Image:
+    """The comparator's map over the rectified face: the package in its own frame, whatever the photo's angle;
+    boxes: failing zones (zone_boxes) outlined."""
     base = Image.fromarray(face)
-    return _blend(base, np.asarray(Image.fromarray(_relative(heat), "F").resize(base.size, Image.BILINEAR)), alpha)
+    img = _blend(base, np.asarray(Image.fromarray(_relative(heat), "F").resize(base.size, Image.BILINEAR)), alpha)
+    w, h = img.size
+    return _outline(img, [[(x0 * w, y0 * h), (x1 * w, y0 * h), (x1 * w, y1 * h), (x0 * w, y1 * h)]
+                          for x0, y0, x1, y1 in boxes])
 
 
 def overlay_photo(photo: Image.Image, heat: np.ndarray, H: np.ndarray, template_wh: tuple[int, int],
-                  max_side: int = 1024, alpha: float = 0.45) -> Image.Image:
+                  max_side: int = 1024, alpha: float = 0.45, boxes: list = ()) -> Image.Image:
     """The comparator's map projected back onto the photo through the rectification's homography H
-    (template pixels -> full-resolution photo pixels): the officer sees the spot on the package in hand."""
+    (template pixels -> full-resolution photo pixels): the officer sees the spot on the package in hand; boxes:
+    failing zones (zone_boxes) outlined where they are on the package."""
     import cv2
 
     base, k = _shrunk(photo, max_side)
@@ -77,7 +99,10 @@ def overlay_photo(photo: Image.Image, heat: np.ndarray, H: np.ndarray, template_
     warped = cv2.warpPerspective(m, to_base, base.size, flags=cv2.INTER_LINEAR, borderValue=0)
     inside = cv2.warpPerspective(np.ones((th, tw), np.float32), to_base, base.size, flags=cv2.INTER_LINEAR,
                                  borderValue=0)
-    return _blend(base, warped, alpha, inside)
+    quads = [np.float32([[x0 * tw, y0 * th], [x1 * tw, y0 * th], [x1 * tw, y1 * th], [x0 * tw, y1 * th]])
+             for x0, y0, x1, y1 in boxes]
+    return _outline(_blend(base, warped, alpha, inside),
+                    [cv2.perspectiveTransform(q[None], to_base)[0] for q in quads])
 
 
 def where(heat: np.ndarray) -> str:

@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from genuine.infer.heatmap import overlay, overlay_face, overlay_photo
+from genuine.infer.heatmap import overlay, overlay_face, overlay_photo, zone_boxes
 from genuine.infer.keypoints import RectifyError
 from genuine.infer.photo import PhotoError, load_photo, printable
 from genuine.infer.references import ReferenceError
@@ -44,8 +44,9 @@ def _heatmaps(args, insp, r, path, k: int):
     hp = _heatmap_path(args.heatmap, k, len(args.photos))
     try:
         if r.face is not None:   # comparator: on the photo through the homography, and on the face
-            overlay_photo(load_photo(path), r.heatmap, r.H, (r.face.shape[1], r.face.shape[0])).save(hp)
-            overlay_face(r.face, r.heatmap).save(hp.with_name(f"{hp.stem}-face{hp.suffix or '.png'}"))
+            boxes = zone_boxes(r.evidence)
+            overlay_photo(load_photo(path), r.heatmap, r.H, (r.face.shape[1], r.face.shape[0]), boxes=boxes).save(hp)
+            overlay_face(r.face, r.heatmap, boxes=boxes).save(hp.with_name(f"{hp.stem}-face{hp.suffix or '.png'}"))
         else:
             overlay(load_photo(path), r.heatmap, insp.size).save(hp)
     except (OSError, ValueError) as e:

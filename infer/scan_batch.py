@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from genuine.infer.errors import UsageError
-from genuine.infer.heatmap import overlay, overlay_face
+from genuine.infer.heatmap import overlay, overlay_face, zone_boxes
 from genuine.infer.journal import Journal
 from genuine.infer.photo import printable
 from genuine.infer.preprocess import letterbox_geometry
@@ -136,7 +136,7 @@ def score_batch(insp, fresh: list[Item]) -> list[tuple[dict, bytes | None]]:
         if r.verdict != GENUINE and r.heatmap is not None:
             name = f"thumbs/{q.sha256[:20]}.jpg"
             if q.face is not None:
-                thumb = _jpeg(overlay_face(q.face.x, r.heatmap))
+                thumb = _jpeg(overlay_face(q.face.x, r.heatmap, boxes=zone_boxes(r.evidence)))
             else:
                 _, nw, nh, left, top = letterbox_geometry(*q.photo_size, insp.size)
                 picture = Image.fromarray(q.x[top:top + nh, left:left + nw])

@@ -164,3 +164,20 @@ def test_a_stored_template_learns_its_zones_and_export_import_keeps_them(tmp_pat
     monkeypatch.setattr("genuine.infer.zone_book.learn", lambda *a, **k: learnt.append(1))
     assert ZoneBook(other.conn).get(t)["barcode"]["number"] == design.ean   # read back, not learnt again
     assert not learnt
+
+
+def test_a_failing_zone_is_outlined_on_the_face_and_the_photo():
+    from genuine.infer.heatmap import overlay_face, overlay_photo, zone_boxes
+
+    face = np.full((200, 300, 3), 200, np.uint8)
+    heat = np.zeros((10, 15), np.float32)
+    ev = {"zones": {"findings": [{"state": "fail", "box": [0.2, 0.4, 0.6, 0.5]}, {"state": "pass", "box": [0, 0, 1, 1]}]}}
+    assert zone_boxes(ev) == [[0.2, 0.4, 0.6, 0.5]] and zone_boxes(None) == []
+    red = lambda img: (np.asarray(img)[..., 0].astype(int) - np.asarray(img)[..., 1] > 120)  # noqa: E731
+    assert red(overlay_face(face, heat, boxes=zone_boxes(ev)))[78:83, 60:180].any()
+    assert not red(overlay_face(face, heat)).any()
+    from PIL import Image
+    photo = Image.fromarray(np.full((400, 600, 3), 90, np.uint8))
+    H = np.diag([2.0, 2.0, 1.0])                          # face pixels -> photo pixels
+    drawn = red(overlay_photo(photo, heat, H, (300, 200), boxes=zone_boxes(ev)))
+    assert drawn[157:164, 120:360].any() and not drawn[:100].any()
