@@ -195,6 +195,27 @@ def test_capture_strength_softens_the_nuisance(tmp_path):
         generate(tmp_path / "bad", **TINY, capture=1.5)
 
 
+def test_phone_sizes_are_saved_as_a_phone_would():
+    """From capture.PHONE_SIZE up a photo gets a phone camera's JPEG quality (88-95) and luma-only grain, so it
+    weighs what a phone's photo does; below it the stress case's qualities (60-95) and per-channel noise stay."""
+    rng = np.random.default_rng(0)
+    assert {capture._jpeg_quality(rng, capture.PHONE_SIZE - 1, 1.0) for _ in range(400)} == set(range(60, 96))
+    assert {capture._jpeg_quality(rng, capture.PHONE_SIZE, 1.0) for _ in range(400)} == set(range(88, 96))
+    assert capture._jpeg_quality(rng, capture.PHONE_SIZE, 0.0) == 95
+    flat = np.full((120, 160, 3), 128, np.uint8)
+    luma = capture._sensor_noise(flat, 5.0, np.random.default_rng(0), phone=True)
+    rgb = capture._sensor_noise(flat, 5.0, np.random.default_rng(0), phone=False)
+    assert luma.std() > 3 and (luma == luma[..., :1]).all()     # grain, the same on R, G and B
+    assert rgb.std() > 3 and (rgb[..., 0] != rgb[..., 1]).mean() > 0.5
+    tpl = make_template(0, 0, 384)
+    for k in range(2):
+        data, p = capture.photograph(tpl, np.random.default_rng(k), 1600)
+        assert 88 <= p["jpeg_quality"] <= 95 and 4.0 <= p["noise"] <= 8.0
+        assert len(data) > 200_000   # a phone's 2 MP JPEG, not a smooth render's 0.1-0.2 MB
+        with Image.open(io.BytesIO(data)) as im:
+            assert im.format == "JPEG" and im.size == (1600, 1200)
+
+
 def test_twins_differ_by_the_defect_alone_and_only_in_train(tmp_path):
     cfg = {**TINY, "products": 1, "items_per_class": 8, "photos_per_item": 1}
     generate(tmp_path / "plain", **cfg)

@@ -32,7 +32,7 @@ from .design import ASPECT, Design, make_design
 from .render import Item, render
 
 TEMPLATE = "template.png"  # OUT/<product>/template.png: the product's flat genuine print
-VERSION = "1"  # bump when the same arguments would render different pixels
+VERSION = "2"  # bump when the same arguments would render different pixels
 ITEM_COLUMNS = ["path", "product", "label", "item_id", "split", "defect", "severity", "defect_detail",
                 "serial", "print_dx", "print_dy", "ink_density", "wear"]
 CAPTURE_COLUMNS = ["photo", "scale", "rotation", "perspective", "cx", "cy", "exposure", "wb_r", "wb_b",

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
@@ -176,9 +177,12 @@ def render(d: Design, item: Item, width: int, print_fx: Callable[[Image.Image], 
 
 
 def _ink(img: Image.Image, paper, density: float) -> Image.Image:
-    a = np.asarray(img, dtype=np.float32)
-    p = np.asarray(paper, dtype=np.float32)
-    return Image.fromarray(np.clip(p - (p - a) * density + 0.5, 0, 255).astype(np.uint8))
+    """Ink density: each channel scaled about the paper's colour. A pixel's new value depends on its old one
+    alone, so one lookup table per channel does it (the same values as the float arithmetic on every pixel)."""
+    p = np.asarray(paper, dtype=np.float32)[None, :]
+    levels = np.arange(256, dtype=np.float32)[:, None]
+    lut = np.clip(p - (p - levels) * density + 0.5, 0, 255).astype(np.uint8)
+    return Image.fromarray(cv2.LUT(np.asarray(img), lut[:, None, :]))
 
 
 def _wear(img: Image.Image, item: Item) -> Image.Image:
@@ -196,6 +200,7 @@ def _wear(img: Image.Image, item: Item) -> Image.Image:
                 fill=int(rng.uniform(60, 200) * item.wear), width=int(rng.integers(1, 3)))
     edge = max(1, int(W * 0.01 * item.wear))
     dr.rectangle([0, 0, W - 1, H - 1], outline=int(140 * item.wear), width=edge)
-    m = np.asarray(mask.filter(ImageFilter.GaussianBlur(0.6)), dtype=np.float32)[..., None] / 255.0
-    a = np.asarray(img, dtype=np.float32)
-    return Image.fromarray(np.clip(a + (255.0 - a) * m * 0.6 + 0.5, 0, 255).astype(np.uint8))
+    m = cv2.GaussianBlur(np.asarray(mask), (0, 0), 0.6)
+    # a + (255 - a) m 0.6 / 255 = 255 - (255 - a)(255 - 0.6 m) / 255: integer image arithmetic, no float copy.
+    keep = cv2.cvtColor(cv2.addWeighted(m, -0.6, m, 0, 255), cv2.COLOR_GRAY2RGB)
+    return Image.fromarray(cv2.bitwise_not(cv2.multiply(cv2.bitwise_not(np.asarray(img)), keep, scale=1 / 255)))
