@@ -36,6 +36,15 @@ def _wheel_models() -> Path | None:
     return root if (root / "rec" / "rec.onnx").is_file() else None
 
 
+class Read(tuple):
+    """(text, confidence) of a line, plus each character's probability (.chars, one per character of text)."""
+
+    def __new__(cls, text: str, conf: float, chars: tuple = ()):
+        self = super().__new__(cls, (text, conf))
+        self.chars = chars
+        return self
+
+
 @dataclass
 class Ocr:
     det_path: Path
@@ -76,26 +85,28 @@ class Ocr:
                           min(w, int(np.ceil((x0 + bw + d) * w / W))), min(h, int(np.ceil((y0 + bh + d) * h / H)))))
         return _lines(boxes)
 
-    def read(self, rgb: np.ndarray, boxes) -> list[tuple[str, float]]:
+    def read(self, rgb: np.ndarray, boxes) -> list["Read"]:
         """Text and mean character confidence of each box of an RGB image (recognition only). One box per run:
         a batch pads every line to the longest, which costs more than it saves on a CPU."""
         return [self._read_one(rgb[max(0, y0):y1, max(0, x0):x1]) for x0, y0, x1, y1 in boxes]
 
-    def _read_one(self, crop: np.ndarray) -> tuple[str, float]:
+    def _read_one(self, crop: np.ndarray) -> "Read":
         if crop.ndim != 3 or min(crop.shape[:2]) < 4:
-            return "", 0.0
+            return Read("", 0.0)
         w = min(int(np.ceil(REC_HEIGHT * crop.shape[1] / crop.shape[0])), int(REC_HEIGHT * MAX_RATIO))
         shrink = crop.shape[0] > REC_HEIGHT
         x = cv2.resize(crop[..., ::-1], (w, REC_HEIGHT), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
         x = (x.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1)[None]
         return self._decode(_session(str(self.rec_path)).run(None, {"x": x})[0][0])
 
-    def _decode(self, probs: np.ndarray) -> tuple[str, float]:
-        """CTC greedy decoding: the best class per step, repeats merged, blanks dropped."""
+    def _decode(self, probs: np.ndarray) -> "Read":
+        """CTC greedy decoding: the best class per step, repeats merged, blanks dropped; each character's
+        probability kept (a misread letter is often the one unsure character of a sure line)."""
         best, conf = probs.argmax(1), probs.max(1)
         keep = (best != 0) & np.r_[True, best[1:] != best[:-1]]
-        text = "".join(self.charset[c] if c < len(self.charset) else "" for c in best[keep])
-        return text, float(conf[keep].mean()) if keep.any() else 0.0
+        chars = [(self.charset[c] if c < len(self.charset) else "", float(p)) for c, p in zip(best[keep], conf[keep])]
+        return Read("".join(c for c, _ in chars), float(conf[keep].mean()) if keep.any() else 0.0,
+                    tuple(p for c, p in chars for _ in c))
 
 
 def _lines(words: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:

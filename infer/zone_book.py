@@ -18,7 +18,7 @@ from pathlib import Path
 
 from genuine.infer.atomic import write_text
 from genuine.infer.keypoints import Template
-from genuine.infer.zones import ZONES_VERSION, learn
+from genuine.infer.zones import ZONES_VERSION, learn, refine
 
 ZONES_SCHEMA = """
 CREATE TABLE IF NOT EXISTS zones (
@@ -43,17 +43,30 @@ def _folder(t: Template) -> Path | None:
 class ZoneBook:
     def __init__(self, conn=None):
         self.conn = conn
-        self._memory: dict[str, dict | None] = {}
+        self._memory: dict[tuple, dict | None] = {}
 
     def get(self, t: Template) -> dict | None:
-        if t.key in self._memory:
-            return self._memory[t.key]
-        zones = self._read(t)
-        if zones is None:
-            zones = learn(t.image)
-            self._write(t, zones)
-        self._memory[t.key] = zones
-        return zones
+        """The template's zones; in a store, refined by the product's genuine photos aligned to it (the inks'
+        tolerances: infer.zones.refine), again whenever those photos change."""
+        photos = self._genuine(t)
+        key = (t.key, tuple(photos))
+        if key not in self._memory:
+            zones = self._read(t)
+            if zones is None:
+                zones = learn(t.image)
+                self._write(t, zones)
+            if photos:
+                from genuine.infer.variation_store import STORE_FACE_SIZE, stored_faces
+
+                zones = refine(zones, stored_faces(self.conn, t.product, t.key, STORE_FACE_SIZE))
+            self._memory[key] = zones
+        return self._memory[key]
+
+    def _genuine(self, t: Template) -> list[str]:
+        if self.conn is None:
+            return []
+        return [s for (s,) in self.conn.execute("SELECT sha256 FROM genuine_faces WHERE product = ? AND template = ? "
+                                                "ORDER BY sha256", (t.product, t.key))]
 
     def _read(self, t: Template) -> dict | None:
         if self.conn is not None:

@@ -25,6 +25,8 @@ READ_CONF = 0.6        # below this on the face the line is unread: no evidence
 # ('Oniginal', 'four' for 'flour') at 0.90-0.94; measured on SynthPack 1600 px (bench/zones.py, BENCHMARKS.md):
 # genuine photos with a differing line 12/128 at 0.9, 2/128 at 0.95; misspelt-text counterfeits 11/16 and 7/16.
 FAIL_CONF = 0.95
+CHAR_CONF = 0.9        # ... and when every character where it differs (and its neighbours) is read this surely
+END_SLACK = 2          # characters at a line's ends that may differ: a crop cuts the last letter differently
 MARGIN = 0.1
 # A keyword of variable data followed by a code with a digit in it ("LOT GA00", "EXP 12/27"; not "batch contains").
 VARIABLE = re.compile(r"\b(LOT|L|SN|S/N|SERIAL|BATCH|EXP|BBE|BB|BEST BEFORE|USE BY|MFG|MFD|PROD)\b[\s:.#/]*\w*\d", re.I)
@@ -102,13 +104,35 @@ def read_lines(face: np.ndarray, zone: dict, ocr: Ocr) -> list[tuple[str, float]
     return ocr.read(face, boxes)
 
 
+def differs_surely(line: dict, read) -> bool | None:
+    """Whether a read line differs from the artwork's: False (reads the same), True (differs where every character
+    is read surely), None (differs only where a crop cuts a line's ends, or where the reading is unsure: a
+    blurred genuine photo's 'four' for 'flour' is one unsure character; a misprint is read surely)."""
+    if _same(line, read[0]):
+        return False
+    if line["variable"] or read[1] < FAIL_CONF:
+        return None if read[1] < FAIL_CONF else True
+    a, b = _key(line["text"]), _key(read[0])
+    sure = [p for ch, p in zip(read[0], getattr(read, "chars", ()) or [1.0] * len(read[0])) if re.match(r"[^\W_]", ch)]
+    spans = [(i0, i1, j0, j1) for op, i0, i1, j0, j1 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes()
+             if op != "equal"]
+    inner = [(i0, i1, j0, j1) for i0, i1, j0, j1 in spans
+             if not (i1 > len(a) - END_SLACK - 1 and j1 > len(b) - END_SLACK - 1)]
+    if not inner:
+        return None
+    near = [sure[j] for _, _, j0, j1 in inner for j in range(max(0, j0 - 1), min(len(sure), j1 + 1))]
+    return True if min(near, default=1.0) >= CHAR_CONF else None
+
+
 def check(face: np.ndarray, zone: dict, ocr: Ocr) -> Finding:
     reads = read_lines(face, zone, ocr)
     wrong, read = [], 0
-    for ln, (text, conf) in zip(zone["lines"], reads):
-        same = _same(ln, text)
-        if conf < READ_CONF or not text or not same and conf < FAIL_CONF:
-            continue   # unread, or differing but not surely read: no evidence either way
+    for ln, rd in zip(zone["lines"], reads):
+        text, conf = rd
+        differs = differs_surely(ln, rd)
+        if conf < READ_CONF or not text or differs is None:
+            continue   # unread, or differing but not surely: no evidence either way
+        same = not differs
         read += 1
         if not same:
             wrong.append((ln, text, distance(_key(text), _key(ln["text"]))))

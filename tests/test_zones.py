@@ -137,7 +137,7 @@ def test_zone_weights_are_fitted_on_val_and_refused_without_signal():
     text = lambda k: json.dumps([{"zone": "text", "state": "fail" if k else "pass", "score": float(k), "message": "",
                                   "box": [0, 0, 1, 1]}])
     zones = [text(0)] * 60 + [text(1 if i % 2 else 0) for i in range(60)]   # half the counterfeits misspelt
-    th = {"threshold_suspect": 0.9, "threshold_genuine": 0.1}
+    th = 0.9
     fit = fit_zones(p, zones, y, th, max_fpr=0.01)
     assert fit["used"] and fit["weights"]["text"] > 1 and fit["weights"]["barcode"] == 0
     assert fit["val"]["auroc_after"] > fit["val"]["auroc_before"] + 0.1
@@ -181,3 +181,19 @@ def test_a_failing_zone_is_outlined_on_the_face_and_the_photo():
     H = np.diag([2.0, 2.0, 1.0])                          # face pixels -> photo pixels
     drawn = red(overlay_photo(photo, heat, H, (300, 200), boxes=zone_boxes(ev)))
     assert drawn[157:164, 120:360].any() and not drawn[:100].any()
+
+
+def test_a_line_differs_only_where_read_surely_and_not_at_its_cut_ends():
+    from genuine.infer.ocr import Read
+
+    line = {"text": "Batch ingredients carton natural place ingre", "variable": False, "box": [0, 0, 1, 0.1]}
+    sure = lambda t, low=(): Read(t, 0.98, tuple(0.5 if i in low else 0.99 for i in range(len(t))))  # noqa: E731
+    assert zone_text.differs_surely(line, sure("Batch ingredients carton natural place ingre")) is False
+    assert zone_text.differs_surely(line, sure("Batch ingredients carton natural place ingr")) is None   # cut end
+    assert zone_text.differs_surely(line, sure("Batch ingredients carton natrual place ingre")) is True  # misprint
+    k = "Batch ingredients carton natral place ingre".index("natral")
+    assert zone_text.differs_surely(line, sure("Batch ingredients carton natral place ingre", low={k + 3})) is None
+    assert zone_text.differs_surely(line, Read("Batch ingredients carton natrual place ingre", 0.9)) is None
+    lot = {"text": "LOT GA00 SN 00000000", "variable": True, "box": [0, 0, 1, 0.1]}
+    assert zone_text.differs_surely(lot, sure("LOT KX93 SN 12345678")) is False
+    assert zone_text.differs_surely(lot, sure("LOT KX9 SN 1234S678")) is True

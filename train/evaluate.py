@@ -88,10 +88,8 @@ def comparator_scores(model, data, split: str, products: list[str] | None = None
     recs = [r for r in select(ds, split) if not products or r.product in products]
     if not recs:
         raise UsageError(f"{ds.root}: no photos in the {split} split" + (f" of {', '.join(products)}" if products else ""))
-    from genuine.infer.zones import templates_zones
-
     templates = load_templates(ds.root)
-    fs = FaceSet.build(ds.root, recs, templates, size, workers=workers, zones=templates_zones(templates))
+    fs = FaceSet.build(ds.root, recs, templates, size, workers=workers, zones=_zones_of(ds, templates, size, workers))
     s_face = _variation_of(ds, fs, templates, meta, size, workers)
     judged = _judge_faces(backend, templates, fs, s_face, size)
     where = {id(r): k for k, r in enumerate(fs.records)}
@@ -134,6 +132,16 @@ def _zones_report(fs, meta: dict) -> dict:
             cell = out["by_family"].setdefault(family, {}).setdefault(f.zone, {"fail": 0, "pass": 0, "unread": 0})
             cell[f.state] += 1
     return out
+
+
+def _zones_of(ds, templates, size, workers: int) -> dict:
+    """Each product's zones, the inks' tolerances from DATA's genuine train photos (as a brand's genuine photos in
+    the store would give them)."""
+    from genuine.infer.zones import templates_zones
+    from genuine.train.face_data import FaceSet, refined_zones
+
+    genuine = [r for r in select(ds, "train") if r.label == "genuine"]
+    return refined_zones(templates_zones(templates), FaceSet.build(ds.root, genuine, templates, size, workers=workers))
 
 
 def _variation_of(ds, fs, templates, meta: dict, size, workers: int) -> np.ndarray:

@@ -72,6 +72,19 @@ class FaceSet:
                    [found[k] for k in order] if zones else None)
 
 
+def refined_zones(zones: dict, genuine: FaceSet) -> dict:
+    """{product: zones} with each product's genuine faces of `genuine` (their model inputs suffice for the inks'
+    colours) as the spread the colour zone is judged against (infer.zones.refine)."""
+    from genuine.infer.zones import refine
+
+    out = {}
+    for product, z in zones.items():
+        k = genuine.names.index(product) if product in genuine.names else -1
+        faces = genuine.faces[(genuine.product == k) & (genuine.labels == 0)] if k >= 0 else []
+        out[product] = refine(z, list(faces)) if z else z
+    return out
+
+
 def twin_pairs(fs: FaceSet) -> np.ndarray:
     """(k, 2) indices (counterfeit, its genuine twin) where SynthPack --twins photographed both under one capture:
     twin item ids end in "t", and photo k of both shares the capture. Empty for other datasets."""

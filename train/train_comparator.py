@@ -35,7 +35,7 @@ from genuine.train.calibrate import fit_temperature, operating_point, sigmoid
 from genuine.train.comparator import Comparator
 from genuine.train.comparator_frozen import extract, logits_of, twin_targets, views
 from genuine.train.data import fingerprint, items, select
-from genuine.train.face_data import FaceSet, twin_pairs
+from genuine.train.face_data import FaceSet, refined_zones, twin_pairs
 from genuine.train.layout import discover
 from genuine.train.metrics import binary_metrics
 from genuine.train.loop import fit, save_calibrated, versions, with_defaults
@@ -72,10 +72,11 @@ def load_sets(args, ds):
         raise TrainError(f"{ds.root}: the val split is empty; calibration and early stopping need it")
     size = parse_size(args.face_size)
     t0 = time.perf_counter()
-    # val also runs the zone checks on each photo's sharp face: their weights are fitted on it (train/zone_fusion.py)
-    zones = templates_zones(templates)
-    sets = {s: FaceSet.build(ds.root, r, templates, size, workers=args.workers, zones=zones if s == "val" else None)
-            for s, r in recs.items()}
+    sets = {"train": FaceSet.build(ds.root, recs["train"], templates, size, workers=args.workers)}
+    # val also runs the zone checks on each photo's sharp face, the inks' tolerances learnt from the genuine train
+    # photos: their weights are fitted on it (train/zone_fusion.py)
+    zones = refined_zones(templates_zones(templates), sets["train"])
+    sets["val"] = FaceSet.build(ds.root, recs["val"], templates, size, workers=args.workers, zones=zones)
     for s, fs in sets.items():
         print(f"{s}: {len(fs)} photos aligned to their templates, {len(fs.not_aligned)} not "
               f"({time.perf_counter() - t0:.0f}s)", file=sys.stderr)
@@ -268,10 +269,12 @@ def weigh_zones(args, va: FaceSet, p: np.ndarray, s: np.ndarray, fusion: dict, o
     """The zone checks' weights on top of the val score each photo gets at inspection (fused where it can be)."""
     from genuine.infer.variation import fused_p
 
+    suspect = np.full(len(p), float(op["threshold_suspect"]))
     if fusion.get("used"):
         has = ~np.isnan(s)
         p = np.where(has, fused_p(p, np.nan_to_num(s), fusion), p)
-    fit = fit_zones(p, va.zones, va.labels, op, args.max_fpr)
+        suspect[has] = float(fusion["thresholds"]["threshold_suspect"])
+    fit = fit_zones(p, va.zones, va.labels, suspect, args.max_fpr)
     v = fit.get("val") or {}
     if fit["used"]:
         print(f"zone checks weighed (val): AUROC {v['auroc_before']:.4f} -> {v['auroc_after']:.4f}, weights "

@@ -30,7 +30,9 @@ def _nll(w, X, off, y):
     return float(np.sum(np.logaddexp(0, z) - y * z) + L2 * w @ w), X.T @ (1 / (1 + np.exp(-z)) - y) + 2 * L2 * w
 
 
-def fit_zones(p, zones: list[str] | None, y, thresholds: dict, max_fpr: float) -> dict:
+def fit_zones(p, zones: list[str] | None, y, suspect, max_fpr: float) -> dict:
+    """suspect: the SUSPECT threshold each val photo is judged by (one number, or one per photo: fused photos have
+    the fusion's)."""
     if zones is None:
         return {"used": False, "why": "val was built without zone checks"}
     X, y = zone_matrix(zones), np.asarray(y, float)
@@ -42,9 +44,9 @@ def fit_zones(p, zones: list[str] | None, y, thresholds: dict, max_fpr: float) -
     w = minimize(_nll, np.zeros(X.shape[1]), args=(X, off, y), jac=True, method="L-BFGS-B",
                  bounds=[(0, None)] * X.shape[1]).x
     after = 1 / (1 + np.exp(-(off + X @ w)))
-    ts = float(thresholds["threshold_suspect"])
+    ts = np.broadcast_to(np.asarray(suspect, float), pc.shape)
     g = y == 0
-    fpr_before, fpr_after = float(np.mean(pc[g] >= ts)), float(np.mean(after[g] >= ts))
+    fpr_before, fpr_after = float(np.mean(pc[g] >= ts[g])), float(np.mean(after[g] >= ts[g]))
     val = {"photos": int(len(y)), "auroc_before": float(roc_auc_score(y, pc)), "auroc_after": float(roc_auc_score(y, after)),
            "fpr_at_suspect_before": fpr_before, "fpr_at_suspect_after": fpr_after,
            "failed_on_val": {z: {"genuine": int(((X[:, k] > 0) & g).sum()), "counterfeit": int(((X[:, k] > 0) & ~g).sum())}
