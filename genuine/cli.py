@@ -48,7 +48,9 @@ def _synth(sub) -> None:
     s.add_argument("--products", type=count(1), default=8, help="number of product designs (default 8)")
     s.add_argument("--items-per-class", type=count(1), default=24, help="genuine and counterfeit items per product (default 24)")
     s.add_argument("--photos-per-item", type=count(1), default=3, help="photos of each item (default 3)")
-    s.add_argument("--size", type=count(1), default=384, help="long side of each photo in px (default 384; 4032 = 12 MP phone photos)")
+    s.add_argument("--size", type=count(1), default=1600,
+                   help="long side of each photo in px (default 1600: what a phone app sends; 4032 = 12 MP photos; "
+                        "384: the small-photo stress case)")
     s.add_argument("--difficulty", choices=["easy", "medium", "hard"], default="medium", help="counterfeit severity (default medium)")
     s.add_argument("--holdout-defects", default="", metavar="FAMILY,...",
                    help="defect families that appear in the test split only (to measure generalisation)")

@@ -145,6 +145,12 @@ def test_zone_weights_are_fitted_on_val_and_refused_without_signal():
     assert not none["used"] and "no zone" in none["why"]
     noisy = fit_zones(p, [text(i % 2) for i in range(120)], y, th, max_fpr=0.01)   # fires as often on genuine
     assert not noisy["used"] or noisy["weights"]["text"] < 0.3
+    # One genuine photo just below SUSPECT with a misread line: the weight is scaled down so it stays below.
+    p2, z2 = p.copy(), list(zones)
+    p2[0], z2[0] = 0.85, text(1)
+    kept = fit_zones(p2, z2, y, th, max_fpr=0.01)
+    assert kept["used"] and kept["val"]["shrunk_by"] < 1 and kept["val"]["fpr_at_suspect_after"] <= 0.01
+    assert 1 / (1 + np.exp(-(np.log(0.85 / 0.15) + kept["weights"]["text"]))) < th
 
 
 def test_a_stored_template_learns_its_zones_and_export_import_keeps_them(tmp_path, monkeypatch, design, template):

@@ -212,7 +212,7 @@ def _prepare_out(out: Path, force: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def generate(out, products=8, items_per_class=24, photos_per_item=3, size=384, difficulty="medium",
+def generate(out, products=8, items_per_class=24, photos_per_item=3, size=1600, difficulty="medium",
              holdout=(), ratios=(0.7, 0.15, 0.15), seed=0, workers=0, force=False, progress=True,
              capture: float = 1.0, twins: bool = False) -> dict:
     out = Path(out)
