@@ -18,7 +18,8 @@ from genuine.infer.atomic import atomic_write, write_text
 from genuine.infer.verdict import ERROR
 
 CSV_COLUMNS = ["path", "verdict", "authenticity", "p_counterfeit", "product", "product_confidence", "quality_issues",
-               "reason", "error_kind", "sha256", "duplicate_paths", "comparator_p", "variation_score", "fused"]
+               "reason", "error_kind", "sha256", "duplicate_paths", "comparator_p", "variation_score", "fused",
+               "barcode", "text", "colour"]
 
 
 def merge(records: list[dict]) -> list[dict]:
@@ -51,7 +52,14 @@ def write_csv(path: Path, rows: list[dict]) -> None:
                         "quality_issues": " ".join((r.get("quality") or {}).get("issues", [])),
                         "reason": r.get("reason", ""), "error_kind": r.get("error_kind"), "sha256": r.get("sha256"),
                         "duplicate_paths": " | ".join(r["paths"][1:]),
-                        **{k: (r.get("evidence") or {}).get(k) for k in ("comparator_p", "variation_score", "fused")}})
+                        **{k: (r.get("evidence") or {}).get(k) for k in ("comparator_p", "variation_score", "fused")},
+                        **zone_cells(r.get("evidence"))})
+
+
+def zone_cells(evidence: dict | None) -> dict:
+    """One column per zone check, to sort and filter a scan by: its state, and its message where it failed."""
+    found = ((evidence or {}).get("zones") or {}).get("findings") or []
+    return {f["zone"]: f["state"] + (f": {f['message']}" if f["state"] == "fail" else "") for f in found}
 
 
 def product_calibrations(rows: list[dict]) -> dict:

@@ -203,3 +203,13 @@ def test_a_line_differs_only_where_read_surely_and_not_at_its_cut_ends():
     lot = {"text": "LOT GA00 SN 00000000", "variable": True, "box": [0, 0, 1, 0.1]}
     assert zone_text.differs_surely(lot, sure("LOT KX93 SN 12345678")) is False
     assert zone_text.differs_surely(lot, sure("LOT KX9 SN 1234S678")) is True
+
+
+def test_scan_rows_carry_each_zone_in_its_own_column():
+    from genuine.infer.scan_outputs import CSV_COLUMNS, zone_cells
+
+    ev = {"zones": {"findings": [{"zone": "text", "state": "fail", "message": "text: 'natral' where the artwork says "
+                                  "'natural'"}, {"zone": "barcode", "state": "unread", "message": "..."}]}}
+    cells = zone_cells(ev)
+    assert cells == {"text": "fail: text: 'natral' where the artwork says 'natural'", "barcode": "unread"}
+    assert set(cells) <= set(CSV_COLUMNS) and zone_cells(None) == {}
