@@ -124,8 +124,8 @@ def _zones_report(fs, meta: dict) -> dict:
     """What each zone check found on the aligned photos, by label and defect family (fail / pass / unread)."""
     from genuine.infer.zones import findings_of
 
-    out: dict = {"weighed": bool((meta.get("zones") or {}).get("used")), "why_not": (meta.get("zones") or {}).get("why"),
-                 "by_family": {}}
+    fit = meta.get("zones") or {"why": "this model carries no zone weights (exported before zone checks existed)"}
+    out: dict = {"weighed": bool(fit.get("used")), "why_not": fit.get("why"), "by_family": {}}
     for k, r in enumerate(fs.records):
         family = r.extra.get("defect") or ("genuine" if r.label == "genuine" else "counterfeit")
         for f in findings_of(fs.zones[k]) if fs.zones is not None else []:
