@@ -26,7 +26,7 @@ READ_CONF = 0.6        # below this on the face the line is unread: no evidence
 # genuine photos with a differing line 12/128 at 0.9, 2/128 at 0.95; misspelt-text counterfeits 11/16 and 7/16.
 FAIL_CONF = 0.95
 CHAR_CONF = 0.9        # ... and when every character where it differs (and its neighbours) is read this surely
-END_SLACK = 2          # characters at a line's ends that may differ: a crop cuts the last letter differently
+END_SLACK = 2          # characters at a line's end that may differ: a crop cuts the last letter differently
 MARGIN = 0.1
 # A keyword of variable data followed by a code with a digit in it ("LOT GA00", "EXP 12/27"; not "batch contains").
 VARIABLE = re.compile(r"\b(LOT|L|SN|S/N|SERIAL|BATCH|EXP|BBE|BB|BEST BEFORE|USE BY|MFG|MFD|PROD)\b[\s:.#/]*\w*\d", re.I)
@@ -116,8 +116,10 @@ def differs_surely(line: dict, read) -> bool | None:
     sure = [p for ch, p in zip(read[0], getattr(read, "chars", ()) or [1.0] * len(read[0])) if re.match(r"[^\W_]", ch)]
     spans = [(i0, i1, j0, j1) for op, i0, i1, j0, j1 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes()
              if op != "equal"]
+    # A number (the digits under a barcode) stands alone and is read whole: its last digit is its check digit.
+    slack = 0 if a.isdigit() else END_SLACK
     inner = [(i0, i1, j0, j1) for i0, i1, j0, j1 in spans
-             if not (i1 > len(a) - END_SLACK - 1 and j1 > len(b) - END_SLACK - 1)]
+             if not (slack and i1 > len(a) - slack - 1 and j1 > len(b) - slack - 1)]
     if not inner:
         return None
     near = [sure[j] for _, _, j0, j1 in inner for j in range(max(0, j0 - 1), min(len(sure), j1 + 1))]

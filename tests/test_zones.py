@@ -200,6 +200,8 @@ def test_a_line_differs_only_where_read_surely_and_not_at_its_cut_ends():
     k = "Batch ingredients carton natral place ingre".index("natral")
     assert zone_text.differs_surely(line, sure("Batch ingredients carton natral place ingre", low={k + 3})) is None
     assert zone_text.differs_surely(line, Read("Batch ingredients carton natrual place ingre", 0.9)) is None
+    digits = {"text": "3053355711883", "variable": False, "box": [0, 0, 1, 0.1]}
+    assert zone_text.differs_surely(digits, sure("3053355711887")) is True     # a number's last digit counts
     lot = {"text": "LOT GA00 SN 00000000", "variable": True, "box": [0, 0, 1, 0.1]}
     assert zone_text.differs_surely(lot, sure("LOT KX93 SN 12345678")) is False
     assert zone_text.differs_surely(lot, sure("LOT KX9 SN 1234S678")) is True
