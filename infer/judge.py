@@ -143,10 +143,11 @@ class FaceJudge:
 
         return evidence(m, x)
 
-    def zones_of(self, template: str) -> dict | None:
-        """The zones of a face template (learnt once, then read from the store or the cache folder)."""
+    def zones_of(self, template: str, learning: bool = True) -> dict | None:
+        """The zones of a face template (learnt once, then read from the store or the cache folder; with
+        learning=False only when already learnt)."""
         t = self.template(template)
-        return self.quietly(lambda: self.zone_book.get(t))
+        return self.quietly(lambda: self.zone_book.get(t, learning))
 
     def zone_findings(self, f: Face) -> list:
         """The zone checks of a face: carried by it (scan workers), or run on its sharp face, or none."""

@@ -53,7 +53,7 @@ class WorkerSetup:
     templates: object = None                 # comparator models: the TemplateSet photos are rectified onto
     face_size: tuple[int, int] | None = None
     store: str | None = None                 # comparator models that fuse: the store's absolute path
-    zones: dict | None = None                # comparator models: {template key: zones} (infer/zones.py)
+    zones: dict | None = None                # comparator models: {template key: zones already learnt} (infer/zones.py)
 
     @classmethod
     def of(cls, insp) -> "WorkerSetup":
@@ -61,8 +61,10 @@ class WorkerSetup:
             return cls(insp.size, insp.meta.get("quality"))
         judge = insp.judge
         fused = judge.fusion and judge.variation and judge.store is not None
-        # Zones are learnt (or read) here, once, so that workers never learn them each on its own.
-        zones = {t.key: judge.zones_of(t.key) for t in judge.templates.templates if not t.view}
+        # The zones already learnt travel to the workers; a template without them is learnt once by the judge in
+        # this process when a photo of it first comes (never by each worker, never a whole store up front).
+        zones = {t.key: z for t in judge.templates.templates if not t.view
+                 if (z := judge.zones_of(t.key, learning=False)) is not None}
         return cls(insp.size, insp.meta.get("quality"), judge.templates, tuple(insp.model.face_size),
                    os.path.abspath(judge.store.path) if fused else None, zones)
 
@@ -91,7 +93,7 @@ def _rectified(item: Item, data: bytes) -> Item:
 
     from genuine.infer.zones import SHARP_SIDE, check
 
-    r, _ = rectify_photo(data, _setup.templates, _setup.face_size, sharp_side=SHARP_SIDE if _setup.zones else 0)
+    r, _ = rectify_photo(data, _setup.templates, _setup.face_size, sharp_side=SHARP_SIDE)
     item.rect = r.to_dict()
     if r.ok:
         x, q = face_model_input(r.face, r.density, _setup.face_size, _setup.limits)
@@ -102,9 +104,10 @@ def _rectified(item: Item, data: bytes) -> Item:
 
             variation = evidence(m, x)
         zones = (_setup.zones or {}).get(r.template.key)
-        findings = check(r.sharp, zones) if zones is not None else None   # None: the judge learns them (added meanwhile)
+        # Zones not learnt yet: the sharp face goes to the judge, which learns them once and checks it there.
+        findings = check(r.sharp, zones) if zones is not None else None
         item.face = Face(item.entry.key, x, q, item.rect, r.template.key, variation, variation_done=True,
-                         findings=findings)
+                         sharp=None if zones is not None else r.sharp, findings=findings)
     return item
 
 

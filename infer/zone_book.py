@@ -45,14 +45,17 @@ class ZoneBook:
         self.conn = conn
         self._memory: dict[tuple, dict | None] = {}
 
-    def get(self, t: Template) -> dict | None:
+    def get(self, t: Template, learning: bool = True) -> dict | None:
         """The template's zones; in a store, refined by the product's genuine photos aligned to it (the inks'
-        tolerances: infer.zones.refine), again whenever those photos change."""
+        tolerances: infer.zones.refine), again whenever those photos change. learning=False: None when they were
+        never learnt (learning is seconds a template: a scan's setup must not learn a whole store's up front)."""
         photos = self._genuine(t)
         key = (t.key, tuple(photos))
         if key not in self._memory:
             zones = self._read(t)
             if zones is None:
+                if not learning:
+                    return None
                 zones = learn(t.image)
                 self._write(t, zones)
             if photos:
