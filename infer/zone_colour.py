@@ -24,6 +24,7 @@ SIDE = 320             # the label map's long side: inks are flat areas, some th
 MIN_AREA = 0.004       # an ink's eroded interior covers at least this share of the face
 MAX_INKS = 4
 MIN_GENUINE = 5        # genuine faces needed before a tolerance is trusted
+MIN_PAPER = 0.02       # linear level under which the paper is not lit enough to balance the inks by
 KL = 2.0               # CIEDE2000's lightness weight: 2 (as for textiles) since light changes lightness most
 TOL_FLOOR = 2.0        # dE: below this a difference is not visible, whatever the genuine spread
 
@@ -95,8 +96,8 @@ def paper_field(lin: np.ndarray, labels: np.ndarray, paper: int) -> np.ndarray |
     paper's linear values (a light gradient or a soft shadow changes a photo's colours across the face; one white
     point for the whole face leaves them in). Paper pixels far off the first fit (glare, a scuff) are dropped."""
     ys, xs = np.nonzero(labels == paper)
-    if len(ys) < 50:
-        return None
+    if len(ys) < 50 or np.median(lin[ys, xs].max(axis=1)) < MIN_PAPER:
+        return None   # no paper to be seen: a tight crop, a dark photo
     A, v = _design_matrix(ys.astype(float), xs.astype(float), labels.shape), lin[ys, xs]
     coef = np.linalg.lstsq(A, v, rcond=None)[0]
     res = np.abs(v - A @ coef).sum(1)
@@ -139,6 +140,9 @@ def refine(zone: dict, genuine_faces) -> dict:
 def check(face: np.ndarray, zone: dict) -> Finding:
     de = measure(face, zone)
     inks = {ink["id"]: ink for ink in zone["inks"]}
+    if not de:   # too little paper on the face to see the light by (a tight crop, glare over the white)
+        return Finding("colour", "unread", 0.0, "colour: too little of the paper visible to judge the inks by "
+                       "(no evidence either way)", [0.0, 0.0, 1.0, 1.0], {})
     if "tolerance" not in next(inks[i] for i in de):
         worst = max(de, key=de.get)
         return Finding("colour", "unread", 0.0, f"colour: no genuine photos of this product to learn its spread "

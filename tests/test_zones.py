@@ -96,6 +96,8 @@ def test_colour_fires_on_a_shifted_ink_not_on_other_light(design, template):
 
 def test_colour_without_genuine_photos_gives_no_evidence(design, template):
     zone = zone_colour.learn(template)
+    dark = np.zeros_like(template)                        # no paper to be seen: unread, not a crash
+    assert zone_colour.check(dark, zone_colour.refine(zone, [template] * 6)).state == "unread"
     shifted = replace(design, primary=(0, 200, 0))
     f = zone_colour.check(face(shifted), zone)
     assert f.state == "unread" and f.score == 0
