@@ -1,6 +1,6 @@
 """The one step from aligned faces to verdicts. `genuine inspect` (a batch of one), scan workers and Ray actors
 (infer/scan.py), and `genuine evaluate` (train/evaluate.py) all call it, so every kind of evidence (comparator,
-genuine variation, each product's operating point) is added here once. No torch.
+genuine variation, zone checks, each product's operating point) is added here once. No torch.
 
     judge = FaceJudge(OnnxModel("model.onnx"), templates, store=ReferenceDB("refs.db"))
     faces = [Face("IMG_0001.jpg", x, quality, rect.to_dict(), rect.template.key)]   # x: face_model_input's
