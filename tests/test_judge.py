@@ -115,3 +115,29 @@ def test_the_officer_names_the_declared_product_and_a_look_alike_no_longer_hides
     named = json.loads(capsys.readouterr().out)
     assert named["rectification"]["ok"] and named["product"] == "m-product" and named["p_counterfeit"] is not None
     assert cli(args + ["--product", "nothing-like-it"]) == 2 and "known: m-product, z-look-alike" in capsys.readouterr().err
+
+
+def test_scan_workers_check_learnt_zones_and_leave_the_rest_to_the_judge(store, tmp_path, monkeypatch):
+    """A store's template learnt its zones when added: workers check them and send no sharp face. Templates read
+    from files have none yet: the worker sends the sharp face and the judge learns the zones once, in the main
+    process (a scan never learns a whole store's up front)."""
+    model, db, ds, photo = store
+    insp = Inspector(model, templates=str(db.path))
+    setup = WorkerSetup.of(insp)
+    assert list(setup.zones) == [t.key for t in insp.judge.templates.templates if not t.view]
+    setup.start()
+    [item] = [decode(e) for e in listing([str(photo)])]
+    assert item.face.findings is not None and item.face.sharp is None
+    [(rec, _)] = score_batch(insp, [item])
+    assert {f["zone"] for f in rec["evidence"]["zones"]["findings"]} >= {"colour"}
+
+    monkeypatch.setenv("GENUINE_CACHE", str(tmp_path / "cache"))      # template files whose zones nobody learnt
+    insp = Inspector(model, templates=str(ds.root))
+    setup = WorkerSetup.of(insp)
+    assert setup.zones == {}
+    setup.start()
+    [item] = [decode(e) for e in listing([str(photo)])]
+    assert item.face.findings is None and item.face.sharp is not None
+    [(rec2, _)] = score_batch(insp, [item])
+    assert rec2["evidence"]["zones"]["findings"] == rec["evidence"]["zones"]["findings"]
+    assert list((tmp_path / "cache" / "zones").glob("*.json"))          # learnt once, kept for the next run
