@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from genuine.infer.colour import ciede2000, linear_to_lab, srgb_to_linear
+from genuine.infer.colour import ciede2000, linear_to_lab, srgb_to_lab, srgb_to_linear
 from genuine.infer.zone_finding import Finding, norm_box
 
 SIDE = 320             # the label map's long side: inks are flat areas, some thin (a 1% accent band)
@@ -67,7 +67,7 @@ def learn(template: np.ndarray) -> dict | None:
     for ink in inks:
         ys, xs = np.nonzero(labels == ink["id"])
         ink["box"] = norm_box((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), *size)
-        ink["lab"] = _lab(np.array(ink["rgb"]), np.array(inks[paper]["rgb"]), np.array(inks[paper]["rgb"])).tolist()
+        ink["lab"] = srgb_to_lab(np.array(ink["rgb"])).tolist()   # the artwork's paper is its own white
     return {"labels": _png(labels), "paper": inks[paper]["id"], "inks": inks}
 
 
@@ -78,12 +78,6 @@ def _paper(inks: list) -> int | None:
         if min(r, g, b) > 150 and max(r, g, b) - min(r, g, b) < 40:
             return i
     return None
-
-
-def _lab(rgb: np.ndarray, paper: np.ndarray, ref_paper: np.ndarray) -> np.ndarray:
-    """CIELAB of rgb after scaling each linear channel so that this photo's paper looks like the artwork's."""
-    gain = srgb_to_linear(ref_paper) / np.maximum(srgb_to_linear(paper), 1e-4)
-    return linear_to_lab(np.clip(srgb_to_linear(rgb) * gain, 0, 1))
 
 
 def _design_matrix(ys: np.ndarray, xs: np.ndarray, shape) -> np.ndarray:

@@ -78,8 +78,9 @@ def comparator_scores(model, data, split: str, products: list[str] | None = None
     the model's (or its fusion's) thresholds for every product: a product's own operating point needs a reference
     store of its genuine photos (genuine inspect / scan --templates STORE)."""
     from genuine.infer.templates import load_templates
+    from genuine.infer.zones import templates_zones
     from genuine.train.backend import TorchComparator
-    from genuine.train.face_data import FaceSet
+    from genuine.train.face_data import FaceSet, refined_zones
 
     onnx_file = hasattr(model, "compare")
     backend = model if onnx_file else TorchComparator(model)
@@ -89,8 +90,13 @@ def comparator_scores(model, data, split: str, products: list[str] | None = None
     if not recs:
         raise UsageError(f"{ds.root}: no photos in the {split} split" + (f" of {', '.join(products)}" if products else ""))
     templates = load_templates(ds.root)
-    fs = FaceSet.build(ds.root, recs, templates, size, workers=workers, zones=_zones_of(ds, templates, size, workers))
-    s_face = _variation_of(ds, fs, templates, meta, size, workers)
+    # DATA's genuine train photos stand for a brand's genuine photos in the store: the inks' tolerances of the zone
+    # checks and each product's genuine variation both come from them (aligned once).
+    genuine = FaceSet.build(ds.root, [r for r in select(ds, "train") if r.label == "genuine"], templates, size,
+                            workers=workers)
+    fs = FaceSet.build(ds.root, recs, templates, size, workers=workers,
+                       zones=refined_zones(templates_zones(templates), genuine))
+    s_face = _variation_of(fs, genuine, meta, workers)
     judged = _judge_faces(backend, templates, fs, s_face, size)
     where = {id(r): k for k, r in enumerate(fs.records)}
     y = np.array([r.label == "counterfeit" for r in recs], int)
@@ -134,26 +140,14 @@ def _zones_report(fs, meta: dict) -> dict:
     return out
 
 
-def _zones_of(ds, templates, size, workers: int) -> dict:
-    """Each product's zones, the inks' tolerances from DATA's genuine train photos (as a brand's genuine photos in
-    the store would give them)."""
-    from genuine.infer.zones import templates_zones
-    from genuine.train.face_data import FaceSet, refined_zones
-
-    genuine = [r for r in select(ds, "train") if r.label == "genuine"]
-    return refined_zones(templates_zones(templates), FaceSet.build(ds.root, genuine, templates, size, workers=workers))
-
-
-def _variation_of(ds, fs, templates, meta: dict, size, workers: int) -> np.ndarray:
-    """Each aligned face's genuine-variation score from DATA's genuine train photos of its product (as a brand's
-    genuine photos in the store), where the model fuses with it; NaN elsewhere."""
+def _variation_of(fs, genuine, meta: dict, workers: int) -> np.ndarray:
+    """Each aligned face's genuine-variation score from the genuine faces of its product, where the model fuses with
+    it; NaN elsewhere."""
     if not ((meta.get("fusion") or {}).get("used") and len(fs)):
         return np.full(len(fs), np.nan)
-    from genuine.train.face_data import FaceSet
     from genuine.train.variation_fusion import variation_scores
 
-    genuine = [r for r in select(ds, "train") if r.label == "genuine" and r.product in fs.names]
-    return variation_scores(FaceSet.build(ds.root, genuine, templates, size, workers=workers), fs, workers)
+    return variation_scores(genuine, fs, workers)
 
 
 def _judge_faces(backend, templates, fs, s_face: np.ndarray, size) -> list:
