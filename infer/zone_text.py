@@ -16,6 +16,7 @@ import re
 import cv2
 import numpy as np
 
+from genuine.infer import text_screen
 from genuine.infer.ocr import Ocr
 from genuine.infer.zone_finding import Finding, crop, norm_box, pixel_box
 
@@ -28,6 +29,7 @@ FAIL_CONF = 0.95
 CHAR_CONF = 0.9        # ... and when every character where it differs (and its neighbours) is read this surely
 END_SLACK = 2          # characters at a line's end that may differ: a crop cuts the last letter differently
 MARGIN = 0.1
+READ_LINES = 3         # lines recognised per photo: those the screen finds least like the artwork (text_screen.py)
 # A keyword of variable data followed by a code with a digit in it ("LOT GA00", "EXP 12/27"; not "batch contains").
 VARIABLE = re.compile(r"\b(LOT|L|SN|S/N|SERIAL|BATCH|EXP|BBE|BB|BEST BEFORE|USE BY|MFG|MFD|PROD)\b[\s:.#/]*\w*\d", re.I)
 
@@ -64,7 +66,8 @@ def learn(template: np.ndarray, ocr: Ocr) -> dict | None:
         return None
     zone = {"lines": lines}
     reads = [read_lines(template, zone, ocr)] + [read_lines(im, zone, ocr) for im in _photo_like(template)]
-    stable = [ln for k, ln in enumerate(lines) if all(_same(ln, r[k][0]) and r[k][1] >= MIN_CONF for r in reads)]
+    stable = [{**ln, "strip": text_screen.strip(template, ln["box"])} for k, ln in enumerate(lines)
+              if all(_same(ln, r[k][0]) and r[k][1] >= MIN_CONF for r in reads)]
     return {"lines": stable, "ocr": ocr.name, "unstable": len(lines) - len(stable)} if stable else None
 
 
@@ -126,10 +129,25 @@ def differs_surely(line: dict, read) -> bool | None:
     return True if min(near, default=1.0) >= CHAR_CONF else None
 
 
-def check(face: np.ndarray, zone: dict, ocr: Ocr) -> Finding:
-    reads = read_lines(face, zone, ocr)
+def choose(face: np.ndarray, zone: dict, budget: int | None) -> tuple[list[int], dict[int, float]]:
+    """The lines to recognise (indices, in order) and each fixed line's screen score: the `budget` fixed lines
+    least like the artwork; lot/serial lines, which differ on every unit, only where the budget has room."""
+    lines = zone["lines"]
+    if not budget or len(lines) <= budget or not all("strip" in ln for ln in lines):
+        return list(range(len(lines))), {}
+    score = {i: text_screen.differ(face, ln["box"], ln["strip"]) for i, ln in enumerate(lines) if not ln["variable"]}
+    order = sorted(score, key=lambda i: -score[i]) + [i for i in range(len(lines)) if i not in score]
+    return sorted(order[:budget]), score
+
+
+def check(face: np.ndarray, zone: dict, ocr: Ocr, budget: int | None = READ_LINES) -> Finding:
+    """Recognise the lines `choose` picks (every line with budget None) and compare each with the artwork's."""
+    idx, screen = choose(face, zone, budget)
+    lines = [zone["lines"][i] for i in idx]
+    reads = read_lines(face, {**zone, "lines": lines}, ocr)
+    screened = {"lines_screened": len(screen), "screen_worst": max(screen.values())} if screen else {}
     wrong, read = [], 0
-    for ln, rd in zip(zone["lines"], reads):
+    for ln, rd in zip(lines, reads):
         text, conf = rd
         differs = differs_surely(ln, rd)
         if conf < READ_CONF or not text or differs is None:
@@ -140,16 +158,19 @@ def check(face: np.ndarray, zone: dict, ocr: Ocr) -> Finding:
             wrong.append((ln, text, distance(_key(text), _key(ln["text"]))))
     box = _union([ln["box"] for ln in zone["lines"]])
     if not read:
-        return Finding("text", "unread", 0.0, "text not readable on this photo (no evidence either way)", box, {})
+        what = (f"the {len(idx)} lines least like the artwork could not be read surely" if screen
+                else "text not readable on this photo")
+        return Finding("text", "unread", 0.0, f"{what} (no evidence either way)", box, screened)
     if not wrong:
-        return Finding("text", "pass", 0.0, f"{read} lines of text read as the artwork", box,
-                       {"lines_read": read})
+        return Finding("text", "pass", 0.0, f"{read} lines of text read as the artwork"
+                       + (f" (the {len(idx)} least like it of {len(zone['lines'])})" if screen else ""), box,
+                       {"lines_read": read, **screened})
     ln, text, d = max(wrong, key=lambda t: t[2])
     what = (f"the lot/serial line '{text}' does not have the artwork's format '{ln['text']}'" if ln["variable"]
             else _word_diff(text, ln["text"]))
     more = f" (and {len(wrong) - 1} more line{'s' * (len(wrong) > 2)})" if len(wrong) > 1 else ""
     return Finding("text", "fail", float(len(wrong)), f"text: {what}{more}", ln["box"],
-                   {"lines_read": read, "lines_differing": len(wrong),
+                   {"lines_read": read, **screened, "lines_differing": len(wrong),
                     "differences": [{"read": t, "artwork": x["text"], "box": x["box"]} for x, t, _ in wrong]})
 
 

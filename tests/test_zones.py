@@ -82,6 +82,29 @@ def test_text_names_the_misspelt_word_and_lets_another_lot_pass(design, template
     assert wrong.strip(".") in f.message and words[k].strip(".") in f.message
 
 
+@needs_ocr
+def test_the_screen_picks_the_misspelt_line_for_ocr(design, template, monkeypatch):
+    """With a budget of one line, the screen finds the one misspelt line among the artwork's (another exposure,
+    another lot); in the artwork's order instead (the screen off), OCR reads another line and misses it."""
+    ocr = Ocr.installed()
+    zone = zone_text.learn(template, ocr)
+    fixed = [i for i, ln in enumerate(zone["lines"]) if not ln["variable"]]
+    texts = [zone["lines"][i]["text"] for i in fixed]
+    line = next(t for t in design.fine_print[1:] if any(t.startswith(x.split()[0]) for x in texts[1:]))
+    words = line.split()
+    k = max(range(len(words)), key=lambda i: len(words[i]))
+    wrong = words[k][:2] + words[k][3] + words[k][2] + words[k][4:]
+    fake = replace(design, fine_print=tuple(" ".join(words[:k] + [wrong] + words[k + 1:]) if t == line else t
+                                            for t in design.fine_print))
+    photo = camera(face(fake, lot="XK93", serial="99887766"), 0.85, (1.04, 1, 0.96))
+    idx, screen = zone_text.choose(photo, zone, 1)
+    assert zone["lines"][idx[0]]["text"].startswith(line.split()[0]), (idx, screen)
+    assert zone_text.check(photo, zone, ocr, budget=1).state == "fail"
+    assert zone_text.check(camera(face(design, lot="XK93"), 0.85), zone, ocr, budget=1).state == "pass"
+    monkeypatch.setattr(zone_text.text_screen, "differ", lambda *a: 0.0)   # the screen off: the artwork's order
+    assert zone_text.check(photo, zone, ocr, budget=1).state == "pass"
+
+
 def test_colour_fires_on_a_shifted_ink_not_on_other_light(design, template):
     zone = zone_colour.learn(template)
     genuine = [camera(face(design), g, wb) for g, wb in
@@ -92,6 +115,30 @@ def test_colour_fires_on_a_shifted_ink_not_on_other_light(design, template):
     shifted = replace(design, primary=tuple(int(c) for c in np.clip(np.array(design.primary) + [25, -20, 30], 0, 255)))
     f = zone_colour.check(camera(face(shifted), 0.9), zone)
     assert f.state == "fail" and f.score > 1 and "dE" in f.message
+
+
+def glare(rgb: np.ndarray, box) -> np.ndarray:
+    """A specular highlight over part of the face (box in 0..1): the light source's white added."""
+    out = rgb.astype(np.float32)
+    h, w = rgb.shape[:2]
+    x0, y0, x1, y1 = (int(box[0] * w), int(box[1] * h), int(box[2] * w), int(box[3] * h))
+    out[y0:y1, x0:x1] = out[y0:y1, x0:x1] * 0.45 + 140
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def test_colour_judges_an_ink_by_its_unspoilt_part(design, template, monkeypatch):
+    """Glare over half of the primary band spoils that half only: the ink's best tiles still match the artwork.
+    With one median over the whole ink (TILES 1x1) the same genuine photo fails."""
+    zone = zone_colour.learn(template)
+    primary = next(i for i in zone["inks"] if i["id"] != zone["paper"] and i["area"] > 0.05)
+    x0, y0, x1, y1 = primary["box"]
+    spoilt = glare(face(design), (x0 + 0.45 * (x1 - x0), y0, x1, y1))   # clear of the logo's small inks
+    genuine = [camera(face(design), g, wb) for g, wb in
+               [(1.0, (1, 1, 1)), (0.85, (1.05, 1, 0.95)), (0.92, (0.96, 1, 1.04)), (0.8, (1, 1, 1.06)),
+                (0.95, (1.06, 1, 1)), (0.9, (1, 1, 1))]]
+    assert zone_colour.check(spoilt, zone_colour.refine(zone, genuine)).state == "pass"
+    monkeypatch.setattr(zone_colour, "TILES", (1, 1))
+    assert zone_colour.check(spoilt, zone_colour.refine(zone, genuine)).state == "fail"
 
 
 def test_colour_without_genuine_photos_gives_no_evidence(design, template):

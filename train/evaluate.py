@@ -101,12 +101,15 @@ def comparator_scores(model, data, split: str, products: list[str] | None = None
     where = {id(r): k for k, r in enumerate(fs.records)}
     y = np.array([r.label == "counterfeit" for r in recs], int)
     p, pc, sv, verdicts, issues = np.full(len(recs), 0.5), np.full(len(recs), 0.5), np.full(len(recs), np.nan), [], {}
+    cells: list[dict] = []
     for i, r in enumerate(recs):
         k = where.get(id(r))
         if k is None:
             verdicts.append(INCONCLUSIVE)
+            cells.append({})
             continue
         res = judged[k]
+        cells.append(_evidence_cells(res, s_face[k]))
         p[i], pc[i], sv[i] = res.p_counterfeit, res.evidence["comparator_p"], s_face[k]
         for code in res.quality.get("issues", []):
             issues[code] = issues.get(code, 0) + 1
@@ -115,6 +118,8 @@ def comparator_scores(model, data, split: str, products: list[str] | None = None
     th = meta["fusion"]["thresholds"] if fused.any() else meta["thresholds"]
     head = {**_head(model, meta, ds, recs, split, onnx_file), **_alignment(recs, fs), "quality_gate": issues}
     report, rows = build_report(recs, y, p, th, verdicts, head=head)
+    blank = dict.fromkeys(EVIDENCE_COLUMNS, "")
+    rows = [{**row, **blank, **c} for row, c in zip(rows, cells)]
     aligned = np.array([id(r) in where for r in recs])
     report["metrics_aligned_only"] = binary_metrics(y[aligned], p[aligned]) if aligned.any() else None
     both = fused.any() and 0 < y[fused].sum() < fused.sum()
@@ -124,6 +129,19 @@ def comparator_scores(model, data, split: str, products: list[str] | None = None
                         "variation_only_auroc_fused_photos": float(roc_auc_score(y[fused], sv[fused])) if both else None}
     report["zones"] = _zones_report(fs, meta)
     return report, y, p, rows
+
+
+EVIDENCE_COLUMNS = ("comparator_p", "variation") + tuple(f"{z}_{k}" for z in ("barcode", "text", "colour")
+                                                          for k in ("state", "score"))
+
+
+def _evidence_cells(res, s_var: float) -> dict:
+    """A judged photo's evidence for predictions.csv: what each scorer said, so a mistake can be traced to one."""
+    out = {"comparator_p": round(float(res.evidence["comparator_p"]), 6),
+           "variation": "" if np.isnan(s_var) else round(float(s_var), 4)}
+    for f in res.evidence.get("zones", {}).get("findings", []):
+        out[f"{f['zone']}_state"], out[f"{f['zone']}_score"] = f["state"], round(float(f["score"]), 4)
+    return out
 
 
 def _zones_report(fs, meta: dict) -> dict:
