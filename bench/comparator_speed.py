@@ -1,9 +1,11 @@
 """Benchmark: photo -> verdict on the comparator path (decode, rectify, comparator, zone checks), one thread, per stage.
 
-    python bench/comparator_speed.py MODEL.onnx DATA [--photos 24] [--repeat 3] [--naive] [--full-decode]
+    python bench/comparator_speed.py MODEL.onnx DATA [--templates STORE.db] [--photos 24] [--repeat 3] [--naive]
+                                     [--full-decode]
 
 MODEL: an exported comparator; DATA: a SynthPack root (its templates; e.g. one generated with --size 4032 for
-12 MP phone photos). Every stage runs on one thread (OpenCV and onnxruntime), as on a handheld. Reported: the
+12 MP phone photos); --templates: a reference store of the products' genuine photos (genuine data references),
+so that the genuine variation and the inks' tolerances are checked too, as in the field. Every stage runs on one thread (OpenCV and onnxruntime), as on a handheld. Reported: the
 median per stage and in total, and the same photos through the naive path measured in the same run: full-size
 SIFT on the whole photo with brute-force matching against every template (no shrink, no FLANN): what
 finding the face costs without this project's levers (ours includes the warp as well). --full-decode also times
@@ -34,13 +36,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model")
     ap.add_argument("data")
+    ap.add_argument("--templates", help="a reference store (default: DATA's templates, no genuine photos)")
     ap.add_argument("--photos", type=int, default=24)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--naive", action="store_true", help="also time full-size SIFT + brute-force matching")
     ap.add_argument("--full-decode", action="store_true", help="also time full decode + 1024 px face, to a verdict")
     args = ap.parse_args()
     cv2.setNumThreads(1)
-    insp = Inspector(args.model, threads=1, templates=args.data)
+    insp = Inspector(args.model, threads=1, templates=args.templates or args.data)
     photos = sorted(Path(args.data).glob("*/*/*.jpg"))
     photos = [photos[i] for i in np.linspace(0, len(photos) - 1, min(args.photos, len(photos))).astype(int)]
     stages = {k: [] for k in ("decode", "rectify", "model", "variation", "zones", "total")}

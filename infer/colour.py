@@ -15,9 +15,16 @@ _M = np.array([[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.07217
 _WHITE = np.array([0.95047, 1.0, 1.08883])
 
 
-def srgb_to_linear(rgb) -> np.ndarray:
-    c = np.asarray(rgb, np.float64) / 255.0
+def _decode(c):
     return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+_LUT = _decode(np.arange(256) / 255.0)   # uint8 faces are looked up: the power function per pixel costs ms
+
+
+def srgb_to_linear(rgb) -> np.ndarray:
+    a = np.asarray(rgb)
+    return _LUT[a] if a.dtype == np.uint8 else _decode(a.astype(np.float64) / 255.0)
 
 
 def linear_to_lab(lin) -> np.ndarray:

@@ -29,7 +29,8 @@ FAIL_CONF = 0.95
 CHAR_CONF = 0.9        # ... and when every character where it differs (and its neighbours) is read this surely
 END_SLACK = 2          # characters at a line's end that may differ: a crop cuts the last letter differently
 MARGIN = 0.1
-READ_LINES = 3         # lines recognised per photo: those the screen finds least like the artwork (text_screen.py)
+READ_LINES = 2         # lines recognised per photo: those the screen finds least like the artwork (text_screen.py)
+SEGMENT = 12.0         # of a long line, only this many line heights around its least artwork-like window are read
 # A keyword of variable data followed by a code with a digit in it ("LOT GA00", "EXP 12/27"; not "batch contains").
 VARIABLE = re.compile(r"\b(LOT|L|SN|S/N|SERIAL|BATCH|EXP|BBE|BB|BEST BEFORE|USE BY|MFG|MFD|PROD)\b[\s:.#/]*\w*\d", re.I)
 
@@ -129,33 +130,109 @@ def differs_surely(line: dict, read) -> bool | None:
     return True if min(near, default=1.0) >= CHAR_CONF else None
 
 
-def choose(face: np.ndarray, zone: dict, budget: int | None) -> tuple[list[int], dict[int, float]]:
-    """The lines to recognise (indices, in order) and each fixed line's screen score: the `budget` fixed lines
-    least like the artwork; lot/serial lines, which differ on every unit, only where the budget has room."""
+def choose(face: np.ndarray, zone: dict, budget: int | None) -> tuple[list[int], dict[int, tuple[float, float]]]:
+    """The lines to recognise (indices, in order) and each fixed line's screen (score, where along the line): the
+    `budget` fixed lines least like the artwork; lot/serial lines, which differ on every unit, only where the
+    budget has room."""
     lines = zone["lines"]
     if not budget or len(lines) <= budget or not all("strip" in ln for ln in lines):
         return list(range(len(lines))), {}
-    score = {i: text_screen.differ(face, ln["box"], ln["strip"]) for i, ln in enumerate(lines) if not ln["variable"]}
-    order = sorted(score, key=lambda i: -score[i]) + [i for i in range(len(lines)) if i not in score]
-    return sorted(order[:budget]), score
+    screen = {i: text_screen.differ(face, ln["box"], ln["strip"]) for i, ln in enumerate(lines) if not ln["variable"]}
+    order = sorted(screen, key=lambda i: -screen[i][0]) + [i for i in range(len(lines)) if i not in screen]
+    return sorted(order[:budget]), screen
+
+
+def segment(line: dict, where: float, face_shape) -> list | None:
+    """The part of a long line around `where` (0..1 along it) that is read instead of all of it: SEGMENT line heights
+    wide (recognition costs in proportion to the width read). None for a line short enough to read whole."""
+    x0, y0, x1, y1 = line["box"]
+    h, w = face_shape[:2]
+    width = SEGMENT * (y1 - y0) * h / w
+    if line["variable"] or width >= 0.8 * (x1 - x0):
+        return None
+    c = min(max(x0 + where * (x1 - x0), x0 + width / 2), x1 - width / 2)
+    return [c - width / 2, y0, c + width / 2, y1]
+
+
+def _alnum(text: str, chars=None) -> list[tuple[str, float, int]]:
+    """(character, probability, position in text) of the letters and digits of a reading: what is compared."""
+    probs = chars if chars else [1.0] * len(text)
+    return [(ch, p, k) for k, (ch, p) in enumerate(zip(text, probs)) if re.match(r"[^\W_]", ch)]
+
+
+def _fit(a: str, b: str) -> tuple[int, int, int]:
+    """(edits, i0, i1): b aligned with the substring a[i0:i1] that needs the fewest edits (semi-global Levenshtein:
+    a part of a line is found wherever it sits in the artwork's line)."""
+    prev, start = [0] * (len(a) + 1), list(range(len(a) + 1))
+    for i, cb in enumerate(b, 1):
+        cur, cst = [i], [0]
+        for j, ca in enumerate(a, 1):
+            opts = ((prev[j - 1] + (ca != cb), start[j - 1]), (prev[j] + 1, start[j]), (cur[j - 1] + 1, cst[j - 1]))
+            d, s0 = min(opts)
+            cur.append(d)
+            cst.append(s0)
+        prev, start = cur, cst
+    j = min(range(len(a) + 1), key=lambda j: (prev[j], j))
+    return prev[j], start[j], j
+
+
+def _words_around(text: str, k0: int, k1: int) -> str:
+    """The whole words of text that characters k0..k1 (inclusive) touch."""
+    while k0 > 0 and not text[k0 - 1].isspace():
+        k0 -= 1
+    while k1 < len(text) - 1 and not text[k1 + 1].isspace():
+        k1 += 1
+    return text[k0:k1 + 1]
+
+
+def segment_differs(line: dict, read) -> tuple[bool | None, str]:
+    """Whether a segment's reading differs from the artwork's line where it aligns best: (False, ""), (True,
+    "'natral' where the artwork says 'natural'"), (None, ""): too short, unsure, or only at the segment's cut ends
+    (the crop cuts letters there, so END_SLACK characters each side are not compared)."""
+    got = _alnum(read[0], getattr(read, "chars", ()) or None)[END_SLACK:]
+    got = got[:len(got) - END_SLACK]
+    art = _alnum(line["text"])
+    if len(got) < 4:
+        return None, ""
+    a, b = "".join(c for c, _, _ in art), "".join(c for c, _, _ in got)
+    edits, i0, i1 = _fit(a, b)
+    if edits == 0:
+        return False, ""
+    if read[1] < FAIL_CONF:
+        return None, ""
+    ops = [o for o in difflib.SequenceMatcher(a=a[i0:i1], b=b, autojunk=False).get_opcodes() if o[0] != "equal"]
+    near = [got[j][1] for _, _, _, j0, j1 in ops for j in range(max(0, j0 - 1), min(len(got), j1 + 1))]
+    if min(near, default=1.0) < CHAR_CONF:
+        return None, ""
+    _, ai0, ai1, j0, j1 = ops[0]
+    ak = (art[i0 + ai0][2], art[max(i0 + ai1 - 1, i0 + ai0)][2])
+    gk = (got[min(j0, len(got) - 1)][2], got[max(j1 - 1, j0) if j1 > j0 else min(j0, len(got) - 1)][2])
+    return True, (f"'{_words_around(read[0], *gk)}' where the artwork says "
+                  f"'{_words_around(line['text'], *ak)}'")
 
 
 def check(face: np.ndarray, zone: dict, ocr: Ocr, budget: int | None = READ_LINES) -> Finding:
-    """Recognise the lines `choose` picks (every line with budget None) and compare each with the artwork's."""
+    """Recognise the lines `choose` picks (every line with budget None; of a long line, the segment around where
+    it differs most) and compare each with the artwork's."""
     idx, screen = choose(face, zone, budget)
     lines = [zone["lines"][i] for i in idx]
-    reads = read_lines(face, {**zone, "lines": lines}, ocr)
-    screened = {"lines_screened": len(screen), "screen_worst": max(screen.values())} if screen else {}
+    parts = [segment(ln, screen[i][1], face.shape) if i in screen else None for i, ln in zip(idx, lines)]
+    reads = read_lines(face, {"lines": [{**ln, "box": p or ln["box"]} for ln, p in zip(lines, parts)]}, ocr)
+    screened = ({"lines_screened": len(screen), "screen_worst": max(v[0] for v in screen.values()),
+                 "segments_read": sum(p is not None for p in parts)} if screen else {})
     wrong, read = [], 0
-    for ln, rd in zip(lines, reads):
+    for ln, part, rd in zip(lines, parts, reads):
         text, conf = rd
-        differs = differs_surely(ln, rd)
-        if conf < READ_CONF or not text or differs is None:
-            continue   # unread, or differing but not surely: no evidence either way
-        same = not differs
+        if conf < READ_CONF or not text:
+            continue   # unread: no evidence either way
+        differs, what = segment_differs(ln, rd) if part else (differs_surely(ln, rd), "")
+        if differs is None:
+            continue   # differing but not surely: no evidence either way
         read += 1
-        if not same:
-            wrong.append((ln, text, distance(_key(text), _key(ln["text"]))))
+        if differs:
+            what = what or (f"the lot/serial line '{text}' does not have the artwork's format '{ln['text']}'"
+                            if ln["variable"] else _word_diff(text, ln["text"]))
+            wrong.append((ln, part, text, what, distance(_key(text), _key(ln["text"])) if not part else 1))
     box = _union([ln["box"] for ln in zone["lines"]])
     if not read:
         what = (f"the {len(idx)} lines least like the artwork could not be read surely" if screen
@@ -165,13 +242,12 @@ def check(face: np.ndarray, zone: dict, ocr: Ocr, budget: int | None = READ_LINE
         return Finding("text", "pass", 0.0, f"{read} lines of text read as the artwork"
                        + (f" (the {len(idx)} least like it of {len(zone['lines'])})" if screen else ""), box,
                        {"lines_read": read, **screened})
-    ln, text, d = max(wrong, key=lambda t: t[2])
-    what = (f"the lot/serial line '{text}' does not have the artwork's format '{ln['text']}'" if ln["variable"]
-            else _word_diff(text, ln["text"]))
+    ln, part, text, what, _ = max(wrong, key=lambda t: t[4])
     more = f" (and {len(wrong) - 1} more line{'s' * (len(wrong) > 2)})" if len(wrong) > 1 else ""
-    return Finding("text", "fail", float(len(wrong)), f"text: {what}{more}", ln["box"],
+    return Finding("text", "fail", float(len(wrong)), f"text: {what}{more}", part or ln["box"],
                    {"lines_read": read, **screened, "lines_differing": len(wrong),
-                    "differences": [{"read": t, "artwork": x["text"], "box": x["box"]} for x, t, _ in wrong]})
+                    "differences": [{"read": t, "artwork": x["text"], "box": p or x["box"]}
+                                    for x, p, t, _, _ in wrong]})
 
 
 def _union(boxes: list) -> list:

@@ -20,7 +20,7 @@ from genuine.infer import zone_barcode, zone_colour, zone_text
 from genuine.infer.ocr import Ocr
 from genuine.infer.zone_finding import Finding
 
-ZONES_VERSION = "zones-5"   # bump when the same template or face would give other zones or findings
+ZONES_VERSION = "zones-6"   # bump when the same template or face would give other zones or findings
 ZONES = ("barcode", "text", "colour")
 SHARP_SIDE = 1600      # long side of the sharp face the zones read (templates are stored up to 2048)
 MIN_TEXT_PX = 14       # text lines lower than this on the sharp face are not worth reading (OCR needs ~16+)

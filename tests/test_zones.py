@@ -101,7 +101,7 @@ def test_the_screen_picks_the_misspelt_line_for_ocr(design, template, monkeypatc
     assert zone["lines"][idx[0]]["text"].startswith(line.split()[0]), (idx, screen)
     assert zone_text.check(photo, zone, ocr, budget=1).state == "fail"
     assert zone_text.check(camera(face(design, lot="XK93"), 0.85), zone, ocr, budget=1).state == "pass"
-    monkeypatch.setattr(zone_text.text_screen, "differ", lambda *a: 0.0)   # the screen off: the artwork's order
+    monkeypatch.setattr(zone_text.text_screen, "differ", lambda *a: (0.0, 0.5))   # the screen off: the artwork's order
     assert zone_text.check(photo, zone, ocr, budget=1).state == "pass"
 
 
@@ -254,6 +254,26 @@ def test_a_line_differs_only_where_read_surely_and_not_at_its_cut_ends():
     lot = {"text": "LOT GA00 SN 00000000", "variable": True, "box": [0, 0, 1, 0.1]}
     assert zone_text.differs_surely(lot, sure("LOT KX93 SN 12345678")) is False
     assert zone_text.differs_surely(lot, sure("LOT KX9 SN 1234S678")) is True
+
+
+def test_a_segment_is_compared_where_it_sits_in_the_line():
+    """A long line's segment (cut through letters at both ends) is found wherever it sits in the artwork's line;
+    a misprint inside it is named by its words, one at its cut ends or read unsurely is no evidence."""
+    from genuine.infer.ocr import Read
+
+    line = {"text": "Batch ingredients carton natural place ingre", "variable": False, "box": [0, 0, 1, 0.1]}
+    sure = lambda t, low=(): Read(t, 0.98, tuple(0.5 if i in low else 0.99 for i in range(len(t))))  # noqa: E731
+    assert zone_text.segment_differs(line, sure("redients carton natural pla")) == (False, "")
+    assert zone_text.segment_differs(line, sure("Xredients carton natural plX")) == (False, "")    # cut ends
+    assert zone_text.segment_differs(line, sure("redients carton natral pla")) == (
+        True, "'natral' where the artwork says 'natural'")
+    k = "redients carton natral pla".index("natral")
+    assert zone_text.segment_differs(line, sure("redients carton natral pla", low={k + 3}))[0] is None
+    assert zone_text.segment_differs(line, sure("re"))[0] is None                              # too little to say
+    long_line = {**line, "box": [0.05, 0.5, 0.95, 0.52]}
+    part = zone_text.segment(long_line, 0.5, (1000, 1600))
+    assert part is not None and part[2] - part[0] < 0.5 and part[0] < 0.5 < part[2]
+    assert zone_text.segment({**long_line, "box": [0.05, 0.5, 0.2, 0.52]}, 0.5, (1000, 1600)) is None
 
 
 def test_scan_rows_carry_each_zone_in_its_own_column():
