@@ -211,10 +211,10 @@ def segment_differs(line: dict, read) -> tuple[bool | None, str]:
                   f"'{_words_around(line['text'], *ak)}'")
 
 
-def check(face: np.ndarray, zone: dict, ocr: Ocr, budget: int | None = READ_LINES) -> Finding:
-    """Recognise the lines `choose` picks (every line with budget None; of a long line, the segment around where
-    it differs most) and compare each with the artwork's."""
-    idx, screen = choose(face, zone, budget)
+def check(face: np.ndarray, zone: dict, ocr: Ocr, budget: int | None | str = "default") -> Finding:
+    """Recognise the lines `choose` picks (READ_LINES by default, every line with budget None; of a long line, the
+    segment around where it differs most) and compare each with the artwork's."""
+    idx, screen = choose(face, zone, READ_LINES if budget == "default" else budget)  # type: ignore[arg-type]
     lines = [zone["lines"][i] for i in idx]
     parts = [segment(ln, screen[i][1], face.shape) if i in screen else None for i, ln in zip(idx, lines)]
     reads = read_lines(face, {"lines": [{**ln, "box": p or ln["box"]} for ln, p in zip(lines, parts)]}, ocr)
