@@ -30,7 +30,7 @@ from genuine.infer.preprocess import face_input
 from genuine.infer.result import Result
 from genuine.infer.verdict import GENUINE, INCONCLUSIVE, SUSPECT, decide, decisive, not_validated
 from genuine.infer.zone_book import ZoneBook
-from genuine.infer.zones import check as check_zones, weighed
+from genuine.infer.zones import check as check_zones, retake_advice, weighed
 
 
 class TemplateMissing(KeyError):
@@ -285,13 +285,16 @@ class FaceJudge:
 
 
 def zone_reason(verdict: str, findings: list, zones: dict) -> str:
-    """What the zone checks add to the reason: each failing zone in an officer's words, and whether it counted."""
+    """What the zone checks add to the reason: each failing zone in an officer's words, and whether it counted;
+    on an uncertain verdict, what stopped the zones that could not be read and how to retake."""
     failed = [f.message for f in findings if f.state == "fail"]
+    advice = retake_advice(findings) if verdict == INCONCLUSIVE else []
+    retake = f"; to check the barcode and print, retake: {'; '.join(advice)}" if advice else ""
     if not failed:
-        return ""
+        return retake
     if not zones.get("weighed"):
-        return f"; zone checks (not part of the score: {zones['why']}): " + "; ".join(failed)
-    return ("; " if verdict == SUSPECT else "; but ") + "; ".join(failed)
+        return f"; zone checks (not part of the score: {zones['why']}): " + "; ".join(failed) + retake
+    return ("; " if verdict == SUSPECT else "; but ") + "; ".join(failed) + retake
 
 
 def store_of(source):

@@ -20,7 +20,7 @@ from genuine.infer import zone_barcode, zone_colour, zone_text
 from genuine.infer.ocr import Ocr
 from genuine.infer.zone_finding import Finding
 
-ZONES_VERSION = "zones-6"   # bump when the same template or face would give other zones or findings
+ZONES_VERSION = "zones-7"   # bump when the same template or face would give other zones or findings
 ZONES = ("barcode", "text", "colour")
 SHARP_SIDE = 1600      # long side of the sharp face the zones read (templates are stored up to 2048)
 MIN_TEXT_PX = 14       # text lines lower than this on the sharp face are not worth reading (OCR needs ~16+)
@@ -66,6 +66,27 @@ def check(face: np.ndarray | None, zones: dict | None, ocr: Ocr | None = None) -
                            text["lines"][0]["box"], {}))
     if zones.get("colour"):
         out.append(zone_colour.check(face, zones["colour"]))
+    return out
+
+
+def retake_advice(findings: list[Finding]) -> list[str]:
+    """Why zones could not be read, as what an officer can change: the photo, not the package, stopped them."""
+    out = []
+    for f in findings:
+        if f.state != "unread":
+            continue
+        d = f.detail
+        if f.zone == "barcode" and d.get("module_px"):
+            if d["module_px"] < zone_barcode.MIN_MODULE_PX:
+                out.append("the barcode is too small to scan: move closer")
+            elif d["contrast"] < zone_barcode.MIN_CONTRAST:
+                out.append("the barcode is washed out: avoid glare, more even light")
+            elif d["sharpness"] < zone_barcode.SHARP_BARS:
+                out.append(f"the barcode is blurred (sharpness {d['sharpness']:.1f}, bars scan from "
+                           f"{zone_barcode.SHARP_BARS:.1f}): hold steady and focus on it")
+        elif f.zone == "text":
+            out.append("the fine print is too small: move closer" if "too small" in f.message
+                       else "the fine print could not be read surely: hold steady, square-on")
     return out
 
 

@@ -65,6 +65,38 @@ def test_barcode_number_checked_and_unreadable_is_no_evidence(design, template):
     assert zone_barcode.check(blurred, zone).state == "unread"
 
 
+def test_sharp_bars_that_do_not_scan_are_evidence_blurred_ones_are_not(design, template, monkeypatch):
+    import cv2
+
+    zone = zone_barcode.learn(template)
+    # SynthPack's barcode counterfeit as rendered: jittered bars that encode no valid number.
+    fake = face(counterfeit(design, "barcode", 0.5, np.random.default_rng(3), W)[0])
+    f = zone_barcode.check(fake, zone)
+    assert f.state == "fail" and "do not scan" in f.message and f.detail["sharpness"] >= zone_barcode.SHARP_BARS
+    # Blurred until genuine bars no longer scan: the fake's bars are then no evidence, nor are the genuine ones.
+    assert zone_barcode.check(cv2.GaussianBlur(face(design), (0, 0), 3), zone).state == "unread"
+    assert zone_barcode.check(cv2.GaussianBlur(fake, (0, 0), 3), zone).state == "unread"
+    faint = (255 - (255 - fake.astype(np.float32)) * 0.2).astype(np.uint8)    # glare: sharp but washed out
+    assert zone_barcode.check(faint, zone).state == "unread"
+    monkeypatch.setattr(zone_barcode, "SHARP_BARS", float("inf"))          # the lever off: unreadable is all
+    assert zone_barcode.check(fake, zone).state == "unread"
+
+
+def test_an_uncertain_verdict_says_what_kept_the_barcode_from_scanning(design, template):
+    import cv2
+
+    from genuine.infer.judge import zone_reason
+
+    zone = zone_barcode.learn(template)
+    blurred = [zone_barcode.check(cv2.GaussianBlur(face(design), (0, 0), 3), zone)]
+    reason = zone_reason("INCONCLUSIVE", blurred, {"weighed": True})
+    assert "barcode is blurred" in reason and "hold steady" in reason
+    assert zone_reason("GENUINE", blurred, {"weighed": True}) == ""        # advice only where it would decide
+    small = cv2.resize(face(design), None, fx=0.3, fy=0.3, interpolation=cv2.INTER_AREA)
+    assert "move closer" in zone_reason("INCONCLUSIVE", [zone_barcode.check(small, zone)], {"weighed": True})
+    assert zone_reason("INCONCLUSIVE", [zone_barcode.check(face(design), zone)], {"weighed": True}) == ""
+
+
 @needs_ocr
 def test_text_names_the_misspelt_word_and_lets_another_lot_pass(design, template):
     zone = zone_text.learn(template, Ocr.installed())
