@@ -93,9 +93,30 @@ def test_evaluate_aligned_end_to_end(synth320, tmp_path, monkeypatch, capsys):
     assert report["metrics"]["n"] == len(test) and report["checkpoint"] == "aligned"
     assert 0 <= report["thresholds"]["threshold_genuine"] <= report["thresholds"]["threshold_suspect"] <= 1
     assert report["per_product"] and report["per_defect"] and "calibration" in report
+    lo, hi = report["metrics"]["auroc_ci95_items"]
+    assert lo <= report["metrics"]["auroc"] <= hi and report["metrics"]["items"] == len({r.item_id for r in test})
+    assert any(" items: " in line for line in printed if line.startswith("AUROC "))
     assert report["alignment"]["aligned"] + len(report["not_aligned"]) == len(test)
     with open(out / "predictions.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == len(test) and {"path", "p_counterfeit", "verdict", "defect"} <= set(rows[0])
     failed = {a["path"] for a in report["not_aligned"]}
     assert all(r["verdict"] == "INCONCLUSIVE" and float(r["p_counterfeit"]) == 0.5 for r in rows if r["path"] in failed)
+
+
+def test_the_auroc_interval_resamples_items_not_photos():
+    from genuine.train.layout import Record
+    from genuine.train.report_build import build_report
+
+    rng = np.random.default_rng(0)
+    # 8 items of 12 photos each: photos of one item share most of their score
+    y = np.repeat([0, 1] * 4, 12)
+    p = np.clip(np.repeat(rng.normal(0.5, 0.15, 8), 12) + 0.1 * y + rng.normal(0, 0.02, 96), 0, 1)
+    recs = [Record(f"{i}.jpg", None, "a", "counterfeit" if y[i] else "genuine", item_id=f"item{i // 12}")
+            for i in range(96)]
+    alone = [Record(r.rel, None, "a", r.label, item_id=r.rel) for r in recs]   # every photo its own item
+    m_items = build_report(recs, y, p, {"threshold_genuine": 0.3, "threshold_suspect": 0.7})[0]["metrics"]
+    m_photos = build_report(alone, y, p, {"threshold_genuine": 0.3, "threshold_suspect": 0.7})[0]["metrics"]
+    assert m_items["items"] == 8 and m_photos["items"] == 96
+    width = lambda m: m["auroc_ci95_items"][1] - m["auroc_ci95_items"][0]   # noqa: E731
+    assert width(m_items) > 2 * width(m_photos)

@@ -242,7 +242,9 @@ def summary(report: dict, split: str) -> None:
     print(f"{split}: {m['n']} photos ({m['n_genuine']} genuine, {m['n_counterfeit']} counterfeit)")
     if report["caveat"]:
         print(f"CAVEAT: {report['caveat']}")
-    print(f"AUROC {_f(m['auroc'])}  TPR@1%FPR {_f(m['tpr_at_fpr_1pct'], 3)}  TPR@5%FPR {_f(m['tpr_at_fpr_5pct'], 3)}  "
+    ci = m.get("auroc_ci95_items")
+    within = f" (95% over {m['items']} items: {ci[0]:.3f}-{ci[1]:.3f})" if ci else ""
+    print(f"AUROC {_f(m['auroc'])}{within}  TPR@1%FPR {_f(m['tpr_at_fpr_1pct'], 3)}  TPR@5%FPR {_f(m['tpr_at_fpr_5pct'], 3)}  "
           f"ECE {_f(m['ece'])}  Brier {_f(m['brier'])}  accuracy@0.5 {_f(m['accuracy'])}")
     print(f"operating point: coverage {_f(op['coverage'], 3)}, false alarms {_f(op['false_alarm_rate'], 3)}, "
           f"missed {_f(op['miss_rate'], 3)}, accuracy when decided {_f(op['accuracy_when_decided'], 3)}")

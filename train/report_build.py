@@ -57,7 +57,7 @@ def build_report(records, y, p, th: dict, verdicts: list[str] | None = None, hea
     wrong.sort(key=lambda i: -abs(p[i] - 0.5))
     report = {
         **(head or {}),
-        "metrics": binary_metrics(y, p), "thresholds": th, "operating_point": _rates(verdicts, y),
+        "metrics": {**binary_metrics(y, p), **_interval(records, y, p)}, "thresholds": th, "operating_point": _rates(verdicts, y),
         "confusion": confusion, "accuracy_coverage": accuracy_coverage(y, p),
         "per_product": breakdown(records, y, p, verdicts, product),
         "per_defect": breakdown(records, y, p, verdicts, family, with_all_genuine=True),
@@ -68,6 +68,17 @@ def build_report(records, y, p, th: dict, verdicts: list[str] | None = None, hea
              "defect": r.extra.get("defect", ""), "p_counterfeit": round(float(pi), 6), "verdict": v}
             for r, pi, v in zip(records, p, verdicts)]
     return report, rows
+
+
+def _interval(records, y, p) -> dict:
+    """The AUROC's 95% bootstrap interval over items (photos of one item are not independent evidence): how far
+    another draw of items could move it."""
+    from genuine.train.calibrate import validation
+
+    if len(set(y.tolist())) < 2:
+        return {}
+    v = validation(p, y, groups=[r.item_id or r.rel for r in records])
+    return {"auroc_ci95_items": v["auroc_ci95"], "items": v["items"]}
 
 
 def family(r):
