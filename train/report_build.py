@@ -57,7 +57,8 @@ def build_report(records, y, p, th: dict, verdicts: list[str] | None = None, hea
     wrong.sort(key=lambda i: -abs(p[i] - 0.5))
     report = {
         **(head or {}),
-        "metrics": {**binary_metrics(y, p), **_interval(records, y, p)}, "thresholds": th, "operating_point": _rates(verdicts, y),
+        "metrics": {**binary_metrics(y, p), **_interval(records, y, p)}, "thresholds": th,
+        "operating_point": _rates(verdicts, y),
         "confusion": confusion, "accuracy_coverage": accuracy_coverage(y, p),
         "per_product": breakdown(records, y, p, verdicts, product),
         "per_defect": breakdown(records, y, p, verdicts, family, with_all_genuine=True),
