@@ -2,6 +2,7 @@
 OpenCV.js builds carry (AKAZE, ORB: no npm OpenCV build has SIFT), on the same SynthPack photos and templates.
 
     python bench/detectors.py datasets/synthpack-1600 [--split test] [--every 1] [--side 512] [--features 3000]
+    python bench/detectors.py ../shared/data/grocery-packages     # real shop photos against catalogue images
 
 Each photo, shrunk to --side as the inspector does (infer/rectify.py MATCH_SIDE), is matched against every
 product's template (described at infer.keypoints.KP_SIDE) by brute force with Lowe's ratio test, and a homography
@@ -106,9 +107,37 @@ def run(name: str, root: Path, rows: list[dict], ts, info: dict, side: int, feat
             "match_fit_ms_median": 1000 * float(np.median(t_match))}
 
 
+def grocery(name: str, root: Path, side: int, features: int) -> dict:
+    """Real shop photos (grocery-packages val) against the 31 catalogue images: named right / wrong / refused."""
+    det, norm = detector(name, features)
+    temps = {}
+    for f in sorted((root / "iconic").glob("*.jpg")):
+        kp, d, _ = describe(det, name, np.asarray(load_photo(f)), KP_SIDE)
+        temps[f.stem] = (kp, d)
+    right = wrong = 0
+    photos = sorted((root / "photos" / "val").glob("*/*/*.jpg"))
+    for f in photos:
+        kp, d, _ = describe(det, name, np.asarray(load_photo(f)), side)
+        n = sorted(((fit(kt, dt, kp, d, norm)[1], p) for p, (kt, dt) in temps.items()), reverse=True)
+        if n[0][0] >= MIN_INLIERS and n[0][0] >= 1.5 * n[1][0]:    # named: enough inliers, well ahead
+            right += n[0][1] == f.parent.name
+            wrong += n[0][1] != f.parent.name
+    return {"photos": len(photos), "right": right, "wrong": wrong}
+
+
 def main(args) -> None:
     cv2.setNumThreads(1)
     root = Path(args.data)
+    if (root / "iconic").is_dir():
+        for name in args.detectors.split(","):
+            try:
+                o = grocery(name, root, args.side, args.features)
+            except ValueError as e:
+                print(f"{name}: not measured: {e}")
+                continue
+            print(f"{name}: of {o['photos']} shop photos named right {o['right']}, wrong {o['wrong']} "
+                  f"(catalogue images only; >= {MIN_INLIERS} inliers and 1.5x the runner-up)", flush=True)
+        return
     info = json.loads((root / "synthpack.json").read_text())
     with open(root / "manifest.csv", newline="") as f:
         rows = [r for r in csv.DictReader(f) if args.split in ("all", r["split"])][::args.every]
