@@ -1,7 +1,7 @@
 """Benchmark: which keypoint detector can the phone page rectify with? SIFT (what Python uses) against the ones
 OpenCV.js builds carry (AKAZE, ORB: no npm OpenCV build has SIFT), on the same SynthPack photos and templates.
 
-    python bench/detectors.py datasets/synthpack-1600 [--split test] [--every 1] [--side 512] [--features 3000]
+    python bench/detectors.py datasets/synthpack-1600 [--split test] [--every 1] [--side 512] [--features 3000] [--ecc [--ecc-side 512]]
     python bench/detectors.py ../shared/data/grocery-packages     # real shop photos against catalogue images
 
 Each photo, shrunk to --side as the inspector does (infer/rectify.py MATCH_SIDE), is matched against every
@@ -30,6 +30,7 @@ from genuine.infer.rectify import frame_corners
 from genuine.infer.templates import load_templates
 
 MIN_INLIERS = 15
+ECC_SIDE = 512     # template side ECC refines at (--ecc-side)
 RATIO = 0.75
 
 
@@ -67,7 +68,28 @@ def fit(kp_t, d_t, kp_p, d_p, norm) -> tuple[np.ndarray | None, int]:
     return (H, int(mask.sum())) if H is not None and mask is not None else (None, 0)
 
 
-def run(name: str, root: Path, rows: list[dict], ts, info: dict, side: int, features: int) -> dict:
+def refine_ecc(img: np.ndarray, t, full: np.ndarray, side: int = ECC_SIDE) -> np.ndarray:
+    """The homography (template pixels -> photo pixels) refined by ECC (findTransformECC, MOTION_HOMOGRAPHY: OpenCV.js
+    has it) between the template and the photo warped onto it, both at `side`; the input where ECC fails."""
+    k = side / max(t.size)
+    small, s = shrink(img, side * 2)
+    T, P = pixel_scaling(k), pixel_scaling(s)
+    A = P @ full @ np.linalg.inv(T)                     # template-work -> photo-small
+    w, h = round(t.size[0] * k), round(t.size[1] * k)
+    grey = lambda x: cv2.cvtColor(x, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255   # noqa: E731
+    warped = cv2.warpPerspective(small, A, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+    tw = cv2.resize(t.image, (w, h), interpolation=cv2.INTER_AREA)
+    W = np.eye(3, dtype=np.float32)
+    try:
+        _, W = cv2.findTransformECC(grey(tw), grey(warped), W, cv2.MOTION_HOMOGRAPHY,
+                                    (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-5), None, 5)
+    except cv2.error:
+        return full
+    return np.linalg.inv(P) @ A @ W.astype(np.float64) @ T
+
+
+def run(name: str, root: Path, rows: list[dict], ts, info: dict, side: int, features: int, ecc: bool = False,
+        ecc_side: int = ECC_SIDE) -> dict:
     from genuine.train.synthpack.geometry import photo_corners
 
     det, norm = detector(name, features)
@@ -76,7 +98,7 @@ def run(name: str, root: Path, rows: list[dict], ts, info: dict, side: int, feat
         if not t.view:
             kp, d, s = describe(det, name, t.image, KP_SIDE)
             temps[t.product] = (kp, d, t, s)
-    right, aligned, errs, t_det, t_match, n_kp = 0, 0, [], [], [], []
+    right, aligned, errs, t_det, t_match, n_kp, t_ecc = 0, 0, [], [], [], [], []
     for r in rows:
         img = np.asarray(load_photo(root / r["path"]))
         t0 = time.perf_counter()
@@ -94,6 +116,10 @@ def run(name: str, root: Path, rows: list[dict], ts, info: dict, side: int, feat
         t, st = temps[r["product"]][2:]
         w, h = t.size
         full = np.linalg.inv(pixel_scaling(s)) @ H @ pixel_scaling(st)    # template pixels -> photo pixels
+        if ecc:
+            t2 = time.perf_counter()
+            full = refine_ecc(img, t, full, ecc_side)
+            t_ecc.append(time.perf_counter() - t2)
         corners = cv2.perspectiveTransform(frame_corners(w, h)[None], full)[0]
         true = expected_corners(photo_corners(info, r), t.size, r)
         e = float(np.linalg.norm(corners - true, axis=1).mean() / np.linalg.norm(true[1] - true[0]))
@@ -104,7 +130,8 @@ def run(name: str, root: Path, rows: list[dict], ts, info: dict, side: int, feat
             "corner_error_pct_median": float(np.median(errs)) if errs else None,
             "corner_error_pct_p95": float(np.percentile(errs, 95)) if errs else None,
             "keypoints_median": float(np.median(n_kp)), "detect_ms_median": 1000 * float(np.median(t_det)),
-            "match_fit_ms_median": 1000 * float(np.median(t_match))}
+            "match_fit_ms_median": 1000 * float(np.median(t_match)),
+            "ecc_ms_median": 1000 * float(np.median(t_ecc)) if t_ecc else None}
 
 
 def grocery(name: str, root: Path, side: int, features: int) -> dict:
@@ -147,14 +174,14 @@ def main(args) -> None:
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for name in args.detectors.split(","):
         try:
-            o = run(name, root, rows, ts, info, args.side, args.features)
+            o = run(name, root, rows, ts, info, args.side, args.features, args.ecc, args.ecc_side)
         except ValueError as e:
             print(f"| {name} | not measured: {e} |")
             continue
         med, p95 = o["corner_error_pct_median"], o["corner_error_pct_p95"]
         print(f"| {name} | {o['right_product']} / {o['photos']} | {o['aligned_own_template']} / {o['photos']} | "
               f"{med:.2f} / {p95:.2f} | {o['keypoints_median']:.0f} | {o['detect_ms_median']:.0f} | "
-              f"{o['match_fit_ms_median']:.0f} |" if med is not None else f"| {name} | {o} |", flush=True)
+              f"{o['match_fit_ms_median']:.0f} |" + (f" ECC {o['ecc_ms_median']:.0f} ms |" if args.ecc else "") if med is not None else f"| {name} | {o} |", flush=True)
 
 
 if __name__ == "__main__":
@@ -164,6 +191,8 @@ if __name__ == "__main__":
     ap.add_argument("--every", type=int, default=1, help="every Nth photo of the split")
     ap.add_argument("--side", type=int, default=512, help="photo long side matched (default 512, the inspector's)")
     ap.add_argument("--detectors", default="sift,akaze,orb")
+    ap.add_argument("--ecc", action="store_true", help="refine each homography by ECC between template and face")
+    ap.add_argument("--ecc-side", type=int, default=ECC_SIDE, help=f"template side ECC works at (default {ECC_SIDE})")
     ap.add_argument("--features", type=int, default=MAX_FEATURES,
                     help=f"keypoints kept per image, templates and photos (default {MAX_FEATURES}, the inspector's)")
     main(ap.parse_args())
