@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="genuine", description="Tell genuine goods from counterfeits by their photos.")
     p.add_argument("--version", action="version", version=f"genuine {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_synth, _data, _train_parser, _evaluate, _export, _inspect, _rectify, _scan, _references):
+    for add in (_synth, _data, _train_parser, _evaluate, _export, _inspect, _rectify, _scan, _references, _page):
         add(sub)
     return p
 
@@ -351,6 +351,28 @@ def _references_manage(rsub) -> None:
     ca.add_argument("--max-miss", type=float, default=0.05)
     # Fitting is training-side work (scikit-learn): train.fusion, not the torch-free references module.
     ca.set_defaults(func=command("references calibrate", "genuine.train.fusion", ["sklearn"]))
+
+
+def _page(sub) -> None:
+    """`genuine page`: the officer's offline page (issue 25, docs/page.md)."""
+    pg = sub.add_parser("page", help="build and serve the officer's offline inspection page",
+                        description="A static site that a phone opens once and then inspects with, offline: the "
+                                    "model, the products' templates and evidence, onnxruntime-web and OpenCV.js.")
+    psub = pg.add_subparsers(dest="page_command", metavar="ACTION", required=True)
+    b = psub.add_parser("build", help="write the site for a model and the products of a reference store")
+    b.add_argument("model", help="a comparator .onnx file written by genuine export")
+    b.add_argument("--templates", required=True, metavar="DB_OR_ROOT",
+                   help="the products' templates: a reference store .db (with genuine photos: their variation and "
+                        "operating points too), a dataset root or an image folder")
+    b.add_argument("--out", required=True, metavar="SITE", help="the folder to write (an existing site is replaced)")
+    b.add_argument("--products", metavar="A,B", help="only these products (comma-separated; default: all)")
+    b.set_defaults(func=command("page build", "genuine.infer.page_build"))
+    sv = psub.add_parser("serve", help="serve a built site on this machine to try it (any static HTTPS host serves "
+                                       "it in the field)")
+    sv.add_argument("site", help="a folder written by genuine page build")
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    sv.add_argument("--port", type=count(0), default=8000, help="port (default 8000; 0: any free port)")
+    sv.set_defaults(func=command("page serve", "genuine.infer.page_serve"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,7 +34,7 @@ from genuine.infer.rectify import PAD, model_face_side, rectify, rectify_photo
 from genuine.infer.zones import SHARP_SIDE, check as check_zones
 from genuine.train.layout import Record
 
-VERSION = "3"            # bump when the same inputs would give other faces (2: density, rectify_photo; 3: zones)
+VERSION = "4"            # bump when the same inputs would give other faces (2: density, rectify_photo; 3: zones; 4: ECC)
 
 
 @dataclass
@@ -56,7 +56,10 @@ def cache_dir(root) -> Path:
 
 
 def _key(records: list[Record], t: Template, face_side, face_size, zones: dict | None = None) -> str:
-    h = hashlib.sha256(f"{VERSION}\t{KP_VERSION}\t{t.product}\t{t.face_size(face_side)}\t{face_size}\n".encode())
+    from genuine.infer import rectify as rect   # read at call time: bench and tests switch the ECC refinement
+
+    refine = f"ecc{rect.ECC_SIDE}" if rect.REFINE else "keypoints"
+    h = hashlib.sha256(f"{VERSION}\t{KP_VERSION}\t{refine}\t{t.product}\t{t.face_size(face_side)}\t{face_size}\n".encode())
     if zones is not None:
         h.update(json.dumps(zones, sort_keys=True).encode())
     h.update(hashlib.sha256(np.ascontiguousarray(t.image).tobytes() + str(t.image.shape).encode()).digest())

@@ -1,0 +1,221 @@
+"""Build the officer's offline page: a static folder a phone opens once and then inspects with, offline (issue 25).
+
+    genuine page build model.onnx --templates refs.db --out site/ [--products acme-tea,acme-coffee]
+    genuine page serve site/
+
+    from genuine.infer.page_build import build
+    summary = build("model.onnx", "refs.db", "site/")
+
+The site holds the page (web/site/), its pinned JavaScript dependencies (web/vendor/, from `npm ci` in web/), the
+model file byte for byte, and per face template what the page's pipeline reads instead of recomputing: the template's
+pixels, its comparator input, ORB keypoints (the page's OpenCV.js has no SIFT), its zones, its product's genuine
+variation and operating points (computed here by the same FaceJudge the Python inspector uses). site.json says
+which model (sha256), which products and when; docs/page.md documents every file. Torch-free.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from genuine import __version__
+from genuine.infer import quality, rectify, variation, zones
+from genuine.infer.errors import GenuineError
+from genuine.infer.keypoints import KP_SIDE, MIN_KEYPOINTS, shrink
+
+FORMAT = "genuine-page/1"
+# ORB as bench/detectors.py measured it against SIFT (BENCHMARKS.md, session 12): photos at MATCH_SIDE with
+# ORB_FEATURES, templates at KP_SIDE with twice as many (as SIFT templates get 2 x MAX_FEATURES).
+ORB = {"nfeatures": 3000, "scaleFactor": 1.2, "nlevels": 8, "fastThreshold": 10}
+RATIO = 0.75                # Lowe's ratio test on Hamming distances (bench/detectors.py)
+MAGSAC_PX = 2.5             # infer.rectify._homography's threshold at the matching scale
+
+
+class PageError(GenuineError, ValueError):
+    """A site that cannot be built: the message names what is missing and how to get it."""
+
+
+@dataclass
+class Site:
+    out: Path
+    products: list
+    templates: int
+    bytes: int
+    seconds: float
+
+
+def orb_keypoints(rgb: np.ndarray, features: int, side: int) -> tuple[np.ndarray, np.ndarray]:
+    """ORB keypoints (N, 2) float32 in `rgb`'s own pixel coordinates and descriptors (N, 32) uint8."""
+    small, s = shrink(rgb, side)
+    det = cv2.ORB_create(**{**ORB, "nfeatures": features})
+    kps, desc = det.detectAndCompute(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY), None)
+    if desc is None or not kps:
+        return np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8)
+    pts = np.array([k.pt for k in kps], np.float32)
+    return ((pts + 0.5) / s - 0.5).astype(np.float32), desc
+
+
+def orb_bytes(pts: np.ndarray, desc: np.ndarray) -> bytes:
+    """orb.bin (docs/page.md): uint32 n, n x 2 float32 (x, y), n x 32 uint8."""
+    return (np.uint32(len(pts)).tobytes() + np.ascontiguousarray(pts, "<f4").tobytes()
+            + np.ascontiguousarray(desc, np.uint8).tobytes())
+
+
+def assets() -> tuple[Path, Path]:
+    """(the page's own files, its vendored JavaScript dependencies), as the installed package ships them."""
+    root = Path(str(resources.files("genuine.web")))
+    site, vendor = root / "site", root / "vendor"
+    if not (site / "index.html").is_file():
+        raise PageError(f"{site}: the page's files are missing from this install of genuine")
+    if not (vendor / "versions.json").is_file():
+        raise PageError(f"{vendor}: the page's JavaScript dependencies are not installed: run `npm ci` in web/ "
+                        f"(a clone; it copies onnxruntime-web, OpenCV.js and zxing-wasm there), or install a "
+                        f"genuine wheel built after it")
+    return site, vendor
+
+
+def constants() -> dict:
+    """Every constant the page's pipeline reads, from the Python modules that define them (never retyped in JS)."""
+    from genuine.infer.keypoints import FACE_SIDE
+    from genuine.infer.photo import MAX_PIXELS
+
+    out = {"rectify": dict(rectify.LIMITS), "match_side": rectify.MATCH_SIDE, "sharp_decode": rectify.SHARP_DECODE,
+           "face_side": FACE_SIDE, "sharp_side": zones.SHARP_SIDE, "pad": rectify.PAD, "rival_ratio": rectify.RIVAL_RATIO,
+           "orb": ORB, "ratio": RATIO, "magsac_px": MAGSAC_PX, "kp_side": KP_SIDE,
+           "quality": dict(quality.DEFAULTS), "max_pixels": MAX_PIXELS,
+           "ecc": {"refine": rectify.REFINE, "side": rectify.ECC_SIDE, "iterations": rectify.ECC_CRITERIA[1],
+                   "eps": rectify.ECC_CRITERIA[2], "blur": rectify.ECC_BLUR, "max_move": rectify.ECC_MAX_MOVE},
+           "variation": {"high_pass": variation.HIGH_PASS, "floor": variation.FLOOR, "top": variation.TOP,
+                         "chroma_weight": variation.CHROMA_WEIGHT, "blurs": list(variation.BLURS),
+                         "score_clip": variation.SCORE_CLIP}}
+    try:
+        from genuine.infer.page_zones import zone_constants
+        out["zones"] = zone_constants()
+    except ImportError:   # zones.js not ported: the page reports the zones as not checked
+        out["zones"] = None
+    return out
+
+
+def _jsonable(o):
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (np.floating, np.integer, np.bool_)):
+        return o.item()
+    if hasattr(o, "to_dict"):
+        return o.to_dict()
+    raise TypeError(f"not JSON: {type(o).__name__}")
+
+
+def _template_files(judge, t, folder: Path, features: int) -> dict:
+    """Write one face template's files; its site.json entry."""
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(t.image).save(folder / "image.png", optimize=False, compress_level=6)
+    (folder / "input.bin").write_bytes(np.ascontiguousarray(judge.template_input(t)).tobytes())
+    pts, desc = orb_keypoints(t.image, 2 * features, KP_SIDE)
+    if len(pts) < MIN_KEYPOINTS:
+        raise PageError(f"template {t.source or t.product}: only {len(pts)} ORB keypoints; the page cannot align "
+                        f"photos to it")
+    (folder / "orb.bin").write_bytes(orb_bytes(pts, desc))
+    entry = {"key": t.key, "product": t.product, "size": list(t.size), "dir": f"templates/{t.key}",
+             "keypoints": len(pts), "source": Path(t.source).name if t.source else "", "variation": None}
+    var = judge.variation.get((t.product, t.key)) if judge.variation else None
+    if var is not None:
+        from genuine.infer.page_variation import write_variation
+        entry["variation"] = write_variation(var, folder / "variation.bin")
+    try:
+        entry["zones"] = judge.zones_of(t.key)
+    except Exception as e:   # noqa: BLE001 - a template whose zones cannot be learnt is inspected without them
+        entry["zones"], entry["zones_error"] = None, str(e)
+    entry["operating_point"] = {"fused": judge.operating_point(t.product, t.key, True) if var is not None else None,
+                                "plain": judge.operating_point(t.product, t.key, False)}
+    return entry
+
+
+def build(model_path, templates, out, products: list[str] | None = None, progress=print) -> Site:
+    """Write the site for `model_path` and the face templates of `templates` (a reference store .db, a dataset root
+    or an image folder, as `genuine inspect --templates` takes), only `products` when given. An existing site in
+    `out` is replaced (an update); any other non-empty folder is refused."""
+    from genuine.infer.judge import FaceJudge, store_of
+    from genuine.infer.runtime import OnnxModel
+    from genuine.infer.templates import load_templates
+
+    t0 = time.perf_counter()
+    site_src, vendor = assets()
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not (out / "site.json").is_file():
+        raise PageError(f"{out}: exists and is not a site genuine built; choose an empty or new folder")
+    model = OnnxModel(model_path)
+    if not model.is_comparator:
+        raise PageError(f"{model_path}: a whole-photo model; the page inspects with a comparator (genuine train "
+                        f"--arch comparator)")
+    judge = FaceJudge(model, load_templates(templates), store_of(templates))
+    faces = [t for t in judge.templates.templates if not t.view]
+    if products:
+        unknown = sorted(set(products) - {t.product for t in faces})
+        if unknown:
+            raise PageError(f"{templates}: no face template for {', '.join(unknown)}; it has "
+                            f"{', '.join(sorted({t.product for t in faces}))}")
+        faces = [t for t in faces if t.product in products]
+    tmp = out.with_name(out.name + ".building")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(site_src, tmp)
+    shutil.copytree(vendor, tmp / "vendor")
+    shutil.copyfile(model_path, tmp / "model.onnx")
+    entries = []
+    for k, t in enumerate(faces, 1):
+        progress(f"  template {k}/{len(faces)}: {t.product} ({t.size[0]}x{t.size[1]})")
+        entries.append(_template_files(judge, t, tmp / "templates" / t.key, ORB["nfeatures"]))
+    trained = set(model.products)
+    names = sorted({t.product for t in faces})
+    site = {
+        "format": FORMAT, "built": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "genuine": __version__,
+        "vendor": json.loads((vendor / "versions.json").read_text()),
+        "model": {"file": "model.onnx", "name": Path(model_path).name, "sha256": model.sha256,
+                  "bytes": Path(model_path).stat().st_size, "face_size": list(model.face_size),
+                  "products": model.products, "thresholds": model.meta["thresholds"],
+                  "fusion": judge.fusion or {}, "zones": model.meta.get("zones"), "quality": model.meta.get("quality")},
+        "constants": constants(),
+        "advice": {"rectify": dict(rectify.ADVICE), "quality": dict(quality.ADVICE)},
+        "products": [{"product": p, "trained": p in trained,
+                      "templates": [e["key"] for e in entries if e["product"] == p]} for p in names],
+        "templates": entries,
+    }
+    (tmp / "site.json").write_text(json.dumps(site, indent=1, default=_jsonable))
+    files = sorted(f.relative_to(tmp).as_posix() for f in tmp.rglob("*") if f.is_file() and f.name != "sw.js")
+    (tmp / "files.json").write_text(json.dumps(["./", *files, "files.json"]))   # what the service worker caches
+    sw = tmp / "sw.js"   # its cache is named by a hash of every file: any change is an update
+    sw.write_text(sw.read_text().replace("__VERSION__", _version(tmp)))
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    return Site(out, names, len(entries), size, time.perf_counter() - t0)
+
+
+def _version(folder: Path) -> str:
+    """A hash over every file of the site: the service worker caches by it, so an update replaces the whole cache."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+        h.update(f.relative_to(folder).as_posix().encode())
+        h.update(hashlib.sha256(f.read_bytes()).digest())
+    return h.hexdigest()[:16]
+
+
+def main(args) -> int:
+    products = [p for p in (args.products or "").split(",") if p] or None
+    print(f"Building the page for {args.model} with the templates of {args.templates}")
+    s = build(args.model, args.templates, args.out, products)
+    print(f"Site saved to {s.out}/ ({len(s.products)} products, {s.templates} templates, {s.bytes / 1e6:.1f} MB, "
+          f"{s.seconds:.1f} s)")
+    print(f"Try it:  genuine page serve {s.out}   (then open the address it prints; any static HTTPS host serves it "
+          f"in the field)")
+    return 0

@@ -1,0 +1,165 @@
+"""The officer's page (issue 25): a built site inspects in headless Debian chromium as `genuine inspect` does.
+
+A comparator trained on SynthPack (conftest's comparator_run), a reference store with both products' templates and
+genuine train photos (the variation and each product's operating point), a site built from them, served on
+localhost and driven by playwright. Skipped where chromium, playwright or web/vendor (`npm ci` in web/) is missing;
+CI installs all three (.ci/run).
+"""
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from genuine.cli import main as cli
+from tests.page_browser import browser, skip_unless_browser
+
+VENDOR = Path(__file__).resolve().parents[1] / "web" / "vendor" / "versions.json"
+
+
+def _skip_unless_ready():
+    skip_unless_browser()
+    if not VENDOR.is_file():
+        pytest.skip("web/vendor is missing: run `npm ci` in web/ (CI does)")
+
+
+@pytest.fixture(scope="module")
+def site(comparator_run, tmp_path_factory):
+    """(site folder, model, store, test photos): both products' templates and genuine train photos in the store."""
+    _skip_unless_ready()
+    run, ds, new = comparator_run
+    tmp = tmp_path_factory.mktemp("page")
+    db = str(tmp / "refs.db")
+    assert cli(["data", "references", str(ds.root), "--db", db]) == 0
+    out = tmp / "site"
+    assert cli(["page", "build", str(run / "model.onnx"), "--templates", db, "--out", str(out)]) == 0
+    photos = sorted(p for p in ds.root.glob("*/*/*.jpg"))
+    return out, run / "model.onnx", db, photos
+
+
+def _b64(path_or_bytes) -> str:
+    data = path_or_bytes if isinstance(path_or_bytes, bytes) else Path(path_or_bytes).read_bytes()
+    return base64.b64encode(data).decode()
+
+
+INSPECT = ("async ([b, n, p]) => window.genuine.inspectBytes(Uint8Array.from(atob(b), c => c.charCodeAt(0)), n, "
+           "p ?? null)")
+
+
+def _inspect(page, data, name, product=None) -> dict:
+    return page.evaluate(INSPECT, [_b64(data), name, product])
+
+
+def test_site_json_describes_the_model_and_its_products(site):
+    out, model, _, _ = site
+    meta = json.loads((out / "site.json").read_text())
+    from genuine.infer.runtime import OnnxModel
+
+    m = OnnxModel(model)
+    assert meta["model"]["sha256"] == m.sha256 and meta["format"] == "genuine-page/1"
+    assert (out / "model.onnx").read_bytes() == Path(model).read_bytes()
+    assert {p["product"] for p in meta["products"]} == {t["product"] for t in meta["templates"]}
+    for t in meta["templates"]:
+        orb = (out / t["dir"] / "orb.bin").read_bytes()
+        n = int(np.frombuffer(orb[:4], "<u4")[0])
+        assert n == t["keypoints"] and len(orb) == 4 + 40 * n
+        assert t["operating_point"]["plain"]["thresholds"]["threshold_suspect"] is not None
+    files = json.loads((out / "files.json").read_text())
+    assert "model.onnx" in files and "vendor/ort/ort-wasm-simd-threaded.wasm" in files
+    assert "__VERSION__" not in (out / "sw.js").read_text()
+
+
+@pytest.mark.slow
+def test_the_page_inspects_as_python_does_then_offline(site):
+    """Parity with `genuine inspect --json` on the same photos, the same answer twice, and then with the server
+    stopped and the browser offline."""
+    out, model, db, photos = site
+    from genuine.infer.inspector import Inspector
+    from genuine.infer.model_input import face_model_input
+    from genuine.infer.page_serve import serve
+    from genuine.infer.rectify import rectify_photo
+
+    insp = Inspector(str(model), templates=db)
+    sample = photos[::max(1, len(photos) // 24)][:24]
+    py = [insp.inspect(str(p)).to_dict() for p in sample]
+    server, url = serve(out)
+    try:
+        with browser() as b:
+            ctx = b.new_context()
+            page = ctx.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(url + "index.html")
+            page.evaluate("() => window.genuine.ready.then(() => true)")
+            got = [_inspect(page, p, str(p)) for p in sample]
+            same = [a["verdict"] == g["verdict"] for a, g in zip(py, got)]
+            mism = [(str(p), a["verdict"], a["reason"], g["verdict"], g["reason"]) for p, a, g, s in zip(sample, py, got, same) if not s]
+            assert sum(same) / len(same) >= 0.9, mism
+            assert all(g["model_sha256"] == insp.model.sha256 for g in got)
+            # the model's outputs on the same face: Python's rectified face through the page's onnxruntime-web
+            for p in sample[:6]:
+                r, _ = rectify_photo(str(p), insp.templates, insp.model.face_size)
+                if not r.ok:
+                    continue
+                x, _ = face_model_input(r.face, r.density, insp.model.face_size)
+                ref = insp.model.compare(x[None], insp.judge.template_input(r.template)[None])
+                o = page.evaluate("async ([b, k]) => { const r = await window.genuine.compareFace(Uint8Array.from("
+                                  "atob(b), c => c.charCodeAt(0)), k); return [r.p_counterfeit, Array.from(r.heatmap.data)]; }",
+                                  [_b64(x.tobytes()), r.template.key])
+                assert abs(o[0] - float(ref["p_counterfeit"][0])) < 1e-4
+                assert np.max(np.abs(np.array(o[1]) - ref["heatmap"][0].ravel())) < 1e-4
+            again = _inspect(page, sample[0], str(sample[0]))
+            assert (again["verdict"], again["p_counterfeit"]) == (got[0]["verdict"], got[0]["p_counterfeit"])
+            page.evaluate("() => navigator.serviceWorker.ready.then(() => true)")
+            assert errors == []
+            server.shutdown()
+            ctx.set_offline(True)
+            page.reload()
+            page.evaluate("() => window.genuine.ready.then(() => true)")
+            offline = _inspect(page, sample[0], str(sample[0]))
+            assert (offline["verdict"], offline["p_counterfeit"]) == (got[0]["verdict"], got[0]["p_counterfeit"])
+    finally:
+        server.shutdown()
+
+
+@pytest.mark.slow
+def test_bad_input_gets_a_clear_message_and_the_page_goes_on(site):
+    out, _, _, photos = site
+    from genuine.infer.page_serve import serve
+
+    server, url = serve(out)
+    try:
+        with browser() as b:
+            page = b.new_page()
+            page.goto(url + "index.html")
+            page.evaluate("() => window.genuine.ready.then(() => true)")
+            text = _inspect(page, b"this is not a photo", "notes.txt")
+            assert text["verdict"] == "ERROR" and "notes.txt" in text["reason"] and text["kind"] == "unsupported"
+            # a PNG whose header claims 40000 x 40000: refused before any decoding
+            png = io.BytesIO()
+            Image.new("RGB", (8, 8)).save(png, "PNG")
+            huge = bytearray(png.getvalue())
+            huge[16:24] = (40000).to_bytes(4, "big") + (40000).to_bytes(4, "big")
+            big = _inspect(page, bytes(huge), "huge.png")
+            assert big["verdict"] == "ERROR" and big["kind"] == "too_large" and "1600 MP" in big["reason"]
+            # a photo of no known product, and a blurred one
+            noise = io.BytesIO()
+            Image.fromarray(np.random.default_rng(0).integers(0, 255, (320, 320, 3), np.uint8)).save(noise, "JPEG")
+            other = _inspect(page, noise.getvalue(), "other.jpg")
+            assert other["verdict"] == "INCONCLUSIVE" and other["rectification"]["reason_code"] in ("not_covered", "no_package")
+            from PIL import ImageFilter
+
+            blurred = io.BytesIO()
+            Image.open(photos[0]).filter(ImageFilter.GaussianBlur(6)).save(blurred, "JPEG")
+            soft = _inspect(page, blurred.getvalue(), "blurred.jpg")
+            assert soft["verdict"] == "INCONCLUSIVE"
+            # and the page still inspects afterwards
+            ok = _inspect(page, photos[0], str(photos[0]))
+            assert ok["verdict"] in ("GENUINE", "SUSPECT", "INCONCLUSIVE") and ok.get("model_sha256")
+    finally:
+        server.shutdown()
