@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from genuine import __version__
-from genuine.infer import quality, rectify, variation, zones
+from genuine.infer import keypoints, quality, rectify, variation, zones
 from genuine.infer.errors import GenuineError
 from genuine.infer.keypoints import KP_SIDE, MIN_KEYPOINTS, shrink
 
@@ -91,6 +91,7 @@ def constants() -> dict:
     out = {"rectify": dict(rectify.LIMITS), "match_side": rectify.MATCH_SIDE, "sharp_decode": rectify.SHARP_DECODE,
            "face_side": FACE_SIDE, "sharp_side": zones.SHARP_SIDE, "pad": rectify.PAD, "rival_ratio": rectify.RIVAL_RATIO,
            "orb": ORB, "ratio": RATIO, "magsac_px": MAGSAC_PX, "kp_side": KP_SIDE,
+           "distinct_ratio": keypoints.DISTINCT_RATIO, "shortlist": keypoints.SHORTLIST,
            "quality": dict(quality.DEFAULTS), "max_pixels": MAX_PIXELS,
            "ecc": {"refine": rectify.REFINE, "side": rectify.ECC_SIDE, "iterations": rectify.ECC_CRITERIA[1],
                    "eps": rectify.ECC_CRITERIA[2], "blur": rectify.ECC_BLUR, "max_move": rectify.ECC_MAX_MOVE},

@@ -7,6 +7,7 @@
 import * as ort from "./vendor/ort/ort.wasm.min.mjs";
 import { Gc, rectify, warpFace, fillOutside, faceSize, pixelScaling, mul, project, frameCorners, alignmentQuality } from "./rectify.js";
 import { assessFace, qualityDict } from "./quality.js";
+import { HammingIndex } from "./match.js";
 import { verdict, INCONCLUSIVE } from "./judge.js";
 
 export class PhotoError extends Error {   // infer.photo.PhotoError: names the file and the reason
@@ -107,8 +108,8 @@ async function loadTemplate(cv, base, e) {
   const orb = await fetchBytes(`${base}${e.dir}/orb.bin`);
   const n = new DataView(orb.buffer).getUint32(0, true);
   const pts = Float64Array.from(new Float32Array(orb.buffer.slice(4, 4 + 8 * n)));
-  const desc = cv.matFromArray(n, 32, cv.CV_8U, orb.subarray(4 + 8 * n, 4 + 40 * n));
-  const t = { key: e.key, product: e.product, size: e.size, image, pts, desc, n, entry: e,
+  const t = { key: e.key, product: e.product, size: e.size, image, pts, n, entry: e,
+              index: new HammingIndex(orb.slice(4 + 8 * n, 4 + 40 * n), n),
               input: await fetchBytes(`${base}${e.dir}/input.bin`), variation: null };
   if (e.variation) {
     const { readVariation } = await import("./variation.js");

@@ -7,6 +7,8 @@
 //   const r = rectify(cv, rgb, site, templates, {product: null});   // rgb: cv.Mat CV_8UC3 (the decoded photo)
 //   r.ok, r.product, r.reason, r.H (template px -> photo px), r.face (cv.Mat, caller deletes)
 
+import { words } from "./match.js";
+
 export class Gc {   // every cv.Mat made in a step is freed at its end: the page inspects hundreds of photos
   constructor() { this.items = []; }
   add(m) { this.items.push(m); return m; }
@@ -72,24 +74,26 @@ export function describe(cv, grey, orb) {
     o.detectAndCompute(grey, none, kv, desc);
     const n = kv.size(), pts = new Float64Array(2 * n);
     for (let i = 0; i < n; i++) { const p = kv.get(i).pt; pts[2 * i] = p.x; pts[2 * i + 1] = p.y; }
-    return { pts, desc, n };
+    return { pts, desc, n, words: words(Uint8Array.from(desc.data)) };
   } finally { o.delete(); kv.delete(); none.delete(); }
 }
 
-// _fit: ratio-test matches of the photo's descriptors against the template's, a MAGSAC homography template ->
-// photo (matching scale), its inliers and their median reprojection error.
-function fit(cv, photo, t, C) {
+// Each photo keypoint's nearest descriptor in template t (match.js: LSH, not brute force) with its distance, and the
+// ratio-test matches (Lowe's 0.75): what _fit matches on and what the distinctive evidence compares across products.
+function nearest(photo, t, C) {
+  const b0 = new Int32Array(photo.n).fill(-1), d0 = new Int32Array(photo.n).fill(257), q = [], k = [];
+  for (let i = 0; i < photo.n && t.n >= 2; i++) {
+    const [c0, e0, c1, e1] = t.index.knn2(photo.words, i);
+    b0[i] = c0; d0[i] = e0;
+    if (c1 >= 0 && e0 < C.ratio * e1) { q.push(i); k.push(c0); }
+  }
+  return { b0, d0, q, k };
+}
+
+// _homography: MAGSAC homography template -> photo (matching scale) from matches; inliers and their median error.
+function homography(cv, photo, t, q, k, C) {
   const gc = new Gc();
   try {
-    if (photo.n < 2 || t.n < 2) return { H: null, inliers: 0, matches: 0, err: 0 };
-    const bf = gc.add(new cv.BFMatcher(cv.NORM_HAMMING, false)), mm = gc.add(new cv.DMatchVectorVector());
-    bf.knnMatch(photo.desc, t.desc, mm, 2);
-    const q = [], k = [];
-    for (let i = 0; i < mm.size(); i++) {
-      const m = mm.get(i);
-      if (m.size() === 2 && m.get(0).distance < C.ratio * m.get(1).distance) { q.push(m.get(0).queryIdx); k.push(m.get(0).trainIdx); }
-      m.delete();
-    }
     if (q.length < 4) return { H: null, inliers: 0, matches: q.length, err: 0 };
     const src = [], dst = [];
     for (let i = 0; i < q.length; i++) { src.push(t.pts[2 * k[i]], t.pts[2 * k[i] + 1]); dst.push(photo.pts[2 * q[i]], photo.pts[2 * q[i] + 1]); }
@@ -106,6 +110,41 @@ function fit(cv, photo, t, C) {
     }
     return { H, inliers: errs.length, matches: q.length, err: median(errs) };
   } finally { gc.free(); }
+}
+
+// _evidence: which products the photo shows by distinctive keypoints. A keypoint counts for the product of its
+// nearest descriptor when that is nearer than distinct_ratio x the nearest of any other product; each product's
+// number is its best template's homography inliers among its distinctive matches, for the `shortlist` products with
+// most of them. Returns [ranked [[product, inliers]], raw (products by nearest-descriptor votes)].
+function evidence(cv, photo, pool, near, C) {
+  const products = [...new Set(pool.map(t => t.product))].sort();
+  const pairs = pool.map(() => ({ q: [], k: [] })), votes = new Map(products.map(p => [p, 0]));
+  for (let i = 0; i < photo.n; i++) {
+    let bt = -1;
+    for (let j = 0; j < pool.length; j++) if (near[j].b0[i] >= 0 && (bt < 0 || near[j].d0[i] < near[bt].d0[i])) bt = j;
+    if (bt < 0) continue;
+    const p0 = pool[bt].product;
+    votes.set(p0, votes.get(p0) + 1);
+    let other = 257;
+    for (let j = 0; j < pool.length; j++) if (pool[j].product !== p0 && near[j].b0[i] >= 0) other = Math.min(other, near[j].d0[i]);
+    if (other < 257 && near[bt].d0[i] >= C.distinct_ratio * other) continue;
+    for (let j = 0; j < pool.length; j++) {
+      if (pool[j].product === p0 && near[j].b0[i] >= 0) { pairs[j].q.push(i); pairs[j].k.push(near[j].b0[i]); }
+    }
+  }
+  const per = new Map();
+  pairs.forEach((pr, j) => per.set(pool[j].product, (per.get(pool[j].product) || 0) + pr.q.length));
+  const keep = new Set([...per.keys()].sort((a, b) => per.get(b) - per.get(a)).slice(0, C.shortlist));
+  const best = new Map();
+  pairs.forEach((pr, j) => {
+    const p = pool[j].product;
+    if (!keep.has(p)) return;
+    const n = homography(cv, photo, pool[j], pr.q, pr.k, C).inliers;
+    if (!best.has(p) || n > best.get(p)) best.set(p, n);
+  });
+  const ranked = [...best.entries()].sort((a, b) => b[1] - a[1]);
+  const raw = products.filter(p => votes.get(p) > 0).sort((a, b) => votes.get(b) - votes.get(a)).slice(0, C.shortlist);
+  return [ranked, raw];
 }
 
 export function median(a) {
@@ -276,9 +315,10 @@ function faceOk(f, lim, minInliers) {
     && f.err <= lim.max_reproj_px && f.code !== "misaligned";
 }
 
-// rectify: which product (among `templates`, or only the declared `product`'s), where its face is, and the face.
+// rectify: which product (among `templates`, or only the declared `product`'s) and where its face is, as
+// infer/rectify.py rectify() decides it: distinctive evidence first, then the whole-face route.
 // rgb: the decoded photo (cv.Mat CV_8UC3). Returns a plain object shaped like infer.rectify.Rectified.to_dict().
-export function rectify(cv, rgb, site, templates, { product = null, faceSide = null } = {}) {
+export function rectify(cv, rgb, site, templates, { product = null } = {}) {
   const C = site.constants, lim = C.rectify, advice = site.advice.rectify;
   const t0 = performance.now();
   const gc = new Gc();
@@ -299,31 +339,39 @@ export function rectify(cv, rgb, site, templates, { product = null, faceSide = n
       return { ...out, reason_code: "not_covered", reason: `product '${product}' has no template; known: ${known}`,
                seconds: (performance.now() - t0) / 1000 };
     }
-    const fits = pool.map(t => {
-      const f = { ...fit(cv, photo, t, C), t };
+    const near = pool.map(t => nearest(photo, t, C));
+    const [ranked, raw] = photo.n >= 8 ? evidence(cv, photo, pool, near, C) : [[], []];
+    out.candidates = ranked.slice(0, 3);
+    out.evidence = ranked.length ? ranked[0][1] : 0;
+    const runnerUp = ranked.length > 1 ? ranked[1][1] : 0;
+    // _face_fits: face templates of these products fitted on all their ratio-test matches, best first
+    const faceFits = (products) => pool.map((t, j) => [t, j]).filter(([t]) => products.has(t.product)).map(([t, j]) => {
+      const f = { ...homography(cv, photo, t, near[j].q, near[j].k, C), t };
       if (f.H === null) return { ...f, code: "misaligned", info: {}, agree: 0 };
       const [code, info] = geometry(mul(toFull, f.H), t.size, [rgb.cols, rgb.rows], lim);
       return { ...f, code, info, agree: code !== "misaligned" ? agreement(cv, small, f.H, t) : 0 };
     }).sort((a, b) => b.inliers - a.inliers);
-    // candidates: the best fit per product (the page's stand-in for Python's distinctive-keypoint evidence)
-    const best = new Map();
-    for (const f of fits) if (!best.has(f.t.product)) best.set(f.t.product, f.inliers);
-    out.candidates = [...best.entries()].slice(0, 3);
-    out.evidence = fits.length ? fits[0].inliers : 0;
     let named = null, code = null, extra = "", chosen = null;
-    const declared = product && fits.length && fits[0].inliers >= lim.min_evidence;
-    if (declared) {   // the declared product's face, as Python's route by evidence: its face need only align
+    if (ranked.length && ranked[0][1] >= lim.min_evidence && ranked[0][1] >= lim.margin * runnerUp) {
+      named = ranked[0][0];   // _by_evidence: named by its distinctive keypoints; its face need only align
+      const fits = faceFits(new Set([named]));
       chosen = fits.find(f => faceOk(f, lim, lim.min_face_inliers)) || null;
-      named = product;
-      if (!chosen) { code = "misaligned"; Object.assign(out, { inliers: fits[0].inliers, matches: fits[0].matches, reproj_px: fits[0].err }); }
-    } else {
-      const whole = fits.filter(f => faceOk(f, lim, lim.min_inliers) && f.agree >= lim.min_agreement);
+      if (!chosen) {
+        code = "misaligned";
+        if (fits.length) Object.assign(out, { inliers: fits[0].inliers, matches: fits[0].matches, reproj_px: fits[0].err });
+      }
+    } else {   // _by_whole_face: a face that aligns and agrees with its template as a whole, and no rival
+      const tried = faceFits(new Set([...ranked.slice(0, 2).map(r => r[0]), ...raw]));
+      const whole = tried.filter(f => faceOk(f, lim, lim.min_inliers) && f.agree >= lim.min_agreement);
       if (whole.length) {
         chosen = whole[0]; named = chosen.t.product;
         const rival = whole.slice(1).find(f => f.t.product !== named && f.inliers >= C.rival_ratio * chosen.inliers && f.agree >= chosen.agree - 0.05);
         if (rival) { code = "ambiguous"; extra = ` (${named}: ${chosen.inliers} inliers, ${rival.t.product}: ${rival.inliers})`; named = null; }
+      } else if (ranked.length && ranked[0][1] >= lim.min_evidence) {
+        code = "ambiguous";
+        extra = ` (${ranked[0][0]}: ${ranked[0][1]} distinctive keypoints, ${ranked[1][0]}: ${runnerUp}; ${lim.margin}x needed)`;
       } else {
-        out.inliers = fits.length ? Math.max(...fits.map(f => f.inliers)) : 0;
+        out.inliers = tried.length ? Math.max(...tried.map(f => f.inliers)) : 0;
         code = photo.n >= lim.not_covered_keypoints ? "not_covered" : "no_package";
         if (product && code === "not_covered") code = "misaligned";
       }
@@ -357,9 +405,9 @@ export function rectify(cv, rgb, site, templates, { product = null, faceSide = n
 
 function unrecognised(cands, lim) {
   const [closest, n] = cands[0], n2 = cands.length > 1 ? cands[1][1] : 0;
-  return `product not covered, or not recognised: the closest template is ${closest} (${n} inliers, runner-up ${n2}; `
-    + `${lim.min_inliers} and a whole-face match needed). If it is ${closest}, retake it square-on, in focus and filling `
-    + `the frame, or name it (the product list above); if not, it has no template on this page`;
+  return `product not covered, or not recognised: the closest template is ${closest} (${n} distinctive keypoints, `
+    + `runner-up ${n2}; ${lim.min_evidence} and ${lim.margin}x needed). If it is ${closest}, retake it square-on, in `
+    + `focus and filling the frame, or name it (the product list above); if not, it has no template on this page`;
 }
 
 // alignment quality, as Rectified.quality: inliers, their error, how much of the face is in the photo

@@ -1,0 +1,369 @@
+// The product's genuine variation on the page: infer/variation.py's evidence(model, face), step by step.
+//
+//     import { readVariation, variationEvidence } from "./variation.js";
+//     const { median, spread } = readVariation(await (await fetch(dir + "/variation.bin")).arrayBuffer(), h, w);
+//     const model = { median, spread, centre: t.variation.centre, scale: t.variation.scale };
+//     const { score, cells, cellsH, cellsW } = variationEvidence(cv, face, h, w, model, site.constants.variation);
+//
+// face: h*w*3 RGB bytes (HWC), the comparator's input. score is Python's standardised score, cells its per-pixel
+// strength max-pooled over stride x stride cells (tests/test_page_variation.py checks both against Python).
+//
+// OpenCV.js runs what is the same C++ on both sides: cvtColor and GaussianBlur (1 ulp apart at most). Not the warps:
+// Python's cv2 (5.x) interpolates with exact bilinear weights (or IPP's, for BORDER_CONSTANT), OpenCV.js 4.12 with
+// weights quantised to 1/32 px (0.02 to 0.07 grey levels apart on a smooth image), and findTransformECC warps inside
+// its loop. So the ECC homography (OpenCV 5's modules/video/src/ecc.cpp) and the warps are ported below; the ECC
+// homography then agrees to about 1e-6 (float32 sums inside cv2 that depend on its SIMD).
+// numpy's dtypes are kept: float32 where numpy stays in float32 (the face, high-passes, pairwise sums of means and
+// var, z), float64 where it promotes (np.cov, the photometric fit: a float64 scalar times a float32 array is float64
+// under NEP 50).
+
+const F = Math.fround;
+
+/** variation.bin: float32 median (h, w, 3), then float32 spread (h, w, 4), little-endian, HWC. */
+export function readVariation(buffer, h, w) {
+  const n = h * w;
+  const view = ArrayBuffer.isView(buffer) ? new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength)
+    : new DataView(buffer);
+  if (view.byteLength !== n * 7 * 4) throw new Error(`variation.bin: ${view.byteLength} bytes, not ${n * 28}`);
+  const median = new Float32Array(n * 3), spread = new Float32Array(n * 4);
+  for (let i = 0; i < n * 3; i++) median[i] = view.getFloat32(4 * i, true);
+  for (let i = 0; i < n * 4; i++) spread[i] = view.getFloat32(4 * (n * 3 + i), true);
+  return { median, spread };
+}
+
+// numpy's pairwise sum (8 accumulators, blocks of 128), float32 (f = F) or float64 (f = identity)
+function psum(a, lo, n, f) {
+  if (n < 8) {
+    let s = -0;
+    for (let i = lo; i < lo + n; i++) s = f(s + a[i]);
+    return s;
+  }
+  if (n <= 128) {
+    const r = [a[lo], a[lo + 1], a[lo + 2], a[lo + 3], a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]];
+    let i = 8;
+    for (; i < n - (n % 8); i += 8) for (let j = 0; j < 8; j++) r[j] = f(r[j] + a[lo + i + j]);
+    let s = f(f(f(r[0] + r[1]) + f(r[2] + r[3])) + f(f(r[4] + r[5]) + f(r[6] + r[7])));
+    for (; i < n; i++) s = f(s + a[lo + i]);
+    return s;
+  }
+  let n2 = Math.floor(n / 2);
+  n2 -= n2 % 8;
+  return f(psum(a, lo, n2, f) + psum(a, lo + n2, n - n2, f));
+}
+const id = (v) => v;
+const mean32 = (a) => F(psum(a, 0, a.length, F) / a.length);   // ndarray.mean() of a float32 array
+const mean64 = (a) => psum(a, 0, a.length, id) / a.length;
+
+function median64(a) {  // np.median: the mean of the two middle values for an even count
+  const s = Float64Array.from(a).sort(), m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+function dot(a, b, n, ao = 0, bo = 0) {
+  let s = 0;
+  for (let i = 0; i < n; i++) s += a[ao + i] * b[bo + i];
+  return s;
+}
+
+// cv.GaussianBlur on a float32 image (1 or 3 channels), default border (reflect 101)
+function blur(cv, data, h, w, cn, sigma, ksize = 0) {
+  const src = new cv.Mat(h, w, cn === 1 ? cv.CV_32FC1 : cv.CV_32FC3), dst = new cv.Mat();
+  try {
+    src.data32F.set(data);
+    cv.GaussianBlur(src, dst, new cv.Size(ksize, ksize), sigma, 0, cv.BORDER_DEFAULT);
+    return new Float32Array(dst.data32F);
+  } finally {
+    src.delete();
+    dst.delete();
+  }
+}
+
+// cv2.cvtColor(np.clip(a, 0, 255).astype(np.uint8), COLOR_RGB2GRAY).astype(np.float32)
+function grey(cv, rgb, h, w) {
+  const src = new cv.Mat(h, w, cv.CV_8UC3), dst = new cv.Mat();
+  try {
+    const d = src.data;
+    for (let i = 0; i < rgb.length; i++) d[i] = Math.trunc(Math.min(Math.max(rgb[i], 0), 255));  // astype truncates
+    cv.cvtColor(src, dst, cv.COLOR_RGB2GRAY);
+    return Float32Array.from(dst.data);
+  } finally {
+    src.delete();
+    dst.delete();
+  }
+}
+
+function reflect(p, len) {  // cv::borderInterpolate, BORDER_REFLECT (fedcba|abcdefgh|hgfedcb)
+  if (len === 1) return 0;
+  while (p < 0 || p >= len) p = p < 0 ? -p - 1 : 2 * len - p - 1;
+  return p;
+}
+
+// cv2.warpPerspective(src, M, (w, h), INTER_LINEAR | WARP_INVERSE_MAP, borderMode), bit for bit on the parity
+// test's images. BORDER_REFLECT: OpenCV 5's warp kernels (float32 coordinates, the row's terms rounded apart, fma
+// bilinear, horizontal first). BORDER_CONSTANT (0, inside ECC): cv2 hands it to IPP, which maps in float64 and
+// interpolates vertically first (1 ulp off on a few border pixels).
+function warp(src, h, w, cn, M, borderReflect) {
+  const dst = new Float32Array(h * w * cn);
+  const p = [0, 0, 0, 0];
+  for (let y = 0; y < h; y++) {
+    const mx = F(F(M[1] * y) + M[2]), my = F(F(M[4] * y) + M[5]), mw = F(F(M[7] * y) + M[8]);
+    for (let x = 0; x < w; x++) {
+      let sx, sy;
+      if (borderReflect) {
+        const sw = F(M[6] * x + mw);
+        sx = F(F(M[0] * x + mx) / sw);
+        sy = F(F(M[3] * x + my) / sw);
+      } else {
+        const sw = M[6] * x + M[7] * y + M[8];
+        sx = (M[0] * x + M[1] * y + M[2]) / sw;
+        sy = (M[3] * x + M[4] * y + M[5]) / sw;
+      }
+      if (!Number.isFinite(sx) || !Number.isFinite(sy)) continue;
+      const ix = Math.floor(sx), iy = Math.floor(sy), ax = F(sx - ix), ay = F(sy - iy);
+      if (!borderReflect && (ix < -1 || ix >= w || iy < -1 || iy >= h)) continue;  // all four neighbours outside
+      const inside = ix >= 0 && iy >= 0 && ix < w - 1 && iy < h - 1, o = (y * w + x) * cn;
+      for (let c = 0; c < cn; c++) {
+        for (let k = 0; k < 4; k++) {
+          let px = ix + (k & 1), py = iy + (k >> 1);
+          if (!inside && (px < 0 || py < 0 || px >= w || py >= h)) {
+            if (!borderReflect) { p[k] = 0; continue; }
+            px = reflect(px, w);
+            py = reflect(py, h);
+          }
+          p[k] = src[(py * w + px) * cn + c];
+        }
+        if (borderReflect) {  // a Float32Array store rounds once: F(a + t * F(b - a)) is an fma
+          const v0 = F(p[0] + ax * F(p[1] - p[0])), v1 = F(p[2] + ax * F(p[3] - p[2]));
+          dst[o + c] = v0 + ay * F(v1 - v0);
+        } else {
+          const c0 = F(p[0] + ay * F(p[2] - p[0])), c1 = F(p[1] + ay * F(p[3] - p[1]));
+          dst[o + c] = c0 + ax * F(c1 - c0);
+        }
+      }
+    }
+  }
+  return dst;
+}
+
+// warpPerspective of an all-ones mask, INTER_NEAREST | WARP_INVERSE_MAP, BORDER_CONSTANT 0 (round half to even)
+function warpMask(h, w, M) {
+  const mask = new Uint8Array(h * w);
+  const rint = (v) => { const r = Math.round(v); return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r; };
+  for (let y = 0; y < h; y++) {
+    const mx = F(F(M[1] * y) + M[2]), my = F(F(M[4] * y) + M[5]), mw = F(F(M[7] * y) + M[8]);
+    for (let x = 0; x < w; x++) {
+      const sw = F(M[6] * x + mw), ix = rint(F(F(M[0] * x + mx) / sw)), iy = rint(F(F(M[3] * x + my) / sw));
+      mask[y * w + x] = ix >= 0 && iy >= 0 && ix < w && iy < h ? 1 : 0;
+    }
+  }
+  return mask;
+}
+
+// Mat::inv() of a float32 matrix: cv::hal::LU32f (Gaussian elimination, partial pivoting) in float32; singular: 0
+function inv32(H, m) {
+  const A = Float32Array.from(H), B = new Float32Array(m * m);
+  for (let i = 0; i < m; i++) B[i * m + i] = 1;
+  for (let i = 0; i < m; i++) {
+    let k = i;
+    for (let j = i + 1; j < m; j++) if (Math.abs(A[j * m + i]) > Math.abs(A[k * m + i])) k = j;
+    if (Math.abs(A[k * m + i]) < F(1.1920929e-7 * 10)) return new Float32Array(m * m);
+    if (k !== i) {
+      for (let j = i; j < m; j++) [A[i * m + j], A[k * m + j]] = [A[k * m + j], A[i * m + j]];
+      for (let j = 0; j < m; j++) [B[i * m + j], B[k * m + j]] = [B[k * m + j], B[i * m + j]];
+    }
+    const d = F(-1 / A[i * m + i]);
+    for (let j = i + 1; j < m; j++) {
+      const alpha = F(A[j * m + i] * d);
+      for (let c = i + 1; c < m; c++) A[j * m + c] = A[j * m + c] + F(alpha * A[i * m + c]);
+      for (let c = 0; c < m; c++) B[j * m + c] = B[j * m + c] + F(alpha * B[i * m + c]);
+    }
+  }
+  for (let i = m - 1; i >= 0; i--) {
+    for (let j = 0; j < m; j++) {
+      let s = B[i * m + j];
+      for (let c = i + 1; c < m; c++) s = F(s - F(A[i * m + c] * B[c * m + j]));
+      B[i * m + j] = s / A[i * m + i];
+    }
+  }
+  return B;
+}
+
+function matvec32(A, v, m) {  // cv::gemm of float32 matrices: double accumulation, float32 result
+  const out = new Float32Array(m);
+  for (let i = 0; i < m; i++) out[i] = dot(A, v, m, i * m);
+  return out;
+}
+
+// cv2.findTransformECC(template, input, eye(3), MOTION_HOMOGRAPHY, (EPS | COUNT, iters, eps), None, gauss), ported
+// from OpenCV 5's ecc.cpp (no masks). template: the blurred template (ECC blurs it first; the caller caches it).
+// Returns the 3x3 homography (float32 values), or null where cv2 raises (NaN, "stopped before its convergence").
+function ecc(cv, T, inputGrey, h, w, iters = 40, eps = 1e-5, gauss = 3) {
+  const n = h * w;
+  const I = blur(cv, inputGrey, h, w, 1, 0, gauss);
+  const gx = new Float32Array(n), gy = new Float32Array(n);  // filter2D with (-0.5, 0, 0.5), reflect 101
+  const r101 = (p, len) => (p < 0 ? -p : p >= len ? 2 * len - p - 2 : p);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      gx[y * w + x] = 0.5 * I[y * w + r101(x + 1, w)] - 0.5 * I[y * w + r101(x - 1, w)];
+      gy[y * w + x] = 0.5 * I[r101(y + 1, h) * w + x] - 0.5 * I[r101(y - 1, h) * w + x];
+    }
+  }
+  const p = new Float32Array([1, 0, 0, 0, 1, 0, 0, 0]);  // the homography's first 8 entries, row-major
+  const J = new Float32Array(8 * n), tz = new Float32Array(n), err = new Float32Array(n);
+  const H = new Float32Array(64), ip = new Float32Array(8), tp = new Float32Array(8), ep = new Float32Array(8);
+  let rho = -1, lastRho = -eps;
+  for (let it = 1; it <= iters && Math.abs(rho - lastRho) >= eps; it++) {
+    const M = [p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], 1];
+    const iw = warp(I, h, w, 1, M, false), gxw = warp(gx, h, w, 1, M, false), gyw = warp(gy, h, w, 1, M, false);
+    const mask = warpMask(h, w, M);
+    // meanStdDev over the mask (double sums), then zero-mean where the mask is set (subtract with a mask)
+    let cnt = 0, si = 0, sii = 0, st = 0, stt = 0;
+    for (let k = 0; k < n; k++) {
+      if (!mask[k]) continue;
+      cnt++; si += iw[k]; sii += iw[k] * iw[k]; st += T[k]; stt += T[k] * T[k];
+    }
+    const imgMean = si / cnt, tmpMean = st / cnt;
+    const imgVar = Math.max(sii / cnt - imgMean * imgMean, 0), tmpVar = Math.max(stt / cnt - tmpMean * tmpMean, 0);
+    const im32 = F(imgMean), tm32 = F(tmpMean);
+    tz.fill(0);
+    for (let k = 0; k < n; k++) if (mask[k]) { iw[k] = iw[k] - im32; tz[k] = T[k] - tm32; }
+    const tmpNorm = Math.sqrt(cnt * tmpVar), imgNorm = Math.sqrt(cnt * imgVar);
+    // Jacobian of the homography (WarpHomography::calcJacobian), 8 planes of float32
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        const k = y * w + x;
+        const den = F(F(x * p[6]) + F(y * p[7]) + 1);
+        const hx = F(-F(F(x * p[0]) + F(y * p[1]) + p[2]) / den), hy = F(-F(F(x * p[3]) + F(y * p[4]) + p[5]) / den);
+        const gxd = F(gxw[k] / den), gyd = F(gyw[k] / den), t = F(F(hx * gxd) + F(hy * gyd));
+        J[k] = gxd * x; J[n + k] = gxd * y; J[2 * n + k] = gxd;
+        J[3 * n + k] = gyd * x; J[4 * n + k] = gyd * y; J[5 * n + k] = gyd;
+        J[6 * n + k] = t * x; J[7 * n + k] = t * y;
+      }
+    }
+    for (let i = 0; i < 8; i++) {
+      for (let j = i; j < 8; j++) H[i * 8 + j] = H[j * 8 + i] = dot(J, J, n, i * n, j * n);
+    }
+    const Hinv = inv32(H, 8);
+    const corr = dot(tz, iw, n);
+    lastRho = rho;
+    rho = corr / (imgNorm * tmpNorm);
+    if (Number.isNaN(rho)) return null;
+    for (let i = 0; i < 8; i++) { ip[i] = dot(iw, J, n, 0, i * n); tp[i] = dot(tz, J, n, 0, i * n); }
+    const iph = matvec32(Hinv, ip, 8);
+    const lambdaN = imgNorm * imgNorm - dot(ip, iph, 8), lambdaD = corr - dot(tp, iph, 8);
+    if (lambdaD <= 0) return null;
+    const lambda = lambdaN / lambdaD;
+    for (let k = 0; k < n; k++) err[k] = lambda * tz[k] - iw[k];
+    for (let i = 0; i < 8; i++) ep[i] = dot(err, J, n, 0, i * n);
+    const dp = matvec32(Hinv, ep, 8);
+    for (let i = 0; i < 8; i++) p[i] = p[i] + dp[i];
+  }
+  return [p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], 1];
+}
+
+// _photometric: a * q + b per channel, least squares to m, refitted without the pixels 3 robust sigmas off
+function photometric(q, m, n) {
+  const out = new Float32Array(n * 3), x = new Float32Array(n), t = new Float32Array(n), r = new Float64Array(n);
+  for (let c = 0; c < 3; c++) {
+    for (let i = 0; i < n; i++) { x[i] = q[3 * i + c]; t[i] = m[3 * i + c]; }
+    let keep = null, a = 0, b = 0;
+    for (let pass = 0; pass < 2; pass++) {
+      let xk = x, tk = t;
+      if (keep) {  // x[keep], t[keep]
+        let k = 0;
+        for (let i = 0; i < n; i++) k += keep[i];
+        xk = new Float32Array(k);
+        tk = new Float32Array(k);
+        for (let i = 0, j = 0; i < n; i++) if (keep[i]) { xk[j] = x[i]; tk[j++] = t[i]; }
+      }
+      const k = xk.length;
+      // np.cov(xk, tk, bias=True)[0, 1] is float64 (float64 means, products times 1/k) ...
+      const mx = mean64(xk), mt = mean64(tk);
+      let s = 0;
+      for (let i = 0; i < k; i++) s += (xk[i] - mx) * (tk[i] - mt);
+      const cov = s * (1 / k);
+      // ... xk.var() and the means are float32 (pairwise sums in float32)
+      const mx32 = mean32(xk), sq = new Float32Array(k);
+      for (let i = 0; i < k; i++) { const d = F(xk[i] - mx32); sq[i] = d * d; }
+      a = cov / Math.max(mean32(sq), 1e-6);
+      b = mean32(tk) - a * mx32;
+      if (pass === 1) break;  // Python's last keep is never used
+      for (let i = 0; i < n; i++) r[i] = Math.abs(a * x[i] + b - t[i]);
+      const lim = 3 * (1.4826 * median64(r) + 1e-3);
+      keep = new Uint8Array(n);
+      for (let i = 0; i < n; i++) keep[i] = r[i] < lim ? 1 : 0;
+    }
+    for (let i = 0; i < n; i++) out[3 * i + c] = a * x[i] + b;
+  }
+  return out;
+}
+
+function sub32(a, b) {  // float32 a - b
+  const o = new Float32Array(a.length);
+  for (let i = 0; i < a.length; i++) o[i] = a[i] - b[i];
+  return o;
+}
+function sqmean(d) {  // float(np.mean(d * d)), all float32
+  const s = new Float32Array(d.length);
+  for (let i = 0; i < d.length; i++) s[i] = d[i] * d[i];
+  return mean32(s);
+}
+const highPass = (cv, d, h, w, sigma) => sub32(d, blur(cv, d, h, w, 3, sigma));
+
+// what a model keeps between photos: high_passes(median) and ECC's blurred grey template
+const CACHE = new WeakMap();
+function prepared(cv, model, h, w, k) {
+  let c = CACHE.get(model);
+  if (!c) {
+    const m = model.median;
+    const ref = [highPass(cv, m, h, w, k.high_pass)];
+    for (const s of k.blurs) ref.push(highPass(cv, blur(cv, m, h, w, 3, s), h, w, k.high_pass));
+    c = { ref, tmpl: blur(cv, grey(cv, m, h, w), h, w, 1, 0, 3) };
+    CACHE.set(model, c);
+  }
+  return c;
+}
+
+/** infer/variation.evidence(model, face, stride): {score, cells (cellsH x cellsW float32), cellsH, cellsW}. */
+export function variationEvidence(cv, face, h, w, model, constants, stride = 4) {
+  const n = h * w, k = constants, { ref, tmpl } = prepared(cv, model, h, w, k);
+  // residual(): refine onto the median (ECC homography, then the warp), photometric fit, sharpness-matched high-pass
+  let q = Float32Array.from(face);
+  const H = ecc(cv, tmpl, grey(cv, q, h, w), h, w);
+  if (H) q = warp(q, h, w, 3, H, true);  // else: ECC did not converge, keep the alignment
+  q = photometric(q, model.median, n);
+  const hq = highPass(cv, q, h, w, k.high_pass);
+  let d = sub32(hq, ref[0]), best = sqmean(d);
+  k.blurs.forEach((s, i) => {  // the sharper of the two is blurred to the other
+    const blurred = highPass(cv, blur(cv, q, h, w, 3, s), h, w, k.high_pass);
+    for (const hp of [sub32(blurred, ref[0]), sub32(hq, ref[i + 1])]) {
+      const e = sqmean(hp);
+      if (e < best) { best = e; d = hp; }
+    }
+  });
+  // z_map (luminance, chroma R G B over the spread) and _strength, in float32 as numpy
+  const zz = new Float32Array(n), sp = model.spread;
+  for (let i = 0; i < n; i++) {
+    const lum = F(F(F(d[3 * i] + d[3 * i + 1]) + d[3 * i + 2]) / 3);
+    const z0 = F(Math.abs(lum) / sp[4 * i]);
+    let s = 0;
+    for (let c = 0; c < 3; c++) {
+      const z = F(Math.abs(F(d[3 * i + c] - lum)) / sp[4 * i + 1 + c]);
+      s = F(s + F(z * z));
+    }
+    zz[i] = Math.max(z0, F(F(k.chroma_weight) * F(Math.sqrt(F(s / 3)))));  // a Python float times float32: float32
+  }
+  // _pool: log of the mean of the top share (float32 mean, + 1e-6 in float32)
+  const top = Math.max(1, Math.floor(k.top * n));
+  const sorted = Float32Array.from(zz).sort().subarray(n - top);
+  const pool = F(Math.log(F(mean32(sorted) + F(1e-6))));
+  // cells: max over stride x stride
+  const cellsH = Math.floor(h / stride), cellsW = Math.floor(w / stride), cells = new Float32Array(cellsH * cellsW);
+  for (let y = 0; y < cellsH * stride; y++) {
+    for (let x = 0; x < cellsW * stride; x++) {
+      const j = Math.floor(y / stride) * cellsW + Math.floor(x / stride);
+      cells[j] = Math.max(cells[j], zz[y * w + x]);
+    }
+  }
+  return { score: (pool - model.centre) / model.scale, cells, cellsH, cellsW };
+}
