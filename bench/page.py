@@ -35,7 +35,7 @@ def photos_of(items: list[str]) -> list[Path]:
     return out
 
 
-def python_side(model, templates, photos, product):
+def python_side(model, templates, photos, products):
     """Python's results, its faces (for the same-face check) and seconds per photo."""
     from genuine.infer.inspector import Inspector
     from genuine.infer.model_input import face_model_input
@@ -43,7 +43,7 @@ def python_side(model, templates, photos, product):
 
     insp = Inspector(model, templates=templates)
     results, faces, secs = [], [], []
-    for p in photos:
+    for p, product in zip(photos, products):
         t0 = time.perf_counter()
         r = insp.inspect(str(p), product=product)
         secs.append(time.perf_counter() - t0)
@@ -93,7 +93,7 @@ def main(argv=None) -> int:
     ap.add_argument("model")
     ap.add_argument("photos", nargs="+")
     ap.add_argument("--templates", required=True)
-    ap.add_argument("--product")
+    ap.add_argument("--product", help="declare the product (alignment only); 'folder': each photo's folder name")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--json", help="write every number here")
     ap.add_argument("--chromium", default="/usr/bin/chromium")
@@ -103,8 +103,9 @@ def main(argv=None) -> int:
     from genuine.infer.page_serve import serve
 
     photos = photos_of(args.photos)
+    products = [p.parent.name if args.product == "folder" else args.product for p in photos]
     print(f"{len(photos)} photos; Python inspector first")
-    py, faces, py_s = python_side(args.model, args.templates, photos, args.product)
+    py, faces, py_s = python_side(args.model, args.templates, photos, products)
     server, url = serve(args.site)
     report: dict = {"photos": len(photos), "python_ms_median": 1000 * statistics.median(py_s), "threads": {}}
     try:
@@ -117,11 +118,11 @@ def main(argv=None) -> int:
                 page.close()
                 page, warm, errors = open_page(ctx, url, threads)   # reopened: from the cache
                 rows, secs = [], []
-                for k, p in enumerate(photos):
-                    res, s = page_inspect(page, p, args.product)
+                for p, product in zip(photos, products):
+                    res, s = page_inspect(page, p, product)
                     secs.append(s)
                     rows.append(res)
-                again, _ = page_inspect(page, photos[0], args.product)
+                again, _ = page_inspect(page, photos[0], products[0])
                 info = {"ready_cold_s": cold, "ready_warm_s": warm, "per_photo_ms_median": 1000 * statistics.median(secs),
                         "page_threads": page.evaluate("async () => (await window.genuine.ready).threads"),
                         "same_photo_twice_equal": again["verdict"] == rows[0]["verdict"]
@@ -140,8 +141,12 @@ def main(argv=None) -> int:
                                           [base64.b64encode(x.tobytes()).decode(), key])
                         face_p.append(abs(o["p"] - p_py))
                         face_h.append(float(np.max(np.abs(np.array(o["h"]) - h_py.ravel()))))
+                    named = [((a.get("rectification") or {}).get("product"), (b.get("rectification") or {}).get("product"))
+                             for a, b in zip(py, rows)]
                     report["parity"] = {
-                        "verdicts_equal": sum(same) / len(same), "mismatches": [
+                        "verdicts_equal": sum(same) / len(same), "products_equal": sum(x == y for x, y in named) / len(named),
+                        "named_python": sum(x is not None for x, _ in named), "named_page": sum(y is not None for _, y in named),
+                        "mismatches": [
                             {"photo": str(p), "python": a["verdict"], "page": b["verdict"], "python_reason": a["reason"],
                              "page_reason": b["reason"]} for p, a, b, s in zip(photos, py, rows, same) if not s],
                         "p_abs_diff_median": statistics.median(dp) if dp else None, "p_abs_diff_max": max(dp) if dp else None,
@@ -149,7 +154,15 @@ def main(argv=None) -> int:
                         "corner_err_pct_max": max(ce) if ce else None,
                         "same_face_p_max_diff": max(face_p) if face_p else None,
                         "same_face_heatmap_max_diff": max(face_h) if face_h else None,
-                        "python_verdicts": _count(py), "page_verdicts": _count(rows)}
+                        "python_verdicts": _count(py), "page_verdicts": _count(rows),
+                        "rows": [{"photo": str(p), "python": a["verdict"], "page": b["verdict"],
+                                  "p_python": a.get("p_counterfeit"), "p_page": b.get("p_counterfeit"),
+                                  "corner_err_pct": corner_error(a, b),
+                                  "refined_px": [(a.get("rectification") or {}).get("refined_px"),
+                                                 (b.get("rectification") or {}).get("refined_px")],
+                                  "inliers": [(a.get("rectification") or {}).get("inliers"),
+                                              (b.get("rectification") or {}).get("inliers")]}
+                                 for p, a, b in zip(photos, py, rows)]}
                 report["threads"][threads] = info
                 ctx.close()
             browser.close()
@@ -157,7 +170,7 @@ def main(argv=None) -> int:
         server.shutdown()
     size = sum(f.stat().st_size for f in Path(args.site).rglob("*") if f.is_file())
     report["site_mb"] = size / 1e6
-    print(json.dumps(report, indent=1))
+    print(json.dumps({**report, "parity": {k: v for k, v in report.get("parity", {}).items() if k != "rows"}}, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
         print(f"Results saved to {args.json}")

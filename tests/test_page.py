@@ -163,3 +163,52 @@ def test_bad_input_gets_a_clear_message_and_the_page_goes_on(site):
             assert ok["verdict"] in ("GENUINE", "SUSPECT", "INCONCLUSIVE") and ok.get("model_sha256")
     finally:
         server.shutdown()
+
+
+GROCERY = Path(__file__).resolve().parents[2] / "shared" / "data" / "grocery-packages"
+REAL = ("Alpro-Blueberry-Soyghurt", "Garant-Ecological-Standard-Milk", "Oatly-Natural-Oatghurt")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (GROCERY / "iconic").is_dir(), reason="../shared/data/grocery-packages is not here")
+def test_real_shop_photos_get_pythons_verdicts_on_the_page(site, tmp_path):
+    """Real photos: three grocery products, their catalogue images as templates and genuine shop photos as their
+    variation; val photos inspected with the product declared (the page rectifies with ORB, Python with SIFT, and
+    ECC brings both to the same face) give Python's verdict; undeclared, the page never names a wrong product."""
+    _, model, _, _ = site
+    from genuine.infer.inspector import Inspector
+    from genuine.infer.page_serve import serve
+    from genuine.infer.references import ReferenceDB
+    from genuine.infer.templates import template_from_file
+    from genuine.infer.variation_store import add_genuine_photos
+
+    db = tmp_path / "grocery.db"
+    store = ReferenceDB(db, create=True)
+    photos = []
+    for p in REAL:
+        t = template_from_file(GROCERY / "iconic" / f"{p}.jpg", p)
+        store.add_template(p, t, t.source, "artwork")
+        train = sorted(GROCERY.glob(f"photos/train/*/{p}/*.jpg"))
+        add_genuine_photos(store.conn, p, [str(f) for f in train[::max(1, len(train) // 10)][:10]])
+        photos += sorted(GROCERY.glob(f"photos/val/*/{p}/*.jpg"))[:3]
+    store.conn.close()
+    out = tmp_path / "site"
+    assert cli(["page", "build", str(model), "--templates", str(db), "--out", str(out)]) == 0
+    insp = Inspector(str(model), templates=str(db))
+    declared = [insp.inspect(str(f), product=f.parent.name).to_dict() for f in photos]
+    server, url = serve(out)
+    try:
+        with browser() as b:
+            page = b.new_page()
+            page.goto(url + "index.html")
+            page.evaluate("() => window.genuine.ready.then(() => true)")
+            got = [_inspect(page, f, str(f), f.parent.name) for f in photos]
+            same = [a["verdict"] == g["verdict"] for a, g in zip(declared, got)]
+            assert sum(same) >= len(same) - 1, [(str(f), a["verdict"], a["reason"], g["verdict"], g["reason"])
+                                                for f, a, g in zip(photos, declared, got)]
+            assert sum((g.get("rectification") or {}).get("ok", False) for g in got) >= len(got) // 2
+            for f in photos:
+                named = (_inspect(page, f, str(f)).get("rectification") or {}).get("product")
+                assert named in (None, f.parent.name)
+    finally:
+        server.shutdown()
