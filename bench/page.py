@@ -158,6 +158,8 @@ def main(argv=None) -> int:
                         "rows": [{"photo": str(p), "python": a["verdict"], "page": b["verdict"],
                                   "p_python": a.get("p_counterfeit"), "p_page": b.get("p_counterfeit"),
                                   "corner_err_pct": corner_error(a, b),
+                                  "product": [(a.get("rectification") or {}).get("product"),
+                                              (b.get("rectification") or {}).get("product")],
                                   "refined_px": [(a.get("rectification") or {}).get("refined_px"),
                                                  (b.get("rectification") or {}).get("refined_px")],
                                   "inliers": [(a.get("rectification") or {}).get("inliers"),

@@ -335,7 +335,9 @@ function faceOk(f, lim, minInliers) {
 // infer/rectify.py rectify() decides it: distinctive evidence first, then the whole-face route.
 // rgb: the decoded photo (cv.Mat CV_8UC3). Returns a plain object shaped like infer.rectify.Rectified.to_dict().
 export function rectify(cv, rgb, site, templates, { product = null } = {}) {
-  const C = site.constants, lim = C.rectify, advice = site.advice.rectify;
+  const C = site.constants, advice = site.advice.rectify;
+  // ORB names a product only at orb_margin x the runner-up (page_build.ORB_MARGIN: ORB tells look-alikes apart less well)
+  const lim = { ...C.rectify, margin: Math.max(C.rectify.margin, C.orb_margin || 0) };
   const t0 = performance.now();
   const gc = new Gc();
   try {
