@@ -8,6 +8,7 @@ CI installs all three (.ci/run).
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 from pathlib import Path
@@ -53,6 +54,22 @@ INSPECT = ("async ([b, n, p]) => window.genuine.inspectBytes(Uint8Array.from(ato
 
 def _inspect(page, data, name, product=None) -> dict:
     return page.evaluate(INSPECT, [_b64(data), name, product])
+
+
+@contextlib.contextmanager
+def opened(site_dir):
+    """The built site served on localhost and opened in chromium, ready to inspect: yields the page."""
+    from genuine.infer.page_serve import serve
+
+    server, url = serve(site_dir)
+    try:
+        with browser() as b:
+            page = b.new_page()
+            page.goto(url + "index.html")
+            page.evaluate("() => window.genuine.ready.then(() => true)")
+            yield page
+    finally:
+        server.shutdown()
 
 
 def test_site_json_describes_the_model_and_its_products(site):
@@ -130,39 +147,30 @@ def test_the_page_inspects_as_python_does_then_offline(site):
 @pytest.mark.slow
 def test_bad_input_gets_a_clear_message_and_the_page_goes_on(site):
     out, _, _, photos = site
-    from genuine.infer.page_serve import serve
+    with opened(out) as page:
+        text = _inspect(page, b"this is not a photo", "notes.txt")
+        assert text["verdict"] == "ERROR" and "notes.txt" in text["reason"] and text["kind"] == "unsupported"
+        # a PNG whose header claims 40000 x 40000: refused before any decoding
+        png = io.BytesIO()
+        Image.new("RGB", (8, 8)).save(png, "PNG")
+        huge = bytearray(png.getvalue())
+        huge[16:24] = (40000).to_bytes(4, "big") + (40000).to_bytes(4, "big")
+        big = _inspect(page, bytes(huge), "huge.png")
+        assert big["verdict"] == "ERROR" and big["kind"] == "too_large" and "1600 MP" in big["reason"]
+        # a photo of no known product, and a blurred one
+        noise = io.BytesIO()
+        Image.fromarray(np.random.default_rng(0).integers(0, 255, (320, 320, 3), np.uint8)).save(noise, "JPEG")
+        other = _inspect(page, noise.getvalue(), "other.jpg")
+        assert other["verdict"] == "INCONCLUSIVE" and other["rectification"]["reason_code"] in ("not_covered", "no_package")
+        from PIL import ImageFilter
 
-    server, url = serve(out)
-    try:
-        with browser() as b:
-            page = b.new_page()
-            page.goto(url + "index.html")
-            page.evaluate("() => window.genuine.ready.then(() => true)")
-            text = _inspect(page, b"this is not a photo", "notes.txt")
-            assert text["verdict"] == "ERROR" and "notes.txt" in text["reason"] and text["kind"] == "unsupported"
-            # a PNG whose header claims 40000 x 40000: refused before any decoding
-            png = io.BytesIO()
-            Image.new("RGB", (8, 8)).save(png, "PNG")
-            huge = bytearray(png.getvalue())
-            huge[16:24] = (40000).to_bytes(4, "big") + (40000).to_bytes(4, "big")
-            big = _inspect(page, bytes(huge), "huge.png")
-            assert big["verdict"] == "ERROR" and big["kind"] == "too_large" and "1600 MP" in big["reason"]
-            # a photo of no known product, and a blurred one
-            noise = io.BytesIO()
-            Image.fromarray(np.random.default_rng(0).integers(0, 255, (320, 320, 3), np.uint8)).save(noise, "JPEG")
-            other = _inspect(page, noise.getvalue(), "other.jpg")
-            assert other["verdict"] == "INCONCLUSIVE" and other["rectification"]["reason_code"] in ("not_covered", "no_package")
-            from PIL import ImageFilter
-
-            blurred = io.BytesIO()
-            Image.open(photos[0]).filter(ImageFilter.GaussianBlur(6)).save(blurred, "JPEG")
-            soft = _inspect(page, blurred.getvalue(), "blurred.jpg")
-            assert soft["verdict"] == "INCONCLUSIVE"
-            # and the page still inspects afterwards
-            ok = _inspect(page, photos[0], str(photos[0]))
-            assert ok["verdict"] in ("GENUINE", "SUSPECT", "INCONCLUSIVE") and ok.get("model_sha256")
-    finally:
-        server.shutdown()
+        blurred = io.BytesIO()
+        Image.open(photos[0]).filter(ImageFilter.GaussianBlur(6)).save(blurred, "JPEG")
+        soft = _inspect(page, blurred.getvalue(), "blurred.jpg")
+        assert soft["verdict"] == "INCONCLUSIVE"
+        # and the page still inspects afterwards
+        ok = _inspect(page, photos[0], str(photos[0]))
+        assert ok["verdict"] in ("GENUINE", "SUSPECT", "INCONCLUSIVE") and ok.get("model_sha256")
 
 
 GROCERY = Path(__file__).resolve().parents[2] / "shared" / "data" / "grocery-packages"
@@ -184,7 +192,6 @@ def test_real_shop_photos_get_pythons_verdicts_on_the_page(site, tmp_path):
     beside look-alikes of the same brand (page_build.ORB_MARGIN)."""
     _, model, _, _ = site
     from genuine.infer.inspector import Inspector
-    from genuine.infer.page_serve import serve
     from genuine.infer.references import ReferenceDB
     from genuine.infer.templates import template_from_file
     from genuine.infer.variation_store import add_genuine_photos
@@ -206,20 +213,13 @@ def test_real_shop_photos_get_pythons_verdicts_on_the_page(site, tmp_path):
     assert cli(["page", "build", str(model), "--templates", str(db), "--out", str(out)]) == 0
     insp = Inspector(str(model), templates=str(db))
     declared = [insp.inspect(str(f), product=f.parent.name).to_dict() for f in photos]
-    server, url = serve(out)
-    try:
-        with browser() as b:
-            page = b.new_page()
-            page.goto(url + "index.html")
-            page.evaluate("() => window.genuine.ready.then(() => true)")
-            got = [_inspect(page, f, str(f), f.parent.name) for f in photos]
-            same = [a["verdict"] == g["verdict"] for a, g in zip(declared, got)]
-            assert sum(same) >= len(same) - 1, [(str(f), a["verdict"], a["reason"], g["verdict"], g["reason"])
-                                                for f, a, g in zip(photos, declared, got)]
-            assert sum((g.get("rectification") or {}).get("ok", False) for g in got) >= len(got) // 2
-            named = {f: (_inspect(page, f, str(f)).get("rectification") or {}).get("product")
-                     for f in photos + [GROCERY / "photos" / "val" / c for c in CUPS]}
-            assert all(n in (None, f.parent.name) for f, n in named.items()), named
-            assert sum(n is not None for n in named.values()) >= 3, named
-    finally:
-        server.shutdown()
+    with opened(out) as page:
+        got = [_inspect(page, f, str(f), f.parent.name) for f in photos]
+        same = [a["verdict"] == g["verdict"] for a, g in zip(declared, got)]
+        assert sum(same) >= len(same) - 1, [(str(f), a["verdict"], a["reason"], g["verdict"], g["reason"])
+                                            for f, a, g in zip(photos, declared, got)]
+        assert sum((g.get("rectification") or {}).get("ok", False) for g in got) >= len(got) // 2
+        named = {f: (_inspect(page, f, str(f)).get("rectification") or {}).get("product")
+                 for f in photos + [GROCERY / "photos" / "val" / c for c in CUPS]}
+        assert all(n in (None, f.parent.name) for f, n in named.items()), named
+        assert sum(n is not None for n in named.values()) >= 3, named
