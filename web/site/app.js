@@ -14,9 +14,51 @@ if ("serviceWorker" in navigator && params.get("sw") !== "0") {
   navigator.serviceWorker.register("sw.js").catch(e => console.warn("offline cache unavailable:", e));
 }
 
+// The inspector runs in a Web Worker (worker.js) so the page never freezes while it works; ?worker=0 runs it on this
+// thread instead (to measure what the worker buys, and for browsers without module workers).
+function workerInspector(threads, onProgress) {
+  const w = new Worker(new URL("worker.js", import.meta.url), { type: "module" });
+  const pending = new Map();
+  let next = 0;
+  const fail = (e) => { for (const p of pending.values()) p.reject(e); pending.clear(); };
+  w.onmessage = ({ data }) => {
+    if (data.progress !== undefined) { onProgress(data.progress); return; }
+    const p = pending.get(data.id);
+    pending.delete(data.id);
+    if (!data.error) { p.resolve(data.value); return; }
+    const e = data.error;
+    p.reject(e.photo ? Object.assign(new PhotoError(e.source, e.kind, ""), { message: e.message }) : new Error(e.message));
+  };
+  w.onerror = (e) => { e.preventDefault(); fail(new Error(`the inspector stopped: ${e.message || "worker error"}`)); };
+  const call = (op, args) => new Promise((resolve, reject) => {
+    const id = ++next;
+    pending.set(id, { resolve, reject });
+    w.postMessage({ id, op, args });
+  });
+  return call("init", { base: new URL("./", location.href).href, threads }).then(info => ({
+    ...info, worker: true,
+    inspect: (blob, { name, product }) => call("inspect", { blob, name, product }),
+    compareFace: (bytes, key) => call("compareFace", { bytes, key }),
+  }));
+}
+
+function loadScript(src) {
+  return new Promise((resolve, reject) => {
+    const s = Object.assign(document.createElement("script"), { src, onload: resolve, onerror: () => reject(new Error(`${src} did not load`)) });
+    document.head.append(s);
+  });
+}
+
+async function threadInspector(threads, onProgress) {
+  await loadScript("vendor/opencv/opencv.js");
+  return { ...(await createInspector({ threads, onProgress })), worker: false };
+}
+
 let busy = Promise.resolve();
 const ready = (async () => {
-  const insp = await createInspector({ threads: Number(params.get("threads") || (navigator.hardwareConcurrency > 1 ? 2 : 1)), onProgress: status });
+  const threads = Number(params.get("threads") || (navigator.hardwareConcurrency > 1 ? 2 : 1));
+  const insp = params.get("worker") === "0" || typeof Worker === "undefined"
+    ? await threadInspector(threads, status) : await workerInspector(threads, status);
   const s = insp.site;
   $("carries").textContent = `model ${s.model.sha256.slice(0, 12)} · ${s.products.length} products · built ${s.built}`;
   for (const p of s.products) $("product").add(new Option(p.product, p.product));
@@ -25,7 +67,8 @@ const ready = (async () => {
   about.textContent = `Model ${s.model.name} (sha256 ${s.model.sha256}), built ${s.built} by genuine ${s.genuine}. `
     + `Products: ${s.products.map(p => p.product + (p.trained ? "" : " (not in training)")).join(", ")}. `
     + `Runs offline: onnxruntime-web ${s.vendor["onnxruntime-web"]} (${insp.threads} thread${insp.threads > 1 ? "s" : ""}), `
-    + `OpenCV.js ${s.vendor["@techstark/opencv-js"]}, zxing-wasm ${s.vendor["zxing-wasm"]}. Ready in ${Math.round(insp.readyMs)} ms.`;
+    + `OpenCV.js ${s.vendor["@techstark/opencv-js"]}, zxing-wasm ${s.vendor["zxing-wasm"]}`
+    + `${insp.worker ? ", in a background worker" : ""}. Ready in ${Math.round(insp.readyMs)} ms.`;
   $("about").append(about);
   status("Ready: take a photo of the package.");
   return insp;
