@@ -31,28 +31,54 @@ export function readVariation(buffer, h, w) {
   return { median, spread };
 }
 
-// numpy's pairwise sum (8 accumulators, blocks of 128), float32 (f = F) or float64 (f = identity)
-function psum(a, lo, n, f) {
+// numpy's pairwise sum (8 accumulators, blocks of 128), float32 (psum32: every partial sum rounded to float32) or
+// float64 (psum64); two copies rather than a rounding callback, which kept V8 from inlining it
+function psum32(a, lo, n) {
   if (n < 8) {
     let s = -0;
-    for (let i = lo; i < lo + n; i++) s = f(s + a[i]);
+    for (let i = lo; i < lo + n; i++) s = F(s + a[i]);
     return s;
   }
-  if (n <= 128) {
-    const r = [a[lo], a[lo + 1], a[lo + 2], a[lo + 3], a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]];
-    let i = 8;
-    for (; i < n - (n % 8); i += 8) for (let j = 0; j < 8; j++) r[j] = f(r[j] + a[lo + i + j]);
-    let s = f(f(f(r[0] + r[1]) + f(r[2] + r[3])) + f(f(r[4] + r[5]) + f(r[6] + r[7])));
-    for (; i < n; i++) s = f(s + a[lo + i]);
+  if (n <= 128) {   // eight running sums in locals (an array here was a third of the step's garbage)
+    let r0 = a[lo], r1 = a[lo + 1], r2 = a[lo + 2], r3 = a[lo + 3], r4 = a[lo + 4], r5 = a[lo + 5], r6 = a[lo + 6],
+      r7 = a[lo + 7], i = 8;
+    for (const end = n - (n % 8); i < end; i += 8) {
+      const b = lo + i;
+      r0 = F(r0 + a[b]); r1 = F(r1 + a[b + 1]); r2 = F(r2 + a[b + 2]); r3 = F(r3 + a[b + 3]);
+      r4 = F(r4 + a[b + 4]); r5 = F(r5 + a[b + 5]); r6 = F(r6 + a[b + 6]); r7 = F(r7 + a[b + 7]);
+    }
+    let s = F(F(F(r0 + r1) + F(r2 + r3)) + F(F(r4 + r5) + F(r6 + r7)));
+    for (; i < n; i++) s = F(s + a[lo + i]);
     return s;
   }
   let n2 = Math.floor(n / 2);
   n2 -= n2 % 8;
-  return f(psum(a, lo, n2, f) + psum(a, lo + n2, n - n2, f));
+  return F(psum32(a, lo, n2) + psum32(a, lo + n2, n - n2));
 }
-const id = (v) => v;
-const mean32 = (a) => F(psum(a, 0, a.length, F) / a.length);   // ndarray.mean() of a float32 array
-const mean64 = (a) => psum(a, 0, a.length, id) / a.length;
+function psum64(a, lo, n) {
+  if (n < 8) {
+    let s = -0;
+    for (let i = lo; i < lo + n; i++) s = (s + a[i]);
+    return s;
+  }
+  if (n <= 128) {   // eight running sums in locals (an array here was a third of the step's garbage)
+    let r0 = a[lo], r1 = a[lo + 1], r2 = a[lo + 2], r3 = a[lo + 3], r4 = a[lo + 4], r5 = a[lo + 5], r6 = a[lo + 6],
+      r7 = a[lo + 7], i = 8;
+    for (const end = n - (n % 8); i < end; i += 8) {
+      const b = lo + i;
+      r0 = (r0 + a[b]); r1 = (r1 + a[b + 1]); r2 = (r2 + a[b + 2]); r3 = (r3 + a[b + 3]);
+      r4 = (r4 + a[b + 4]); r5 = (r5 + a[b + 5]); r6 = (r6 + a[b + 6]); r7 = (r7 + a[b + 7]);
+    }
+    let s = (((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7)));
+    for (; i < n; i++) s = (s + a[lo + i]);
+    return s;
+  }
+  let n2 = Math.floor(n / 2);
+  n2 -= n2 % 8;
+  return (psum64(a, lo, n2) + psum64(a, lo + n2, n - n2));
+}
+const mean32 = (a) => F(psum32(a, 0, a.length) / a.length);   // ndarray.mean() of a float32 array
+const mean64 = (a) => psum64(a, 0, a.length) / a.length;
 
 function median64(a) {  // np.median: the mean of the two middle values for an even count
   const s = Float64Array.from(a).sort(), m = s.length >> 1;
@@ -63,6 +89,42 @@ function dot(a, b, n, ao = 0, bo = 0) {
   let s = 0;
   for (let i = 0; i < n; i++) s += a[ao + i] * b[bo + i];
   return s;
+}
+
+// ECC's Hessian: the 8 x 8 Gram matrix of the Jacobian's planes, the 36 dot() sums in one pass over the pixels. Each
+// sum adds the same products in the same order as dot(), so the result is bit for bit the same; one pass instead of
+// 36 was half of the variation step's time in the browser.
+function gram8(J, n, H) {
+  let s00 = 0, s01 = 0, s02 = 0, s03 = 0, s04 = 0, s05 = 0, s06 = 0, s07 = 0, s11 = 0, s12 = 0, s13 = 0, s14 = 0, s15 = 0, s16 = 0, s17 = 0, s22 = 0, s23 = 0, s24 = 0, s25 = 0, s26 = 0, s27 = 0, s33 = 0, s34 = 0, s35 = 0, s36 = 0, s37 = 0, s44 = 0, s45 = 0, s46 = 0, s47 = 0, s55 = 0, s56 = 0, s57 = 0, s66 = 0, s67 = 0, s77 = 0;
+  for (let k = 0; k < n; k++) {
+    const j0 = J[k], j1 = J[1 * n + k], j2 = J[2 * n + k], j3 = J[3 * n + k], j4 = J[4 * n + k], j5 = J[5 * n + k], j6 = J[6 * n + k], j7 = J[7 * n + k];
+    s00 += j0 * j0; s01 += j0 * j1; s02 += j0 * j2; s03 += j0 * j3; s04 += j0 * j4; s05 += j0 * j5;
+    s06 += j0 * j6; s07 += j0 * j7; s11 += j1 * j1; s12 += j1 * j2; s13 += j1 * j3; s14 += j1 * j4;
+    s15 += j1 * j5; s16 += j1 * j6; s17 += j1 * j7; s22 += j2 * j2; s23 += j2 * j3; s24 += j2 * j4;
+    s25 += j2 * j5; s26 += j2 * j6; s27 += j2 * j7; s33 += j3 * j3; s34 += j3 * j4; s35 += j3 * j5;
+    s36 += j3 * j6; s37 += j3 * j7; s44 += j4 * j4; s45 += j4 * j5; s46 += j4 * j6; s47 += j4 * j7;
+    s55 += j5 * j5; s56 += j5 * j6; s57 += j5 * j7; s66 += j6 * j6; s67 += j6 * j7; s77 += j7 * j7;
+  }
+  H[0] = H[0] = s00; H[1] = H[8] = s01; H[2] = H[16] = s02; H[3] = H[24] = s03;
+  H[4] = H[32] = s04; H[5] = H[40] = s05; H[6] = H[48] = s06; H[7] = H[56] = s07;
+  H[9] = H[9] = s11; H[10] = H[17] = s12; H[11] = H[25] = s13; H[12] = H[33] = s14;
+  H[13] = H[41] = s15; H[14] = H[49] = s16; H[15] = H[57] = s17; H[18] = H[18] = s22;
+  H[19] = H[26] = s23; H[20] = H[34] = s24; H[21] = H[42] = s25; H[22] = H[50] = s26;
+  H[23] = H[58] = s27; H[27] = H[27] = s33; H[28] = H[35] = s34; H[29] = H[43] = s35;
+  H[30] = H[51] = s36; H[31] = H[59] = s37; H[36] = H[36] = s44; H[37] = H[44] = s45;
+  H[38] = H[52] = s46; H[39] = H[60] = s47; H[45] = H[45] = s55; H[46] = H[53] = s56;
+  H[47] = H[61] = s57; H[54] = H[54] = s66; H[55] = H[62] = s67; H[63] = H[63] = s77;
+}
+
+// dot(v, plane i of J) for the 8 planes, in one pass (the same order of additions as dot())
+function project8(v, J, n, out) {
+  let a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
+  for (let k = 0; k < n; k++) {
+    const x = v[k];
+    a0 += x * J[k]; a1 += x * J[n + k]; a2 += x * J[2 * n + k]; a3 += x * J[3 * n + k];
+    a4 += x * J[4 * n + k]; a5 += x * J[5 * n + k]; a6 += x * J[6 * n + k]; a7 += x * J[7 * n + k];
+  }
+  out[0] = a0; out[1] = a1; out[2] = a2; out[3] = a3; out[4] = a4; out[5] = a5; out[6] = a6; out[7] = a7;
 }
 
 // cv.GaussianBlur on a float32 image (1 or 3 channels), default border (reflect 101)
@@ -104,7 +166,6 @@ function reflect(p, len) {  // cv::borderInterpolate, BORDER_REFLECT (fedcba|abc
 // interpolates vertically first (1 ulp off on a few border pixels).
 function warp(src, h, w, cn, M, borderReflect) {
   const dst = new Float32Array(h * w * cn);
-  const p = [0, 0, 0, 0];
   for (let y = 0; y < h; y++) {
     const mx = F(F(M[1] * y) + M[2]), my = F(F(M[4] * y) + M[5]), mw = F(F(M[7] * y) + M[8]);
     for (let x = 0; x < w; x++) {
@@ -121,28 +182,61 @@ function warp(src, h, w, cn, M, borderReflect) {
       if (!Number.isFinite(sx) || !Number.isFinite(sy)) continue;
       const ix = Math.floor(sx), iy = Math.floor(sy), ax = F(sx - ix), ay = F(sy - iy);
       if (!borderReflect && (ix < -1 || ix >= w || iy < -1 || iy >= h)) continue;  // all four neighbours outside
-      const inside = ix >= 0 && iy >= 0 && ix < w - 1 && iy < h - 1, o = (y * w + x) * cn;
-      for (let c = 0; c < cn; c++) {
-        for (let k = 0; k < 4; k++) {
-          let px = ix + (k & 1), py = iy + (k >> 1);
-          if (!inside && (px < 0 || py < 0 || px >= w || py >= h)) {
-            if (!borderReflect) { p[k] = 0; continue; }
-            px = reflect(px, w);
-            py = reflect(py, h);
+      // the four neighbours' pixel offsets, once per pixel (-1: outside, reads 0 with BORDER_CONSTANT)
+      let i00, i01, i10, i11;
+      if (ix >= 0 && iy >= 0 && ix < w - 1 && iy < h - 1) {
+        i00 = (iy * w + ix) * cn; i01 = i00 + cn; i10 = i00 + w * cn; i11 = i10 + cn;
+      } else {
+        const at = (px, py) => {
+          if (px < 0 || py < 0 || px >= w || py >= h) {
+            if (!borderReflect) return -1;
+            px = reflect(px, w); py = reflect(py, h);
           }
-          p[k] = src[(py * w + px) * cn + c];
-        }
+          return (py * w + px) * cn;
+        };
+        i00 = at(ix, iy); i01 = at(ix + 1, iy); i10 = at(ix, iy + 1); i11 = at(ix + 1, iy + 1);
+      }
+      const o = (y * w + x) * cn;
+      for (let c = 0; c < cn; c++) {
+        const p0 = i00 < 0 ? 0 : src[i00 + c], p1 = i01 < 0 ? 0 : src[i01 + c];
+        const p2 = i10 < 0 ? 0 : src[i10 + c], p3 = i11 < 0 ? 0 : src[i11 + c];
         if (borderReflect) {  // a Float32Array store rounds once: F(a + t * F(b - a)) is an fma
-          const v0 = F(p[0] + ax * F(p[1] - p[0])), v1 = F(p[2] + ax * F(p[3] - p[2]));
+          const v0 = F(p0 + ax * F(p1 - p0)), v1 = F(p2 + ax * F(p3 - p2));
           dst[o + c] = v0 + ay * F(v1 - v0);
         } else {
-          const c0 = F(p[0] + ay * F(p[2] - p[0])), c1 = F(p[1] + ay * F(p[3] - p[1]));
+          const c0 = F(p0 + ay * F(p2 - p0)), c1 = F(p1 + ay * F(p3 - p1));
           dst[o + c] = c0 + ax * F(c1 - c0);
         }
       }
     }
   }
   return dst;
+}
+
+// warp(x, h, w, 1, M, false) of three grey images at once (ECC warps the image and its two gradients with the same
+// homography each iteration): the coordinates and neighbours computed once, each image interpolated as warp() does.
+function warpGrey3(a, b, c, h, w, M) {
+  const n = h * w, da = new Float32Array(n), db = new Float32Array(n), dc = new Float32Array(n);
+  const pick = (x, i) => (i < 0 ? 0 : x[i]);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const sw = M[6] * x + M[7] * y + M[8];
+      const sx = (M[0] * x + M[1] * y + M[2]) / sw, sy = (M[3] * x + M[4] * y + M[5]) / sw;
+      if (!Number.isFinite(sx) || !Number.isFinite(sy)) continue;
+      const ix = Math.floor(sx), iy = Math.floor(sy), ax = F(sx - ix), ay = F(sy - iy);
+      if (ix < -1 || ix >= w || iy < -1 || iy >= h) continue;  // all four neighbours outside
+      const out = (px, py) => (px < 0 || py < 0 || px >= w || py >= h ? -1 : py * w + px);
+      const i00 = out(ix, iy), i01 = out(ix + 1, iy), i10 = out(ix, iy + 1), i11 = out(ix + 1, iy + 1);
+      const o = y * w + x;
+      const lerp = (src) => {
+        const p0 = pick(src, i00), p1 = pick(src, i01), p2 = pick(src, i10), p3 = pick(src, i11);
+        const c0 = F(p0 + ay * F(p2 - p0)), c1 = F(p1 + ay * F(p3 - p1));
+        return c0 + ax * F(c1 - c0);
+      };
+      da[o] = lerp(a); db[o] = lerp(b); dc[o] = lerp(c);
+    }
+  }
+  return [da, db, dc];
 }
 
 // warpPerspective of an all-ones mask, INTER_NEAREST | WARP_INVERSE_MAP, BORDER_CONSTANT 0 (round half to even)
@@ -214,7 +308,7 @@ function ecc(cv, T, inputGrey, h, w, iters = 40, eps = 1e-5, gauss = 3) {
   let rho = -1, lastRho = -eps;
   for (let it = 1; it <= iters && Math.abs(rho - lastRho) >= eps; it++) {
     const M = [p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], 1];
-    const iw = warp(I, h, w, 1, M, false), gxw = warp(gx, h, w, 1, M, false), gyw = warp(gy, h, w, 1, M, false);
+    const [iw, gxw, gyw] = warpGrey3(I, gx, gy, h, w, M);
     const mask = warpMask(h, w, M);
     // meanStdDev over the mask (double sums), then zero-mean where the mask is set (subtract with a mask)
     let cnt = 0, si = 0, sii = 0, st = 0, stt = 0;
@@ -240,21 +334,20 @@ function ecc(cv, T, inputGrey, h, w, iters = 40, eps = 1e-5, gauss = 3) {
         J[6 * n + k] = t * x; J[7 * n + k] = t * y;
       }
     }
-    for (let i = 0; i < 8; i++) {
-      for (let j = i; j < 8; j++) H[i * 8 + j] = H[j * 8 + i] = dot(J, J, n, i * n, j * n);
-    }
+    gram8(J, n, H);
     const Hinv = inv32(H, 8);
     const corr = dot(tz, iw, n);
     lastRho = rho;
     rho = corr / (imgNorm * tmpNorm);
     if (Number.isNaN(rho)) return null;
-    for (let i = 0; i < 8; i++) { ip[i] = dot(iw, J, n, 0, i * n); tp[i] = dot(tz, J, n, 0, i * n); }
+    project8(iw, J, n, ip);
+    project8(tz, J, n, tp);
     const iph = matvec32(Hinv, ip, 8);
     const lambdaN = imgNorm * imgNorm - dot(ip, iph, 8), lambdaD = corr - dot(tp, iph, 8);
     if (lambdaD <= 0) return null;
     const lambda = lambdaN / lambdaD;
     for (let k = 0; k < n; k++) err[k] = lambda * tz[k] - iw[k];
-    for (let i = 0; i < 8; i++) ep[i] = dot(err, J, n, 0, i * n);
+    project8(err, J, n, ep);
     const dp = matvec32(Hinv, ep, 8);
     for (let i = 0; i < 8; i++) p[i] = p[i] + dp[i];
   }
