@@ -366,6 +366,9 @@ def _page(sub) -> None:
                         "operating points too), a dataset root or an image folder")
     b.add_argument("--out", required=True, metavar="SITE", help="the folder to write (an existing site is replaced)")
     b.add_argument("--products", metavar="A,B", help="only these products (comma-separated; default: all)")
+    b.add_argument("--view-keypoints", type=count(0), default=1000, metavar="N",
+                   help="ORB keypoints per identification view the store holds (shop photos that name a product; "
+                        "default 1000; more names more real photos and costs time per photo; 0: leave views out)")
     b.set_defaults(func=command("page build", "genuine.infer.page_build"))
     sv = psub.add_parser("serve", help="serve a built site on this machine to try it (any static HTTPS host serves "
                                        "it in the field)")

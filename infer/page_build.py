@@ -43,6 +43,15 @@ MAGSAC_PX = 2.5             # infer.rectify._homography's threshold at the match
 # 36 right and 4 wrong (Alpro cups named as Alpro cartons by their shared logo; margins 1.7-2.8); at 3.0, 22 right and
 # none wrong (BENCHMARKS.md, session 14). Below it the page says "ambiguous" and the officer names the product.
 ORB_MARGIN = 3.0
+# Identification views (shop photos a brand trainer added to name a product, never inspected against) travel as ORB
+# keypoints only, those on the package (inside the hull of the view's stored keypoints, VIEW_PAD of its diagonal
+# around): the background of a shop photo names nothing.
+VIEW_PAD = 0.02
+# ORB keypoints computed per view (before the package's are kept): on the 100 grocery val photos, 31 products with
+# 10 views each, undeclared (BENCHMARKS.md, session 14): no views 22 named right, 1000 -> 28, 2000 -> 31, 6000 -> 33,
+# none wrong (Python with SIFT 40), for 0.34 / 1.1 / 1.6 / 3.1 s of rectification per photo: every view's
+# descriptors are searched. `genuine page build --view-keypoints N` picks another point of that curve.
+VIEW_FEATURES = 1000
 
 
 class PageError(GenuineError, ValueError):
@@ -56,6 +65,7 @@ class Site:
     templates: int
     bytes: int
     seconds: float
+    views: int = 0
 
 
 def to_side(rgb: np.ndarray, side: int) -> tuple[np.ndarray, float]:
@@ -158,7 +168,25 @@ def _template_files(judge, t, folder: Path, features: int) -> dict:
     return entry
 
 
-def build(model_path, templates, out, products: list[str] | None = None, progress=print) -> Site:
+def _view_files(t, folder: Path, features: int) -> dict | None:
+    """Write one identification view's ORB keypoints (on its package only); its site.json entry, or None when too
+    few keypoints lie on the package."""
+    pts, desc = orb_keypoints(t.image, features, KP_SIDE)
+    if len(t.keypoints) >= 3 and len(pts):
+        hull = cv2.convexHull(np.asarray(t.keypoints, np.float32).reshape(-1, 1, 2))
+        pad = VIEW_PAD * float(np.hypot(*t.size))
+        keep = np.array([cv2.pointPolygonTest(hull, (float(x), float(y)), True) >= -pad for x, y in pts], bool)
+        pts, desc = pts[keep], desc[keep]
+    if len(pts) < MIN_KEYPOINTS:
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "orb.bin").write_bytes(orb_bytes(pts, desc))
+    return {"key": t.key, "product": t.product, "size": list(t.size), "dir": f"templates/{t.key}",
+            "keypoints": len(pts), "source": Path(t.source).name if t.source else "", "view": True}
+
+
+def build(model_path, templates, out, products: list[str] | None = None, progress=print,
+          view_keypoints: int = VIEW_FEATURES) -> Site:
     """Write the site for `model_path` and the face templates of `templates` (a reference store .db, a dataset root
     or an image folder, as `genuine inspect --templates` takes), only `products` when given. An existing site in
     `out` is replaced (an update); any other non-empty folder is refused."""
@@ -183,6 +211,8 @@ def build(model_path, templates, out, products: list[str] | None = None, progres
             raise PageError(f"{templates}: no face template for {', '.join(unknown)}; it has "
                             f"{', '.join(sorted({t.product for t in faces}))}")
         faces = [t for t in faces if t.product in products]
+    named = {t.product for t in faces}
+    views = [t for t in judge.templates.templates if t.view and t.product in named] if view_keypoints else []
     tmp = out.with_name(out.name + ".building")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(site_src, tmp)
@@ -192,6 +222,12 @@ def build(model_path, templates, out, products: list[str] | None = None, progres
     for k, t in enumerate(faces, 1):
         progress(f"  template {k}/{len(faces)}: {t.product} ({t.size[0]}x{t.size[1]})")
         entries.append(_template_files(judge, t, tmp / "templates" / t.key, ORB["nfeatures"]))
+    if views:
+        progress(f"  {len(views)} identification views ({view_keypoints} ORB keypoints each at most)")
+    for t in views:
+        e = _view_files(t, tmp / "templates" / t.key, view_keypoints)
+        if e is not None:
+            entries.append(e)
     trained = set(model.products)
     names = sorted({t.product for t in faces})
     site = {
@@ -204,7 +240,8 @@ def build(model_path, templates, out, products: list[str] | None = None, progres
         "constants": constants(),
         "advice": {"rectify": dict(rectify.ADVICE), "quality": dict(quality.ADVICE)},
         "products": [{"product": p, "trained": p in trained,
-                      "templates": [e["key"] for e in entries if e["product"] == p]} for p in names],
+                      "templates": [e["key"] for e in entries if e["product"] == p and not e.get("view")],
+                      "views": sum(1 for e in entries if e["product"] == p and e.get("view"))} for p in names],
         "templates": entries,
     }
     (tmp / "site.json").write_text(json.dumps(site, indent=1, default=_jsonable))
@@ -216,7 +253,8 @@ def build(model_path, templates, out, products: list[str] | None = None, progres
         shutil.rmtree(out)
     tmp.rename(out)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-    return Site(out, names, len(entries), size, time.perf_counter() - t0)
+    nviews = sum(1 for e in entries if e.get("view"))
+    return Site(out, names, len(entries) - nviews, size, time.perf_counter() - t0, nviews)
 
 
 def _version(folder: Path) -> str:
@@ -231,8 +269,9 @@ def _version(folder: Path) -> str:
 def main(args) -> int:
     products = [p for p in (args.products or "").split(",") if p] or None
     print(f"Building the page for {args.model} with the templates of {args.templates}")
-    s = build(args.model, args.templates, args.out, products)
-    print(f"Site saved to {s.out}/ ({len(s.products)} products, {s.templates} templates, {s.bytes / 1e6:.1f} MB, "
+    s = build(args.model, args.templates, args.out, products, view_keypoints=args.view_keypoints)
+    views = f"{s.views} identification views, " if s.views else ""
+    print(f"Site saved to {s.out}/ ({len(s.products)} products, {s.templates} templates, {views}{s.bytes / 1e6:.1f} MB, "
           f"{s.seconds:.1f} s)")
     print(f"Try it:  genuine page serve {s.out}   (then open the address it prints; any static HTTPS host serves it "
           f"in the field)")

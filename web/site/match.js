@@ -7,7 +7,8 @@
 // for a 6000-keypoint template. Python's matcher (FLANN KD-trees over SIFT) is approximate in the same way.
 //
 //   const index = new HammingIndex(descBytes, n);          // a template's ORB descriptors, n x 32 bytes
-//   const [best, d0, second, d1] = index.knn2(photoWords, i);   // photoWords = words(photoDescBytes)
+//   const keys = queryKeys(photoWords, m);                 // once per photo: the same keys serve every template
+//   const [best, d0, second, d1] = index.knn2(photoWords, i, keys);   // photoWords = words(photoDescBytes)
 
 export const TABLES = 16, BITS = 12;
 
@@ -35,6 +36,14 @@ function key(w, base, pos) {
   return k;
 }
 
+// Every table's key of each of m query descriptors (TABLES x m): the bit positions are the same for all templates,
+// so a photo's keys are computed once, not once per template (with 300 identification views, most of the time).
+export function queryKeys(qw, m) {
+  const keys = new Int32Array(TABLES * m);
+  for (let t = 0; t < TABLES; t++) for (let i = 0; i < m; i++) keys[t * m + i] = key(qw, 8 * i, POS[t]);
+  return keys;
+}
+
 export class HammingIndex {
   constructor(descBytes, n) {
     this.n = n;
@@ -53,11 +62,11 @@ export class HammingIndex {
 
   // [index of the nearest, its distance, index of the second nearest, its distance] among the candidates of
   // photo descriptor i (qw: the photo's words); -1 / 257 where there are fewer than two candidates.
-  knn2(qw, i) {
-    const q = ++this.query, base = 8 * i, w = this.w;
+  knn2(qw, i, keys = null) {
+    const q = ++this.query, base = 8 * i, w = this.w, m = keys ? keys.length / TABLES : 0;
     let b0 = -1, d0 = 257, b1 = -1, d1 = 257;
-    for (const t of this.tables) {
-      const k = key(qw, base, t.pos);
+    for (let ti = 0; ti < TABLES; ti++) {
+      const t = this.tables[ti], k = keys ? keys[ti * m + i] : key(qw, base, t.pos);
       for (let j = t.start[k]; j < t.start[k + 1]; j++) {
         const c = t.items[j];
         if (this.stamp[c] === q) continue;

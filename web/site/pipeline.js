@@ -98,6 +98,13 @@ async function fetchBytes(url) {
 }
 
 async function loadTemplate(cv, base, e) {
+  if (e.view) {   // an identification view: its ORB keypoints name its product; nothing is inspected against it
+    const orb = await fetchBytes(`${base}${e.dir}/orb.bin`);
+    const n = new DataView(orb.buffer).getUint32(0, true);
+    return { key: e.key, product: e.product, size: e.size, view: true, image: null, n, entry: e,
+             pts: Float64Array.from(new Float32Array(orb.buffer.slice(4, 4 + 8 * n))),
+             index: new HammingIndex(orb.slice(4 + 8 * n, 4 + 40 * n), n), input: null, variation: null };
+  }
   const png = await fetch(`${base}${e.dir}/image.png`).then(r => r.blob());
   const bmp = await createImageBitmap(png, { colorSpaceConversion: "none", premultiplyAlpha: "none" });
   const c = new OffscreenCanvas(bmp.width, bmp.height), ctx = c.getContext("2d", { willReadFrequently: true });

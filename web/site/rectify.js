@@ -7,7 +7,7 @@
 //   const r = rectify(cv, rgb, site, templates, {product: null});   // rgb: cv.Mat CV_8UC3 (the decoded photo)
 //   r.ok, r.product, r.reason, r.H (template px -> photo px), r.face (cv.Mat, caller deletes)
 
-import { words } from "./match.js";
+import { words, queryKeys } from "./match.js";
 
 export class Gc {   // every cv.Mat made in a step is freed at its end: the page inspects hundreds of photos
   constructor() { this.items = []; }
@@ -84,7 +84,8 @@ export function describe(cv, grey, orb) {
     o.detectAndCompute(grey, none, kv, desc);
     const n = kv.size(), pts = new Float64Array(2 * n);
     for (let i = 0; i < n; i++) { const p = kv.get(i).pt; pts[2 * i] = p.x; pts[2 * i + 1] = p.y; }
-    return { pts, desc, n, words: words(Uint8Array.from(desc.data)) };
+    const w = words(Uint8Array.from(desc.data));
+    return { pts, desc, n, words: w, keys: queryKeys(w, n) };
   } finally { o.delete(); kv.delete(); none.delete(); }
 }
 
@@ -93,7 +94,7 @@ export function describe(cv, grey, orb) {
 function nearest(photo, t, C) {
   const b0 = new Int32Array(photo.n).fill(-1), d0 = new Int32Array(photo.n).fill(257), q = [], k = [];
   for (let i = 0; i < photo.n && t.n >= 2; i++) {
-    const [c0, e0, c1, e1] = t.index.knn2(photo.words, i);
+    const [c0, e0, c1, e1] = t.index.knn2(photo.words, i, photo.keys);
     b0[i] = c0; d0[i] = e0;
     if (c1 >= 0 && e0 < C.ratio * e1) { q.push(i); k.push(c0); }
   }
@@ -363,7 +364,7 @@ export function rectify(cv, rgb, site, templates, { product = null } = {}) {
     out.evidence = ranked.length ? ranked[0][1] : 0;
     const runnerUp = ranked.length > 1 ? ranked[1][1] : 0;
     // _face_fits: face templates of these products fitted on all their ratio-test matches, best first
-    const faceFits = (products) => pool.map((t, j) => [t, j]).filter(([t]) => products.has(t.product)).map(([t, j]) => {
+    const faceFits = (products) => pool.map((t, j) => [t, j]).filter(([t]) => !t.view && products.has(t.product)).map(([t, j]) => {
       const f = { ...homography(cv, photo, t, near[j].q, near[j].k, C), t };
       if (f.H === null) return { ...f, code: "misaligned", info: {}, agree: 0 };
       const [code, info] = geometry(mul(toFull, f.H), t.size, [rgb.cols, rgb.rows], lim);
