@@ -61,12 +61,12 @@ export class HammingIndex {
   }
 
   // [index of the nearest, its distance, index of the second nearest, its distance] among the candidates of
-  // photo descriptor i (qw: the photo's words); -1 / 257 where there are fewer than two candidates.
-  knn2(qw, i, keys = null) {
-    const q = ++this.query, base = 8 * i, w = this.w, m = keys ? keys.length / TABLES : 0;
+  // photo descriptor i (qw: the photo's words, keys: queryKeys(qw, m)); -1 / 257 where there are fewer than two.
+  knn2(qw, i, keys) {
+    const q = ++this.query, base = 8 * i, w = this.w, m = keys.length / TABLES;
     let b0 = -1, d0 = 257, b1 = -1, d1 = 257;
     for (let ti = 0; ti < TABLES; ti++) {
-      const t = this.tables[ti], k = keys ? keys[ti * m + i] : key(qw, base, t.pos);
+      const t = this.tables[ti], k = keys[ti * m + i];
       for (let j = t.start[k]; j < t.start[k + 1]; j++) {
         const c = t.items[j];
         if (this.stamp[c] === q) continue;

@@ -97,13 +97,18 @@ async function fetchBytes(url) {
   return new Uint8Array(await r.arrayBuffer());
 }
 
+// orb.bin (docs/page.md): the keypoints and an LSH index over their descriptors
+async function loadOrb(base, e) {
+  const orb = await fetchBytes(`${base}${e.dir}/orb.bin`);
+  const n = new DataView(orb.buffer).getUint32(0, true);
+  return { n, pts: Float64Array.from(new Float32Array(orb.buffer.slice(4, 4 + 8 * n))),
+           index: new HammingIndex(orb.slice(4 + 8 * n, 4 + 40 * n), n) };
+}
+
 async function loadTemplate(cv, base, e) {
+  const common = { key: e.key, product: e.product, size: e.size, entry: e, ...(await loadOrb(base, e)) };
   if (e.view) {   // an identification view: its ORB keypoints name its product; nothing is inspected against it
-    const orb = await fetchBytes(`${base}${e.dir}/orb.bin`);
-    const n = new DataView(orb.buffer).getUint32(0, true);
-    return { key: e.key, product: e.product, size: e.size, view: true, image: null, n, entry: e,
-             pts: Float64Array.from(new Float32Array(orb.buffer.slice(4, 4 + 8 * n))),
-             index: new HammingIndex(orb.slice(4 + 8 * n, 4 + 40 * n), n), input: null, variation: null };
+    return { ...common, view: true, image: null, input: null, variation: null };
   }
   const png = await fetch(`${base}${e.dir}/image.png`).then(r => r.blob());
   const bmp = await createImageBitmap(png, { colorSpaceConversion: "none", premultiplyAlpha: "none" });
@@ -112,12 +117,7 @@ async function loadTemplate(cv, base, e) {
   const rgba = cv.matFromImageData(ctx.getImageData(0, 0, bmp.width, bmp.height)), image = new cv.Mat();
   cv.cvtColor(rgba, image, cv.COLOR_RGBA2RGB);
   rgba.delete();
-  const orb = await fetchBytes(`${base}${e.dir}/orb.bin`);
-  const n = new DataView(orb.buffer).getUint32(0, true);
-  const pts = Float64Array.from(new Float32Array(orb.buffer.slice(4, 4 + 8 * n)));
-  const t = { key: e.key, product: e.product, size: e.size, image, pts, n, entry: e,
-              index: new HammingIndex(orb.slice(4 + 8 * n, 4 + 40 * n), n),
-              input: await fetchBytes(`${base}${e.dir}/input.bin`), variation: null };
+  const t = { ...common, image, input: await fetchBytes(`${base}${e.dir}/input.bin`), variation: null };
   if (e.variation) {
     const { readVariation } = await import("./variation.js");
     const [h, w] = e.variation.shape;
