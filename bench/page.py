@@ -4,8 +4,8 @@ same photos, in the same run.
     python bench/page.py SITE MODEL.onnx --templates DB PHOTOS... [--threads 1,2] [--product P] [--json out.json]
     python bench/page.py site/ checkpoints/synthpack/model.onnx --templates runs/refs.db @runs/test-00-fiisfi.txt
 
-For each photo: both verdicts, p(counterfeit), where each put the package's corners (the page matches with ORB,
-Python with SIFT), and the model's outputs on the same face (Python's rectified face fed to the page's
+For each photo: both verdicts, p(counterfeit), where each put the package's corners (the page identifies with ORB,
+Python with SIFT; both start the face from the same ORB fit, infer/orb.py), and the model's outputs on the same face (Python's rectified face fed to the page's
 onnxruntime-web). Then speed: the page from opening (service worker cache warm) to ready, and per photo, with 1 and 2
 wasm threads, against the Python inspector on one thread. Needs chromium (apt) and playwright (the dev extra).
 """
@@ -163,7 +163,9 @@ def main(argv=None) -> int:
                                   "refined_px": [(a.get("rectification") or {}).get("refined_px"),
                                                  (b.get("rectification") or {}).get("refined_px")],
                                   "inliers": [(a.get("rectification") or {}).get("inliers"),
-                                              (b.get("rectification") or {}).get("inliers")]}
+                                              (b.get("rectification") or {}).get("inliers")],
+                                  "start": [(a.get("rectification") or {}).get("start"),
+                                            (b.get("rectification") or {}).get("start")]}
                                  for p, a, b in zip(photos, py, rows)]}
                 report["threads"][threads] = info
                 ctx.close()

@@ -27,7 +27,7 @@ from page import photos_of  # noqa: E402
 def orb_start(rgb, t, tk):
     """The page's start: ORB keypoints of the photo (at MATCH_SIDE, enlarged when smaller) matched to the
     template's, ratio test, MAGSAC; template px -> photo px, or None."""
-    from genuine.infer.page_build import MAGSAC_PX, ORB, RATIO, orb_keypoints
+    from genuine.infer.orb import MAGSAC_PX, ORB, RATIO, orb_keypoints
     from genuine.infer.rectify import MATCH_SIDE
     tp, td = tk
     pp, pd = orb_keypoints(rgb, ORB["nfeatures"], MATCH_SIDE)
@@ -55,7 +55,7 @@ def main(argv=None) -> int:
     import genuine.infer.rectify as R
     from genuine.infer.inspector import Inspector
     from genuine.infer.model_input import face_input
-    from genuine.infer.page_build import ORB, orb_keypoints
+    from genuine.infer.orb import ORB, orb_keypoints
     from genuine.infer.keypoints import KP_SIDE
 
     insp = Inspector(args.model, templates=args.templates)

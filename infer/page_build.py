@@ -30,14 +30,10 @@ from PIL import Image
 from genuine import __version__
 from genuine.infer import keypoints, quality, rectify, variation, zones
 from genuine.infer.errors import GenuineError
-from genuine.infer.keypoints import KP_SIDE, MIN_KEYPOINTS, shrink
+from genuine.infer.keypoints import KP_SIDE, MIN_KEYPOINTS
+from genuine.infer.orb import MAGSAC_PX, ORB, POLISH, RATIO, orb_keypoints  # noqa: F401 (the page's ORB: infer/orb.py)
 
 FORMAT = "genuine-page/1"
-# ORB as bench/detectors.py measured it against SIFT (BENCHMARKS.md, session 12): photos at MATCH_SIDE with
-# ORB_FEATURES, templates at KP_SIDE with twice as many (as SIFT templates get 2 x MAX_FEATURES).
-ORB = {"nfeatures": 3000, "scaleFactor": 1.2, "nlevels": 8, "fastThreshold": 10}
-RATIO = 0.75                # Lowe's ratio test on Hamming distances (bench/detectors.py)
-MAGSAC_PX = 2.5             # infer.rectify._homography's threshold at the matching scale
 # The page names a product by its distinctive keypoints only at ORB_MARGIN x the runner-up (Python: LIMITS margin,
 # 1.5 with SIFT). ORB's descriptors tell less apart: on the 100 grocery val photos, undeclared, the page at 1.5 named
 # 36 right and 4 wrong (Alpro cups named as Alpro cartons by their shared logo; margins 1.7-2.8); at 3.0, 22 right and
@@ -69,29 +65,6 @@ class Site:
     views: int = 0
 
 
-def to_side(rgb: np.ndarray, side: int) -> tuple[np.ndarray, float]:
-    """`rgb` with its long side at `side`, both ways (area averaging down, bilinear up), and the scale. ORB has no
-    SIFT's doubled first octave: on a 198 px catalogue image and a 348 px shop photo it holds a median 7 inliers
-    where described at 768 / 512 px it holds 40 (BENCHMARKS.md, session 14), so small images are enlarged."""
-    s = side / max(rgb.shape[:2])
-    if s <= 1:
-        return shrink(rgb, side)
-    size = (max(1, round(rgb.shape[1] * s)), max(1, round(rgb.shape[0] * s)))
-    return cv2.resize(rgb, size, interpolation=cv2.INTER_LINEAR), s
-
-
-def orb_keypoints(rgb: np.ndarray, features: int, side: int) -> tuple[np.ndarray, np.ndarray]:
-    """ORB keypoints (N, 2) float32 in `rgb`'s own pixel coordinates and descriptors (N, 32) uint8, described with
-    the long side at `side` (enlarged when smaller: to_side)."""
-    small, s = to_side(rgb, side)
-    det = cv2.ORB_create(**{**ORB, "nfeatures": features})
-    kps, desc = det.detectAndCompute(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY), None)
-    if desc is None or not kps:
-        return np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8)
-    pts = np.array([k.pt for k in kps], np.float32)
-    return ((pts + 0.5) / s - 0.5).astype(np.float32), desc
-
-
 def orb_bytes(pts: np.ndarray, desc: np.ndarray) -> bytes:
     """orb.bin (docs/page.md): uint32 n, n x 2 float32 (x, y), n x 32 uint8."""
     return (np.uint32(len(pts)).tobytes() + np.ascontiguousarray(pts, "<f4").tobytes()
@@ -118,7 +91,7 @@ def constants() -> dict:
 
     out = {"rectify": dict(rectify.LIMITS), "match_side": rectify.MATCH_SIDE, "sharp_decode": rectify.SHARP_DECODE,
            "face_side": FACE_SIDE, "sharp_side": zones.SHARP_SIDE, "pad": rectify.PAD, "rival_ratio": rectify.RIVAL_RATIO,
-           "orb": ORB, "orb_margin": ORB_MARGIN, "ratio": RATIO, "magsac_px": MAGSAC_PX, "kp_side": KP_SIDE,
+           "orb": ORB, "orb_margin": ORB_MARGIN, "ratio": RATIO, "magsac_px": MAGSAC_PX, "polish": POLISH, "kp_side": KP_SIDE,
            "distinct_ratio": keypoints.DISTINCT_RATIO, "shortlist": keypoints.SHORTLIST,
            "quality": dict(quality.DEFAULTS), "max_pixels": MAX_PIXELS,
            "ecc": {"refine": rectify.REFINE, "side": rectify.ECC_SIDE, "iterations": rectify.ECC_CRITERIA[1],

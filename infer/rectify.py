@@ -2,8 +2,9 @@
 
 A template is a product's genuine face (the brand's artwork, a catalogue image, or a median of aligned genuine
 photos) with its SIFT keypoints. A photo is matched against every template (ratio test, MAGSAC homography,
-geometric sanity checks); the template with the most inliers names the product, and the face is warped from
-the full-resolution decode, so fine print keeps the photo's pixels instead of a 384 px letterbox's.
+geometric sanity checks); distinctive keypoints name the product. The named product's face is then fitted from ORB
+keypoints exactly as the officer's page fits it (infer/orb.py; SIFT's fit where ORB aligns none), refined by ECC,
+and warped from the full-resolution decode, so fine print keeps the photo's pixels instead of a 384 px letterbox's.
 
     templates = TemplateSet([Template.from_image("acme-tea", artwork)])
     r = rectify(load_photo("IMG_0001.jpg"), templates)
@@ -23,7 +24,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from genuine.infer import keypoints
+from genuine.infer import keypoints, orb
 from genuine.infer.keypoints import (  # noqa: F401 (API)
     FACE_SIDE,
     MAX_FEATURES,
@@ -92,6 +93,7 @@ class Rectified:
     area: float = 0.0
     agreement: float = 0.0               # edge-map correlation of face and template (look-alikes score low)
     refined_px: float = 0.0              # how far ECC moved the corners (template px); -1: not refined (refine)
+    start: str = ""                      # where the homography ECC refines came from: "orb" (the page's) or "sift"
     density: float = 0.0                 # photo pixels per pixel of the model's input (rectify_photo); 0 unknown
     candidates: list = field(default_factory=list)   # [(product, distinctive inliers)] best first
     evidence: int = 0                    # distinctive inliers of the best product (identification)
@@ -114,7 +116,7 @@ class Rectified:
                 "reason": self.reason, "inliers": self.inliers, "matches": self.matches, "keypoints": self.keypoints,
                 "quality": r(self.quality), "scale": r(self.scale), "visible": r(self.visible),
                 "reproj_px": r(self.reproj_px), "area": r(self.area, 4), "agreement": r(self.agreement),
-                "density": r(self.density), "refined_px": r(self.refined_px, 2),
+                "density": r(self.density), "refined_px": r(self.refined_px, 2), "start": self.start or None,
                 "corners": None if self.corners is None else np.round(self.corners, 2).tolist(),
                 "H": None if self.H is None else np.round(self.H, 8).tolist(),
                 "template": self.template.key if self.ok and self.template is not None else None,
@@ -319,6 +321,12 @@ def rectify(photo, templates: TemplateSet, product: str | None = None, face_side
     else:
         named, code, extra, fit = _by_whole_face(out, ranked, raw, product, fitting)
     out.identified = named
+    if ORB_START and named is not None and code in (None, "misaligned"):
+        # The face's start from ORB, as the page computes it (infer/orb.py): both sides then refine the same start
+        # to the same face. Where ORB aligns no face template of the product, SIFT's fit stays.
+        start = _orb_fit(rgb, ts, named, s, (pw, ph), small, lim, fit)
+        if start is not None:
+            fit, code, extra = start, None, ""
     if fit is not None and code != "ambiguous":
         code = _place(out, named, fit, rgb, to_full, face_side if with_face else False)
     elif named is not None and code is None:
@@ -331,6 +339,36 @@ def rectify(photo, templates: TemplateSet, product: str | None = None, face_side
 
 def _runner_up(ranked: list) -> int:
     return ranked[1][1] if len(ranked) > 1 else 0
+
+
+def _orb_fit(rgb: np.ndarray, ts: TemplateSet, named: str, s: float, photo_wh, small: np.ndarray, lim: dict,
+             sift_fit=None):
+    """The named product's face templates fitted from ORB keypoints exactly as the page fits them (rectify.js
+    faceFits: most inliers first, the first that passes _face_ok), expressed at the SIFT matching scale `s` like any
+    other fit; None where ORB aligns none of them, or where SIFT's fit of the same template puts a corner more than
+    ORB_AGREE of the face's width away (ORB's fit is then the wrong one: bench/start.py). Start "orb" is set by
+    _place."""
+    photo = orb.describe_photo(rgb)
+    to_full = np.linalg.inv(pixel_scaling(photo.scale))
+    fits = []
+    for i in ts.faces:
+        t = ts.templates[i]
+        if t.product != named:
+            continue
+        f = orb.face_fit(photo, t)
+        if f.H is None:
+            continue
+        code, info = _geometry(to_full @ f.H, t, photo_wh, lim)
+        fits.append((f.inliers, f.matches, f.err, pixel_scaling(s) @ to_full @ f.H, t, code, info, 0.0))
+    f = next((f for f in sorted(fits, key=lambda f: -f[0]) if _face_ok(f, lim)), None)
+    if f is None:
+        return None
+    if sift_fit is not None and sift_fit[3] is not None and sift_fit[4] is f[4]:
+        c = frame_corners(*f[4].size)[None]
+        a, b = cv2.perspectiveTransform(c, sift_fit[3])[0], cv2.perspectiveTransform(c, f[3])[0]
+        if np.linalg.norm(a - b, axis=1).max() > ORB_AGREE * np.linalg.norm(a[1] - a[0]):
+            return None
+    return (*f[:7], agreement(small, f[3], f[4]), "orb")
 
 
 def _by_evidence(out: Rectified, named: str, fitting: tuple):
@@ -376,15 +414,28 @@ def _by_whole_face(out: Rectified, ranked: list, raw: list, product: str | None,
 
 # The keypoint homography is refined by ECC (dense intensity alignment of the template and the photo warped onto
 # it, findTransformECC): the comparator reads a misalignment of a pixel or two as a difference (on SynthPack 1600,
-# SIFT's and ORB's homographies of the same photo, 1.5-25 px apart, gave p 0.45 / 0.49 and 0.51 / 0.82), and ECC
-# brings any keypoint start to the same optimum, so the phone page (ORB: OpenCV.js has no SIFT) and Python judge
-# the same face. At ECC_SIDE on the template's long side, the photo at twice that. GENUINE_ECC=0 in the environment
+# SIFT's and ORB's homographies of the same photo, 1.5-25 px apart, gave p 0.45 / 0.49 and 0.51 / 0.82). ECC does
+# not bring every start to the same optimum (from SIFT's start and the page's ORB start, 1-8 px apart on 5 of 96
+# photos), so the start is shared with the page (ORB_START, infer/orb.py) and so is ECC (web/site/ecc.js ports
+# OpenCV 5's). At ECC_SIDE on the template's long side, the photo at twice that. GENUINE_ECC=0 in the environment
 # turns it off (to measure the lever: worker processes read it too).
 REFINE = os.environ.get("GENUINE_ECC", "1") != "0"
+# GENUINE_START=sift keeps SIFT's fit as ECC's start (to measure the shared ORB start: infer/orb.py).
+ORB_START = os.environ.get("GENUINE_START", "orb") != "sift"
+# ORB's fit is not taken where SIFT's fit of the same template puts a corner further away than this share of the
+# face's width: on 383 SynthPack photos the two fits are 0.42% apart at the median, 2.1% at p99; the 4 beyond 2% were
+# ORB's errors (13, 4.1, 2.6, 1.2% from the truth, SIFT's 0.2-0.9%; bench/start.py).
+ORB_AGREE = 0.02
 ECC_SIDE = 512
 ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-5)
 ECC_BLUR = 5                 # findTransformECC's gaussFiltSize
 ECC_MAX_MOVE = 0.03          # a refinement moving a corner further (share of the template's diagonal) is refused
+
+
+def alignment() -> str:
+    """What decides an aligned face's pixels besides the photo and template (train/faces.py keys its cache by it):
+    ECC or not, at what side, with the float32 grey warp (session 15), from which start."""
+    return (f"ecc{ECC_SIDE}-grey" if REFINE else "keypoints") + (f"-orb{orb.POLISH}-{ORB_AGREE}" if ORB_START else "")
 
 
 def refine(rgb: np.ndarray, H: np.ndarray, t: Template, side: int = ECC_SIDE) -> tuple[np.ndarray, float]:
@@ -395,11 +446,12 @@ def refine(rgb: np.ndarray, H: np.ndarray, t: Template, side: int = ECC_SIDE) ->
     T, P = pixel_scaling(k), pixel_scaling(s)
     A = P @ H @ np.linalg.inv(T)                     # template at `side` -> photo at 2 x side
     w, h = max(1, round(t.size[0] * k)), max(1, round(t.size[1] * k))
-    warped = cv2.warpPerspective(small, A, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
-    tw = cv2.resize(t.image, (w, h), interpolation=cv2.INTER_AREA) if k < 1 else t.image
     grey = lambda x: cv2.cvtColor(x, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255   # noqa: E731
+    # grey first, then a float32 warp (cv2's exact bilinear weights; web/site/ecc.js ports it for the page)
+    warped = cv2.warpPerspective(grey(small), A, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+    tw = cv2.resize(t.image, (w, h), interpolation=cv2.INTER_AREA) if k < 1 else t.image
     try:
-        _, W = cv2.findTransformECC(grey(tw), grey(warped), np.eye(3, dtype=np.float32), cv2.MOTION_HOMOGRAPHY,
+        _, W = cv2.findTransformECC(grey(tw), warped, np.eye(3, dtype=np.float32), cv2.MOTION_HOMOGRAPHY,
                                     ECC_CRITERIA, None, ECC_BLUR)
     except cv2.error:
         return H, -1.0
@@ -414,7 +466,8 @@ def _place(out: Rectified, named: str, fit: tuple, rgb: np.ndarray, to_full: np.
     """Fill `out` from the chosen face fit (H in full-photo pixels, corners, geometry), refine H by ECC when it
     passed the geometry checks, and warp the face unless face_side is False; returns the geometry's refusal code
     (small, cut) or None."""
-    n, m, err, Hs, t, gcode, info, agree = fit
+    n, m, err, Hs, t, gcode, info, agree = fit[:8]
+    out.start = fit[8] if len(fit) > 8 else "sift"
     H = to_full @ Hs
     out.product, out.inliers, out.matches, out.reproj_px, out.H, out.template = named, n, m, err, H, t
     out.corners, out.area, out.scale, out.visible = info["corners"], info["area"], info["scale"], info["visible"]

@@ -56,9 +56,9 @@ def cache_dir(root) -> Path:
 
 
 def _key(records: list[Record], t: Template, face_side, face_size, zones: dict | None = None) -> str:
-    from genuine.infer import rectify as rect   # read at call time: bench and tests switch the ECC refinement
+    from genuine.infer import rectify as rect   # read at call time: bench and tests switch ECC and the start
 
-    refine = f"ecc{rect.ECC_SIDE}" if rect.REFINE else "keypoints"
+    refine = rect.alignment()
     h = hashlib.sha256(f"{VERSION}\t{KP_VERSION}\t{refine}\t{t.product}\t{t.face_size(face_side)}\t{face_size}\n".encode())
     if zones is not None:
         h.update(json.dumps(zones, sort_keys=True).encode())

@@ -261,7 +261,7 @@ function rectDict(r) {   // Rectified.to_dict
   return { product: r.ok ? r.product : null, ok: r.ok, reason_code: r.reason_code, reason: r.reason, inliers: r.inliers,
            matches: r.matches, keypoints: r.keypoints, quality: round(alignmentQuality(r)), scale: round(r.scale),
            visible: round(r.visible), reproj_px: round(r.reproj_px), area: round(r.area, 4), agreement: round(r.agreement),
-           density: round(r.density), refined_px: round(r.refined_px, 2), corners: r.corners ? r.corners.map(p => p.map(v => round(v, 2))) : null,
+           density: round(r.density), refined_px: round(r.refined_px, 2), start: r.start, corners: r.corners ? r.corners.map(p => p.map(v => round(v, 2))) : null,
            H: r.H ? r.H.map(v => round(v, 8)) : null, template: r.ok && r.template ? r.template.key : null,
            candidates: r.candidates, evidence: r.evidence, identified: r.identified, closest: r.ok ? null : r.closest,
            seconds: round(r.seconds, 4), detector: "orb" };

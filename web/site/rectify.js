@@ -8,6 +8,7 @@
 //   r.ok, r.product, r.reason, r.H (template px -> photo px), r.face (cv.Mat, caller deletes)
 
 import { words, queryKeys } from "./match.js";
+import { blur, ecc, warp } from "./ecc.js";
 
 export class Gc {   // every cv.Mat made in a step is freed at its end: the page inspects hundreds of photos
   constructor() { this.items = []; }
@@ -102,23 +103,39 @@ function nearest(photo, t, C) {
 }
 
 // _homography: MAGSAC homography template -> photo (matching scale) from matches; inliers and their median error.
-function homography(cv, photo, t, q, k, C) {
+// polish > 0 (a face fit; infer/orb.py homography()): matches in a shared order, then least squares on the inliers, inliers re-read at magsac_px, up
+// to `polish` rounds, to the fixed point Python reaches from its own (a bit or two apart) ORB descriptors.
+export function homography(cv, photo, t, q, k, C, polish = 0) {
   const gc = new Gc();
   try {
     if (q.length < 4) return { H: null, inliers: 0, matches: q.length, err: 0 };
+    if (polish > 0) {   // a face fit: matches in the order Python uses (photo keypoint x, y, template keypoint; orb.py)
+      const P = photo.pts, o = q.map((_, i) => i).sort((a, b) =>
+        (P[2 * q[a]] - P[2 * q[b]]) || (P[2 * q[a] + 1] - P[2 * q[b] + 1]) || (k[a] - k[b]));
+      [q, k] = [o.map(i => q[i]), o.map(i => k[i])];
+    }
     const src = [], dst = [];
     for (let i = 0; i < q.length; i++) { src.push(t.pts[2 * k[i]], t.pts[2 * k[i] + 1]); dst.push(photo.pts[2 * q[i]], photo.pts[2 * q[i] + 1]); }
     const mask = gc.add(new cv.Mat());
     const Hm = gc.add(cv.findHomography(gc.add(cv.matFromArray(q.length, 1, cv.CV_64FC2, src)),
       gc.add(cv.matFromArray(q.length, 1, cv.CV_64FC2, dst)), cv.USAC_MAGSAC, C.magsac_px, mask, 2000, 0.999));
     if (Hm.empty() || Hm.rows !== 3) return { H: null, inliers: 0, matches: q.length, err: 0 };
-    const H = Array.from(Hm.data64F);
-    const errs = [];
-    for (let i = 0; i < q.length; i++) {
-      if (!mask.data[i]) continue;
-      const [[x, y]] = project(H, [[src[2 * i], src[2 * i + 1]]]);
-      errs.push(Math.hypot(x - dst[2 * i], y - dst[2 * i + 1]));
+    let H = Array.from(Hm.data64F), inl = Array.from(mask.data.subarray(0, q.length), v => v !== 0);
+    const dist = (M, i) => { const [[x, y]] = project(M, [[src[2 * i], src[2 * i + 1]]]); return Math.hypot(x - dst[2 * i], y - dst[2 * i + 1]); };
+    for (let round = 0; round < polish; round++) {
+      const s = [], d = [];
+      inl.forEach((v, i) => { if (v) { s.push(src[2 * i], src[2 * i + 1]); d.push(dst[2 * i], dst[2 * i + 1]); } });
+      if (s.length < 8) break;
+      const H2m = gc.add(cv.findHomography(gc.add(cv.matFromArray(s.length / 2, 1, cv.CV_64FC2, s)),
+        gc.add(cv.matFromArray(d.length / 2, 1, cv.CV_64FC2, d)), 0));
+      if (H2m.empty() || H2m.rows !== 3) break;
+      const H2 = Array.from(H2m.data64F), now = inl.map((_, i) => dist(H2, i) < C.magsac_px);
+      const same = now.every((v, i) => v === inl[i]);
+      H = H2; inl = now;
+      if (same) break;
     }
+    const errs = [];
+    inl.forEach((v, i) => { if (v) errs.push(dist(H, i)); });
     return { H, inliers: errs.length, matches: q.length, err: median(errs) };
   } finally { gc.free(); }
 }
@@ -292,7 +309,8 @@ export function fillOutside(cv, face, rows, cols, H, t) {
 }
 
 // refine: the keypoint homography refined by ECC, as infer/rectify.py refine(): the comparator reads a pixel of
-// misalignment as a difference, and ECC brings ORB's start and Python's SIFT start to the same optimum.
+// misalignment as a difference. The photo's grey warp and ECC itself are OpenCV 5's, ported (ecc.js): from the same
+// start OpenCV.js 4.12's own findTransformECC settled up to 2 px away from cv2's (tests/test_orb.py).
 // Returns [H, moved template px] or [H unchanged, -1] where ECC fails or moves the face implausibly far.
 export function refine(cv, rgb, H, t, E) {
   const gc = new Gc();
@@ -302,29 +320,31 @@ export function refine(cv, rgb, H, t, E) {
     if (owned) gc.add(small);
     const T = pixelScaling(k), P = pixelScaling(s), A = mul(mul(P, H), inv(T));
     const w = Math.max(1, pyRound(t.size[0] * k)), h = Math.max(1, pyRound(t.size[1] * k));
-    const warped = gc.add(new cv.Mat());
-    cv.warpPerspective(small, warped, gc.add(matOf(cv, A)), new cv.Size(w, h), cv.INTER_LINEAR | cv.WARP_INVERSE_MAP,
-      cv.BORDER_CONSTANT, new cv.Scalar(0, 0, 0, 0));
-    let tw = t.image;
-    if (k < 1) { tw = gc.add(new cv.Mat()); cv.resize(t.image, tw, new cv.Size(w, h), 0, 0, cv.INTER_AREA); }
-    const grey = (x) => {
-      const g8 = gc.add(new cv.Mat()), g = gc.add(new cv.Mat()), g32 = gc.add(new cv.Mat());
-      cv.cvtColor(x, g8, cv.COLOR_RGB2GRAY);
-      g8.convertTo(g32, cv.CV_32F);
-      const d = g32.data32F;   // numpy: astype(float32) / 255, a division per pixel (not a multiplication)
-      for (let i = 0; i < d.length; i++) d[i] = Math.fround(d[i] / 255);
-      return g32;
-    };
-    const W = gc.add(cv.Mat.eye(3, 3, cv.CV_32F)), none = gc.add(new cv.Mat());
-    try {
-      cv.findTransformECC(grey(tw), grey(warped), W, cv.MOTION_HOMOGRAPHY,
-        new cv.TermCriteria(cv.TermCriteria_EPS | cv.TermCriteria_COUNT, E.iterations, E.eps), none, E.blur);
-    } catch (e) { console.warn("ECC", typeof e === "number" ? cv.exceptionFromPtr(e).msg : e); return [H, -1]; }   // did not converge
-    const Wd = Array.from(W.data32F), c = frameCorners(w, h), pc = project(Wd, c);
+    const key = `${w}x${h}:${E.blur}`;
+    if (!t.ecc || t.ecc.key !== key) {   // the template's blurred grey at ECC's size, once per template
+      let tw = t.image;
+      if (k < 1) { tw = gc.add(new cv.Mat()); cv.resize(t.image, tw, new cv.Size(w, h), 0, 0, cv.INTER_AREA); }
+      t.ecc = { key, T: blur(cv, grey01(cv, tw), h, w, 1, 0, E.blur) };
+    }
+    const warped = warp(grey01(cv, small), h, w, 1, A, false, small.rows, small.cols);
+    const Wd = ecc(cv, t.ecc.T, warped, h, w, E.iterations, E.eps, E.blur);
+    if (!Wd) return [H, -1];   // cv2 raises: did not converge
+    const c = frameCorners(w, h), pc = project(Wd, c);
     const moved = Math.max(...c.map((p, i) => Math.hypot(pc[i][0] - p[0], pc[i][1] - p[1]))) / k;
     if (!Number.isFinite(moved) || moved > E.max_move * Math.hypot(t.size[0], t.size[1])) return [H, -1];
     return [mul(mul(mul(inv(P), A), Wd), T), moved];
   } finally { gc.free(); }
+}
+
+// grey / 255 as float32, as numpy: cvtColor(RGB2GRAY).astype(float32) / 255 (a division per pixel)
+function grey01(cv, rgb) {
+  const g8 = new cv.Mat();
+  try {
+    cv.cvtColor(rgb, g8, cv.COLOR_RGB2GRAY);
+    const d = g8.data, out = new Float32Array(d.length);
+    for (let i = 0; i < d.length; i++) out[i] = d[i] / 255;   // a Float32Array store rounds once, as numpy does
+    return out;
+  } finally { g8.delete(); }
 }
 
 function faceOk(f, lim, minInliers) {
@@ -351,7 +371,7 @@ export function rectify(cv, rgb, site, templates, { product = null } = {}) {
     const toFull = inv(pixelScaling(s));
     const out = { ok: false, product: null, reason_code: null, reason: null, inliers: 0, matches: 0, keypoints: photo.n,
                   H: null, corners: null, scale: 0, visible: 0, reproj_px: 0, area: 0, agreement: 0, density: 0,
-                  candidates: [], evidence: 0, identified: null, template: null, closest: null, refined_px: 0 };
+                  candidates: [], evidence: 0, identified: null, template: null, closest: null, refined_px: 0, start: null };
     const pool = product ? templates.filter(t => t.product === product) : templates;
     if (product && !pool.length) {
       const known = [...new Set(templates.map(t => t.product))].sort().join(", ");
@@ -365,7 +385,7 @@ export function rectify(cv, rgb, site, templates, { product = null } = {}) {
     const runnerUp = ranked.length > 1 ? ranked[1][1] : 0;
     // _face_fits: face templates of these products fitted on all their ratio-test matches, best first
     const faceFits = (products) => pool.map((t, j) => [t, j]).filter(([t]) => !t.view && products.has(t.product)).map(([t, j]) => {
-      const f = { ...homography(cv, photo, t, near[j].q, near[j].k, C), t };
+      const f = { ...homography(cv, photo, t, near[j].q, near[j].k, C, C.polish || 0), t };
       if (f.H === null) return { ...f, code: "misaligned", info: {}, agree: 0 };
       const [code, info] = geometry(mul(toFull, f.H), t.size, [rgb.cols, rgb.rows], lim);
       return { ...f, code, info, agree: code !== "misaligned" ? agreement(cv, small, f.H, t) : 0 };
@@ -400,7 +420,7 @@ export function rectify(cv, rgb, site, templates, { product = null } = {}) {
       const H = mul(toFull, chosen.H), info = chosen.info;
       Object.assign(out, { product: named, inliers: chosen.inliers, matches: chosen.matches, reproj_px: chosen.err, H,
                            corners: info.corners, area: info.area, scale: info.scale, visible: info.visible,
-                           agreement: chosen.agree, template: chosen.t });
+                           agreement: chosen.agree, template: chosen.t, start: "orb" });
       code = chosen.code;
       if (code === null) {
         out.ok = true;
