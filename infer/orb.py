@@ -105,11 +105,17 @@ class Described:
         return out
 
 
-def describe_photo(rgb: np.ndarray, side: int | None = None) -> Described:
+def describe_photo(rgb: np.ndarray, side: int | None = None, shrunk: tuple | None = None) -> Described:
     """The photo's ORB keypoints as the page computes them: at MATCH_SIDE (enlarged when smaller), in that copy's
-    pixels (photo.scale maps the decoded photo to it)."""
+    pixels (photo.scale maps the decoded photo to it). shrunk: (image, scale) of `rgb` already shrunk to that side
+    (the SIFT matching copy, rectify.py): used instead of resizing again when it is one."""
     from genuine.infer.rectify import MATCH_SIDE
-    small, s = to_side(rgb, side or MATCH_SIDE)
+    side = side or MATCH_SIDE
+    if shrunk is not None and shrunk[1] < 1 and max(shrunk[0].shape[:2]) == round(max(rgb.shape[:2]) * shrunk[1]) \
+            and shrunk[1] == side / max(rgb.shape[:2]):
+        small, s = shrunk
+    else:
+        small, s = to_side(rgb, side)
     pts, desc = _detect(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY), ORB["nfeatures"])
     return Described.of(pts, desc, s)
 
@@ -156,23 +162,24 @@ def knn2(photo: Described, train: Described) -> tuple[np.ndarray, np.ndarray, np
         ts.append(np.full(total, t))
     if not qs:
         return b0, d0, d1
-    # One sort of every (photo keypoint, distance, table, candidate), repeats included: within a photo keypoint the
-    # first entry is match.js's nearest (least distance, then met first: earliest table, lowest index), and the
-    # first entry with another candidate its second nearest (a repeat of the nearest, met again in a later table,
-    # is skipped: match.js never compares a candidate twice).
+    # Per photo keypoint, match.js's nearest is the least (distance, table, candidate) among its entries (a candidate
+    # met again in a later table sorts after its first meeting), and its second nearest the least among the entries
+    # of other candidates (match.js never compares a candidate twice). Grouped by a radix sort of the keypoint index.
     q, c, t = np.concatenate(qs), np.concatenate(cs), np.concatenate(ts)
-    d = _hamming(photo.desc, train.desc, q, c)
-    order = np.sort(((q * 257 + d) * TABLES + t) * n + c)
-    c, rest = order % n, order // n
-    d, q = (rest // TABLES) % 257, rest // TABLES // 257
+    key = (_hamming(photo.desc, train.desc, q, c) * TABLES + t) * n + c
+    o = np.argsort(q.astype(np.int16 if m < 32768 else np.int32), kind="stable")
+    q, key = q[o], key[o]
     first = np.ones(len(q), bool)
     first[1:] = q[1:] != q[:-1]
-    i0 = np.flatnonzero(first)
-    group = np.cumsum(first) - 1                      # each entry's photo keypoint group
-    b0[q[i0]], d0[q[i0]] = c[i0], d[i0]
-    other = np.flatnonzero(c != c[i0][group])        # entries with another candidate than the nearest
-    g, at = np.unique(group[other], return_index=True)
-    d1[q[i0[g]]] = d[other[at]]
+    starts = np.flatnonzero(first)
+    group = np.cumsum(first) - 1
+    k0 = np.minimum.reduceat(key, starts)
+    c0, who = k0 % n, q[starts]
+    b0[who], d0[who] = c0, k0 // n // TABLES
+    none = np.iinfo(np.int64).max
+    k1 = np.minimum.reduceat(np.where(key % n == c0[group], none, key), starts)
+    has = k1 < none
+    d1[who[has]] = k1[has] // n // TABLES
     return b0, d0, d1
 
 

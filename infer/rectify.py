@@ -348,7 +348,7 @@ def _orb_fit(rgb: np.ndarray, ts: TemplateSet, named: str, s: float, photo_wh, s
     other fit; None where ORB aligns none of them, or where SIFT's fit of the same template puts a corner more than
     ORB_AGREE of the face's width away (ORB's fit is then the wrong one: bench/start.py). Start "orb" is set by
     _place."""
-    photo = orb.describe_photo(rgb)
+    photo = orb.describe_photo(rgb, shrunk=(small, s))
     to_full = np.linalg.inv(pixel_scaling(photo.scale))
     fits = []
     for i in ts.faces:
