@@ -205,7 +205,8 @@ def segment_differs(line: dict, read) -> tuple[bool | None, str]:
     if min(near, default=1.0) < CHAR_CONF:
         return None, ""
     _, ai0, ai1, j0, j1 = ops[0]
-    ak = (art[i0 + ai0][2], art[max(i0 + ai1 - 1, i0 + ai0)][2])
+    last = len(art) - 1   # an insertion after the artwork's last character starts past its end
+    ak = (art[min(i0 + ai0, last)][2], art[min(max(i0 + ai1 - 1, i0 + ai0), last)][2])
     gk = (got[min(j0, len(got) - 1)][2], got[max(j1 - 1, j0) if j1 > j0 else min(j0, len(got) - 1)][2])
     return True, (f"'{_words_around(read[0], *gk)}' where the artwork says "
                   f"'{_words_around(line['text'], *ak)}'")

@@ -302,6 +302,9 @@ def test_a_segment_is_compared_where_it_sits_in_the_line():
     k = "redients carton natral pla".index("natral")
     assert zone_text.segment_differs(line, sure("redients carton natral pla", low={k + 3}))[0] is None
     assert zone_text.segment_differs(line, sure("re"))[0] is None                              # too little to say
+    # print added after the artwork's last character: named, not an IndexError that stops the inspection
+    assert zone_text.segment_differs({**line, "text": "natural yoghurt"}, sure("xxnatural yoghurtZZxx")) == (
+        True, "'yoghurtZZxx' where the artwork says 'yoghurt'")
     long_line = {**line, "box": [0.05, 0.5, 0.95, 0.52]}
     part = zone_text.segment(long_line, 0.5, (1000, 1600))
     assert part is not None and part[2] - part[0] < 0.5 and part[0] < 0.5 < part[2]

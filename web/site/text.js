@@ -143,7 +143,8 @@ function segmentDiffers(ln, rd, K) {   // zone_text.segment_differs: [false|true
   }
   if ((near.length ? Math.min(...near) : 1.0) < K.char_conf) return [null, ""];
   const [, ai0, ai1, j0, j1] = ops[0];
-  const ak = [art[i0 + ai0][2], art[Math.max(i0 + ai1 - 1, i0 + ai0)][2]];
+  const last = art.length - 1;   // an insertion after the artwork's last character starts past its end
+  const ak = [art[Math.min(i0 + ai0, last)][2], art[Math.min(Math.max(i0 + ai1 - 1, i0 + ai0), last)][2]];
   const gk = [got[Math.min(j0, got.length - 1)][2],
               got[j1 > j0 ? Math.max(j1 - 1, j0) : Math.min(j0, got.length - 1)][2]];
   return [true, `'${wordsAround(rd.text, ...gk)}' where the artwork says '${wordsAround(ln.text, ...ak)}'`];
