@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from genuine import __version__
-from genuine.infer import keypoints, quality, rectify, variation, zones
+from genuine.infer import keypoints, orb, quality, rectify, variation, zones
 from genuine.infer.errors import GenuineError
 from genuine.infer.keypoints import KP_SIDE, MIN_KEYPOINTS
 from genuine.infer.orb import MAGSAC_PX, ORB, POLISH, RATIO, orb_keypoints  # noqa: F401 (the page's ORB: infer/orb.py)
@@ -93,7 +93,8 @@ def constants() -> dict:
 
     out = {"rectify": dict(rectify.LIMITS), "match_side": rectify.MATCH_SIDE, "sharp_decode": rectify.SHARP_DECODE,
            "face_side": FACE_SIDE, "sharp_side": zones.SHARP_SIDE, "pad": rectify.PAD, "rival_ratio": rectify.RIVAL_RATIO,
-           "orb": ORB, "orb_margin": ORB_MARGIN, "ratio": RATIO, "magsac_px": MAGSAC_PX, "polish": POLISH, "kp_side": KP_SIDE,
+           "orb": ORB, "orb_margin": ORB_MARGIN, "ratio": RATIO, "magsac_px": MAGSAC_PX, "polish": POLISH,
+           "lsh": {"tables": orb.TABLES, "bits": orb.BITS, "seed": orb.SEED}, "kp_side": KP_SIDE,
            "distinct_ratio": keypoints.DISTINCT_RATIO, "shortlist": keypoints.SHORTLIST,
            "quality": dict(quality.DEFAULTS), "max_pixels": MAX_PIXELS,
            "ecc": {"refine": rectify.REFINE, "side": rectify.ECC_SIDE, "iterations": rectify.ECC_CRITERIA[1],

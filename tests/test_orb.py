@@ -64,6 +64,7 @@ def test_python_fits_the_face_as_the_page_does(synth, tmp_path):
     run = subprocess.run(["node", str(SCRIPT), str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
     page = json.loads(run.stdout)
+    assert page["lsh"] == {"tables": orb.TABLES, "bits": orb.BITS, "seed": orb.SEED}   # match.js hashes as orb.py
     train, ts = orb.of_template(t), rectify.TemplateSet([t])
     for i, rgb in enumerate(photos):
         js = page[str(i)]

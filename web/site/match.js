@@ -10,7 +10,7 @@
 //   const keys = queryKeys(photoWords, m);                 // once per photo: the same keys serve every template
 //   const [best, d0, second, d1] = index.knn2(photoWords, i, keys);   // photoWords = words(photoDescBytes)
 
-export const TABLES = 16, BITS = 12;
+export const TABLES = 16, BITS = 12, SEED = 0x6e75;   // infer/orb.py's; site.json constants.lsh is checked against them
 
 export function words(bytes) {   // n x 32 bytes -> n x 8 uint32 (little-endian, as the bytes lie)
   const b = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice();
@@ -28,7 +28,7 @@ function positions(seed) {   // TABLES x BITS bit positions out of 256, from a s
   const next = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0);
   return Array.from({ length: TABLES }, () => Array.from({ length: BITS }, () => next() % 256));
 }
-const POS = positions(0x6e75);
+const POS = positions(SEED);
 
 function key(w, base, pos) {
   let k = 0;

@@ -7,7 +7,7 @@
 import * as ort from "./vendor/ort/ort.wasm.min.mjs";
 import { Gc, rectify, warpFace, fillOutside, faceSize, pixelScaling, mul, project, frameCorners, alignmentQuality } from "./rectify.js";
 import { assessFace, qualityDict } from "./quality.js";
-import { HammingIndex } from "./match.js";
+import { HammingIndex, TABLES, BITS, SEED } from "./match.js";
 import { verdict, INCONCLUSIVE } from "./judge.js";
 
 export class PhotoError extends Error {   // infer.photo.PhotoError: names the file and the reason
@@ -151,6 +151,11 @@ export async function createInspector({ base = "./", threads = 1, onProgress = (
   base = new URL(base, location.href).href;   // absolute: onnxruntime-web resolves its files against its own URL
   onProgress("loading the site");
   const site = await (await fetch(`${base}site.json`)).json();
+  const lsh = site.constants.lsh;   // Python fits the face from ORB with the same hashes (infer/orb.py): they must agree
+  if (lsh && (lsh.tables !== TABLES || lsh.bits !== BITS || lsh.seed !== SEED)) {
+    throw new Error(`site.json hashes ORB descriptors with ${JSON.stringify(lsh)}, this page's match.js with `
+      + `${JSON.stringify({ tables: TABLES, bits: BITS, seed: SEED })}: rebuild the site with the genuine it came with`);
+  }
   const cv = await opencv();
   ort.env.wasm.wasmPaths = `${base}vendor/ort/`;
   ort.env.wasm.numThreads = globalThis.crossOriginIsolated ? threads : 1;   // wasm threads need isolation

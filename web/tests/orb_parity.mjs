@@ -11,7 +11,7 @@ import { join } from "node:path";
 const web = new URL("..", import.meta.url).pathname, require = createRequire(web);
 const mod = require("@techstark/opencv-js");
 const cv = mod.Mat ? mod : await new Promise((r) => mod.then((m) => { delete m.then; r(m); }));
-const { HammingIndex } = await import(join(web, "site/match.js"));
+const { HammingIndex, TABLES, BITS, SEED } = await import(join(web, "site/match.js"));
 const R = await import(join(web, "site/rectify.js"));
 
 const dir = process.argv[2], spec = JSON.parse(readFileSync(join(dir, "cases.json"), "utf8")), C = spec.constants;
@@ -21,7 +21,7 @@ const n = new DataView(orb.buffer, orb.byteOffset).getUint32(0, true);
 const t = { n, size: [T.w, T.h], image: rgbMat(T.file, T.h, T.w),
             pts: Float64Array.from(new Float32Array(orb.slice(4, 4 + 8 * n).buffer)),
             index: new HammingIndex(orb.slice(4 + 8 * n, 4 + 40 * n), n) };
-const out = {};
+const out = { lsh: { tables: TABLES, bits: BITS, seed: SEED } };
 for (const c of spec.cases) {
   const rgb = rgbMat(c.file, c.h, c.w);
   const [small, s, owned] = R.toSide(cv, rgb, C.match_side);
