@@ -131,14 +131,21 @@ def reference_indices(n: int) -> np.ndarray:
     return np.arange(n) if n <= MAX_REFERENCE else np.linspace(0, n - 1, MAX_REFERENCE).round().astype(int)
 
 
+def half(a: np.ndarray) -> np.ndarray:
+    """a at float16 precision, as float32: a model's median and spread are kept so (the officer's page downloads them
+    as float16, half the bytes, and computes with exactly what Python does). The median moves by at most 1/16 of a
+    grey level, far below a photo's noise; the spread (3 grey levels and up) by 1/2000 of itself."""
+    return np.asarray(a, np.float32).astype(np.float16).astype(np.float32)
+
+
 def fit(faces: np.ndarray, threads: int = 1) -> ProductModel:
     """The genuine-variation model of one product from its aligned genuine faces (n, h, w, 3) uint8."""
     faces = faces[reference_indices(len(faces))]
     m = np.median(faces.astype(np.float32), axis=0)
-    m = np.median(np.stack(_map(lambda f: _refine(f.astype(np.float32), m), faces, threads)), axis=0)
+    m = half(np.median(np.stack(_map(lambda f: _refine(f.astype(np.float32), m), faces, threads)), axis=0))
     ref = high_passes(m)
     res = np.stack(_map(lambda f: residual(f, m, ref), faces, threads))
-    spread = np.maximum(1.4826 * np.median(np.abs(res), axis=0), FLOOR).astype(np.float32)
+    spread = half(np.maximum(1.4826 * np.median(np.abs(res), axis=0), FLOOR))
     raw = np.array([_pool(np.abs(r) / spread) for r in res])
     centre = float(np.median(raw))
     return ProductModel(m, spread, centre, float(max(1.4826 * np.median(np.abs(raw - centre)), 1e-3)), len(faces), ref)
@@ -167,7 +174,7 @@ def evidence(model: ProductModel, face: np.ndarray, stride: int = 4) -> tuple[fl
 
 def to_bytes(model: ProductModel) -> bytes:
     buf = io.BytesIO()
-    np.savez_compressed(buf, median=model.median, spread=model.spread,
+    np.savez_compressed(buf, median=model.median.astype(np.float16), spread=model.spread.astype(np.float16),
                         stats=np.array([model.centre, model.scale, model.n], np.float64))
     return buf.getvalue()
 
@@ -175,7 +182,8 @@ def to_bytes(model: ProductModel) -> bytes:
 def from_bytes(blob: bytes) -> ProductModel:
     with np.load(io.BytesIO(blob)) as z:
         c, s, n = (float(v) for v in z["stats"])
-        return ProductModel(z["median"].astype(np.float32), z["spread"].astype(np.float32), c, s, int(n))
+        # half(): a model stored before float16 (a store made before session 15) computes as a new one does
+        return ProductModel(half(z["median"]), half(z["spread"]), c, s, int(n))
 
 
 def _terms(p_comparator, s, fusion: dict) -> tuple[np.ndarray, np.ndarray]:

@@ -64,7 +64,7 @@ def test_page_variation_matches_python(tmp_path):
                "noise": rng.integers(0, 256, (H, W, 3), dtype=np.uint8)}   # nothing like the product
 
     entry = write_variation(model, tmp_path / "variation.bin")
-    assert entry["shape"] == [H, W] and (tmp_path / "variation.bin").stat().st_size == H * W * 7 * 4
+    assert entry["shape"] == [H, W] and (tmp_path / "variation.bin").stat().st_size == H * W * 7 * 2   # float16
     constants = {"high_pass": V.HIGH_PASS, "floor": V.FLOOR, "top": V.TOP, "chroma_weight": V.CHROMA_WEIGHT,
                  "blurs": list(V.BLURS), "score_clip": V.SCORE_CLIP}
     cases = []

@@ -19,16 +19,23 @@
 
 import { F, blur, warp, ecc } from "./ecc.js";
 
-/** variation.bin: float32 median (h, w, 3), then float32 spread (h, w, 4), little-endian, HWC. */
+/** variation.bin: float16 median (h, w, 3), then float16 spread (h, w, 4), little-endian, HWC; as float32 arrays. */
 export function readVariation(buffer, h, w) {
   const n = h * w;
   const view = ArrayBuffer.isView(buffer) ? new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength)
     : new DataView(buffer);
-  if (view.byteLength !== n * 7 * 4) throw new Error(`variation.bin: ${view.byteLength} bytes, not ${n * 28}`);
+  if (view.byteLength !== n * 7 * 2) throw new Error(`variation.bin: ${view.byteLength} bytes, not ${n * 14}`);
   const median = new Float32Array(n * 3), spread = new Float32Array(n * 4);
-  for (let i = 0; i < n * 3; i++) median[i] = view.getFloat32(4 * i, true);
-  for (let i = 0; i < n * 4; i++) spread[i] = view.getFloat32(4 * (n * 3 + i), true);
+  for (let i = 0; i < n * 3; i++) median[i] = half(view.getUint16(2 * i, true));
+  for (let i = 0; i < n * 4; i++) spread[i] = half(view.getUint16(2 * (n * 3 + i), true));
   return { median, spread };
+}
+
+function half(b) {   // IEEE 754 binary16 -> number (exact: every float16 is a float32)
+  const e = (b >> 10) & 31, m = b & 1023, s = b & 32768 ? -1 : 1;
+  if (e === 0) return s * m * 2 ** -24;
+  if (e === 31) return m ? NaN : s * Infinity;
+  return s * (1 + m / 1024) * 2 ** (e - 15);
 }
 
 // numpy's pairwise sum (8 accumulators, blocks of 128), float32 (psum32: every partial sum rounded to float32) or
