@@ -212,6 +212,10 @@ def segment_differs(line: dict, read) -> tuple[bool | None, str]:
                   f"'{_words_around(line['text'], *ak)}'")
 
 
+def _lines(n: int) -> str:
+    return f"{n} line" if n == 1 else f"{n} lines"
+
+
 def check(face: np.ndarray, zone: dict, ocr: Ocr, budget: int | None | str = "default") -> Finding:
     """Recognise the lines `choose` picks (READ_LINES by default, every line with budget None; of a long line, the
     segment around where it differs most) and compare each with the artwork's."""
@@ -236,11 +240,11 @@ def check(face: np.ndarray, zone: dict, ocr: Ocr, budget: int | None | str = "de
             wrong.append((ln, part, text, what, distance(_key(text), _key(ln["text"])) if not part else 1))
     box = _union([ln["box"] for ln in zone["lines"]])
     if not read:
-        what = (f"the {len(idx)} lines least like the artwork could not be read surely" if screen
+        what = (f"the {_lines(len(idx))} least like the artwork could not be read surely" if screen
                 else "text not readable on this photo")
         return Finding("text", "unread", 0.0, f"{what} (no evidence either way)", box, screened)
     if not wrong:
-        return Finding("text", "pass", 0.0, f"{read} lines of text read as the artwork"
+        return Finding("text", "pass", 0.0, f"{_lines(read)} of text read as the artwork"
                        + (f" (the {len(idx)} least like it of {len(zone['lines'])})" if screen else ""), box,
                        {"lines_read": read, **screened})
     ln, part, text, what, _ = max(wrong, key=lambda t: t[4])

@@ -53,11 +53,11 @@ async function check(deps, face, zone, K) {   // zone_text.check with the defaul
   });
   const box = union(zone.lines.map(ln => ln.box));
   if (!read) {
-    const what = screen.size ? `the ${idx.length} lines least like the artwork could not be read surely`
+    const what = screen.size ? `the ${countLines(idx.length)} least like the artwork could not be read surely`
       : "text not readable on this photo";
     return finding("text", "unread", 0, `${what} (no evidence either way)`, box, screened);
   }
-  if (!wrong.length) return finding("text", "pass", 0, `${read} lines of text read as the artwork`
+  if (!wrong.length) return finding("text", "pass", 0, `${countLines(read)} of text read as the artwork`
     + (screen.size ? ` (the ${idx.length} least like it of ${zone.lines.length})` : ""), box,
     { lines_read: read, ...screened });
   const worst = wrong.reduce((a, b) => (b.d > a.d ? b : a));   // max(): the first of equal largest
@@ -380,3 +380,5 @@ function artStripSync(b64) {
 export async function prepareStrips(zone) {   // decode every line's strip once (unpng awaits a DecompressionStream)
   for (const ln of zone.lines) if (ln.strip) await artStrip(ln.strip);
 }
+
+const countLines = (n) => (n === 1 ? `${n} line` : `${n} lines`);   // zone_text._lines
