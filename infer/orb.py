@@ -113,8 +113,7 @@ def describe_photo(rgb: np.ndarray, side: int | None = None, shrunk: tuple | Non
     (the SIFT matching copy, rectify.py): used instead of resizing again when it is one."""
     from genuine.infer.rectify import MATCH_SIDE
     side = side or MATCH_SIDE
-    if shrunk is not None and shrunk[1] < 1 and max(shrunk[0].shape[:2]) == round(max(rgb.shape[:2]) * shrunk[1]) \
-            and shrunk[1] == side / max(rgb.shape[:2]):
+    if shrunk is not None and shrunk[1] < 1 and shrunk[1] == side / max(rgb.shape[:2]):   # keypoints.shrink's scale
         small, s = shrunk
     else:
         small, s = to_side(rgb, side)

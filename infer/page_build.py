@@ -33,7 +33,7 @@ from genuine import __version__
 from genuine.infer import keypoints, orb, quality, rectify, variation, zones
 from genuine.infer.errors import GenuineError
 from genuine.infer.keypoints import KP_SIDE, MIN_KEYPOINTS
-from genuine.infer.orb import MAGSAC_PX, ORB, POLISH, RATIO, orb_keypoints  # noqa: F401 (the page's ORB: infer/orb.py)
+from genuine.infer.orb import MAGSAC_PX, ORB, POLISH, RATIO, orb_keypoints   # the page's ORB: infer/orb.py
 
 FORMAT = "genuine-page/1"
 # The page names a product by its distinctive keypoints only at ORB_MARGIN x the runner-up (Python: LIMITS margin,
@@ -120,12 +120,13 @@ def _jsonable(o):
     raise TypeError(f"not JSON: {type(o).__name__}")
 
 
-def _template_files(judge, t, folder: Path, features: int) -> dict:
+def _template_files(judge, t, folder: Path) -> dict:
     """Write one face template's files; its site.json entry."""
     folder.mkdir(parents=True, exist_ok=True)
     Image.fromarray(t.image).save(folder / "image.png", optimize=False, compress_level=6)
     (folder / "input.bin").write_bytes(np.ascontiguousarray(judge.template_input(t)).tobytes())
-    pts, desc = orb_keypoints(t.image, 2 * features, KP_SIDE)
+    face = orb.of_template(t)   # the ORB keypoints Python's shared start fits against, the same ones
+    pts, desc = face.pts, face.desc
     if len(pts) < MIN_KEYPOINTS:
         raise PageError(f"template {t.source or t.product}: only {len(pts)} ORB keypoints; the page cannot align "
                         f"photos to it")
@@ -198,7 +199,7 @@ def build(model_path, templates, out, products: list[str] | None = None, progres
     entries = []
     for k, t in enumerate(faces, 1):
         progress(f"  template {k}/{len(faces)}: {t.product} ({t.size[0]}x{t.size[1]})")
-        entries.append(_template_files(judge, t, tmp / "templates" / t.key, ORB["nfeatures"]))
+        entries.append(_template_files(judge, t, tmp / "templates" / t.key))
     if views:
         progress(f"  {len(views)} identification views ({view_keypoints} ORB keypoints each at most)")
     for t in views:
